@@ -1,0 +1,25 @@
+"""gpugrad: reverse-mode autodiff over numpy (CPU) and CuPy (NVIDIA GPU) arrays."""
+from __future__ import annotations
+
+from . import functional
+from .autograd import Function, enable_grad, is_grad_enabled, no_grad
+from .backend import CudaUnavailableError, get_backend
+from .gradcheck import GradcheckError, gradcheck
+from .tensor import (DeviceMismatchError, Tensor, arange, eye, full, manual_seed, ones, rand, randn, tensor,
+                     zeros)
+from .ops.matmul import set_matmul_precision
+
+__version__ = "0.1.0"
+
+__all__ = ["Tensor", "tensor", "zeros", "ones", "full", "eye", "arange", "randn", "rand", "manual_seed",
+           "no_grad", "enable_grad", "is_grad_enabled", "Function", "functional", "gradcheck",
+           "GradcheckError", "CudaUnavailableError", "DeviceMismatchError", "get_backend",
+           "set_matmul_precision", "cuda"]
+
+
+def __getattr__(name):
+    # gpugrad.cuda, nn, optim and data load on first use: `import gpugrad` stays light.
+    import importlib
+    if name in ("cuda", "nn", "optim", "data", "viz"):
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'gpugrad' has no attribute {name!r}")

@@ -1,0 +1,102 @@
+"""Backends: one object per device that owns the array module, the RNG and the fused operations.
+
+``get_backend("cpu")`` is the numpy backend; ``get_backend("cuda:N")`` the CuPy one. The backend of
+an array is found from the array's type, so nothing here imports cupy until a GPU is asked for.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .generic import Backend
+from .numpy_backend import NumpyBackend
+
+__all__ = ["Backend", "CudaUnavailableError", "get_backend", "backend_of", "parse_device",
+           "is_cupy_array", "all_backends"]
+
+
+class CudaUnavailableError(RuntimeError):
+    """``cuda`` was asked for but cannot be used (CuPy missing, or no visible GPU)."""
+
+
+_CPU = NumpyBackend()
+_CUDA: dict[int, Backend] = {}
+
+
+def parse_device(device) -> tuple[str, int]:
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` (or a Backend) -> (kind, index)."""
+    if device is None:
+        return ("cpu", 0)
+    if isinstance(device, Backend):
+        return (device.kind, device.index)
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string such as 'cpu', 'cuda' or 'cuda:0', got {device!r}")
+    text = device.strip().lower()
+    if text == "cpu":
+        return ("cpu", 0)
+    if text == "cuda" or text == "gpu":
+        return ("cuda", 0)
+    if text.startswith("cuda:"):
+        index = text[5:]
+        if index.isdigit():
+            return ("cuda", int(index))
+    raise ValueError(f"unknown device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+def get_backend(device=None) -> Backend:
+    if isinstance(device, Backend):
+        return device
+    kind, index = parse_device(device)
+    if kind == "cpu":
+        return _CPU
+    backend = _CUDA.get(index)
+    if backend is None:
+        backend = _CUDA[index] = _make_cuda_backend(index)
+    return backend
+
+
+def _make_cuda_backend(index: int) -> Backend:
+    try:
+        import cupy  # noqa: F401  (imported only when a GPU is asked for)
+    except ImportError as error:
+        raise CudaUnavailableError(
+            f"device 'cuda:{index}' needs CuPy, which is not installed ({error}). Install the build "
+            "for your CUDA major: pip install 'gpugrad[cuda12]' or pip install 'gpugrad[cuda13]'"
+        ) from None
+    count = _cuda_device_count()
+    if count == 0:
+        raise CudaUnavailableError(
+            f"device 'cuda:{index}' asked for, CuPy is installed but no CUDA GPU is visible "
+            "(check the NVIDIA driver, nvidia-smi and CUDA_VISIBLE_DEVICES); use device='cpu'"
+        )
+    if index >= count:
+        raise CudaUnavailableError(
+            f"device 'cuda:{index}' asked for but only {count} CUDA GPU(s) are visible "
+            f"(valid: cuda:0 .. cuda:{count - 1})"
+        )
+    from .cupy_backend import CupyBackend
+    return CupyBackend(index)
+
+
+def _cuda_device_count() -> int:
+    import cupy
+    try:
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # cudaErrorNoDevice, driver missing, ...
+        return 0
+
+
+def is_cupy_array(array) -> bool:
+    # NOTE: checked by module name so that telling arrays apart never imports cupy.
+    return type(array).__module__.startswith("cupy")
+
+
+def backend_of(array) -> Backend:
+    if type(array) is np.ndarray or isinstance(array, (np.ndarray, np.generic)):
+        return _CPU
+    if is_cupy_array(array):
+        return get_backend(f"cuda:{array.device.id}")
+    raise TypeError(f"expected a numpy or cupy array, got {type(array).__name__}")
+
+
+def all_backends() -> list[Backend]:
+    return [_CPU, *_CUDA.values()]

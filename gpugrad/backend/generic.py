@@ -1,0 +1,202 @@
+"""The generic backend: every fused operation written once against ``self.xp``.
+
+The numpy backend uses these as they are; the CuPy backend overrides the fused ones with CUDA
+kernels and falls back here for anything the kernels do not take. Keep the formulas identical to
+the kernels' so CPU-GPU parity can be tight.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+ACTIVATIONS = (None, "relu", "sigmoid", "tanh", "leaky_relu", "elu")
+
+
+def compute_dtype(dtype):
+    """Half precision is computed and accumulated in float32."""
+    return np.float32 if np.dtype(dtype) == np.float16 else dtype
+
+
+class Backend:
+    kind = "cpu"
+    index = 0
+    xp = np
+    _seed = 0  # the last manual_seed(); backends made later start from it
+
+    def __init__(self):
+        self.seed(Backend._seed)
+
+    # -- identity -----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return "cpu" if self.kind == "cpu" else f"cuda:{self.index}"
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name}>"
+
+    def device_context(self):
+        import contextlib
+        return contextlib.nullcontext()
+
+    # -- arrays -------------------------------------------------------------------------------
+    def asarray(self, data, dtype=None):
+        return self.xp.asarray(data, dtype=dtype)
+
+    def to_numpy(self, array) -> np.ndarray:
+        return np.asarray(array)
+
+    def synchronize(self) -> None:
+        pass
+
+    matmul_precision = "highest"  # shared by every backend; see gpugrad.set_matmul_precision
+
+    def apply_matmul_precision(self) -> None:
+        pass  # numpy computes float32 GEMMs in float32
+
+    def scatter_add(self, target, index, values) -> None:
+        np.add.at(target, index, values)
+
+    # -- random numbers -----------------------------------------------------------------------
+    def seed(self, seed: int) -> None:
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+
+    def randn(self, shape, dtype):
+        return self.rng.standard_normal(shape, dtype=np.float32 if dtype == np.float16 else dtype).astype(dtype, copy=False)
+
+    def rand(self, shape, dtype):
+        return self.rng.random(shape, dtype=np.float32 if dtype == np.float16 else dtype).astype(dtype, copy=False)
+
+    def permutation(self, n: int):
+        return self.rng.permutation(n)
+
+    # -- fused elementwise activations: forward from the input, backward from what it saved ---
+    def sigmoid_fwd(self, x, out=None):
+        # NOTE: e = exp(-|x|); x >= 0: 1/(1+e), else e/(1+e). No overflow, full accuracy in both tails.
+        xp = self.xp
+        positive = x >= 0
+        e = xp.abs(x)
+        xp.negative(e, out=e)
+        xp.exp(e, out=e)
+        r = e + 1
+        xp.reciprocal(r, out=r)
+        xp.multiply(e, r, out=e)
+        if out is None:
+            return xp.where(positive, r, e)
+        xp.copyto(out, e)
+        xp.copyto(out, r, where=positive)
+        return out
+
+    def sigmoid_bwd(self, y, grad_output):
+        return grad_output * y * (1 - y)
+
+    def relu_fwd(self, x, out=None):
+        return self.xp.maximum(x, 0, out=out)  # NaN propagates
+
+    def relu_bwd(self, y, grad_output):
+        return self.xp.where(y > 0, grad_output, 0).astype(grad_output.dtype, copy=False)
+
+    def tanh_fwd(self, x, out=None):
+        return self.xp.tanh(x, out=out)
+
+    def tanh_bwd(self, y, grad_output):
+        return grad_output * (1 - y * y)
+
+    def leaky_relu_fwd(self, x, negative_slope=0.01, out=None):
+        slope = self.xp.asarray(negative_slope, dtype=x.dtype)
+        return self.xp.where(x > 0, x, x * slope) if out is None else self._assign(out, self.xp.where(x > 0, x, x * slope))
+
+    def leaky_relu_bwd(self, y, grad_output, negative_slope=0.01):
+        # NOTE: for a non-negative slope y > 0 exactly where x > 0, so the output is enough.
+        slope = self.xp.asarray(negative_slope, dtype=grad_output.dtype)
+        return self.xp.where(y > 0, grad_output, grad_output * slope)
+
+    def elu_fwd(self, x, alpha=1.0, out=None):
+        xp = self.xp
+        negative_part = xp.expm1(xp.minimum(x, 0)) * xp.asarray(alpha, dtype=x.dtype)
+        y = xp.where(x > 0, x, negative_part)
+        return y if out is None else self._assign(out, y)
+
+    def elu_bwd(self, y, grad_output, alpha=1.0):
+        # NOTE: for x <= 0, d/dx alpha*(e^x - 1) = alpha*e^x = y + alpha.
+        a = self.xp.asarray(alpha, dtype=y.dtype)
+        return self.xp.where(y > 0, grad_output, grad_output * (y + a))
+
+    def _assign(self, out, value):
+        self.xp.copyto(out, value)
+        return out
+
+    def activation_fwd(self, activation, x, out=None, **params):
+        if activation is None:
+            return x if out is None else self._assign(out, x)
+        return getattr(self, activation + "_fwd")(x, out=out, **params)
+
+    def activation_bwd(self, activation, y, grad_output, **params):
+        if activation is None:
+            return grad_output
+        return getattr(self, activation + "_bwd")(y, grad_output, **params)
+
+    # -- bias + activation (the epilogue of a linear layer) ------------------------------------
+    def bias_act_fwd(self, z, bias, activation):
+        """y = act(z + bias), written into z (z is the fresh GEMM output)."""
+        if bias is not None:
+            self.xp.add(z, bias, out=z)
+        return self.activation_fwd(activation, z, out=z)
+
+    def bias_act_bwd(self, y, grad_output, activation, need_bias: bool):
+        """(grad_pre, grad_bias): grad_pre = grad_output * act'(y), grad_bias its sum over rows."""
+        grad_pre = self.activation_bwd(activation, y, grad_output)
+        grad_bias = None
+        if need_bias:
+            rows = grad_pre.reshape(-1, grad_pre.shape[-1])
+            grad_bias = rows.sum(axis=0, dtype=compute_dtype(rows.dtype)).astype(rows.dtype, copy=False)
+        return grad_pre, grad_bias
+
+    # -- softmax + cross-entropy --------------------------------------------------------------
+    def softmax_xent(self, logits, labels):
+        """Mean cross-entropy over rows of (N, C) logits and dlogits = (softmax - onehot) / N."""
+        xp = self.xp
+        n = logits.shape[0]
+        work = logits.astype(compute_dtype(logits.dtype), copy=False)
+        shifted = work - work.max(axis=1, keepdims=True)
+        exp = xp.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
+        rows = xp.arange(n)
+        loss = (xp.log(total[:, 0]) - shifted[rows, labels]).sum() / max(n, 1)
+        exp /= total
+        exp[rows, labels] -= 1
+        exp /= max(n, 1)
+        return loss.astype(logits.dtype), exp.astype(logits.dtype, copy=False)
+
+    # -- optimizer steps over flat parameter lists --------------------------------------------
+    def sgd_step(self, params, grads, bufs, lr, momentum, dampening, nesterov, weight_decay):
+        xp = self.xp
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if weight_decay:
+                g = g + weight_decay * p
+            if momentum:
+                b = bufs[i]
+                if b is None:
+                    b = bufs[i] = g.copy()
+                else:
+                    b *= momentum
+                    b += (1 - dampening) * g
+                g = g + momentum * b if nesterov else b
+            xp.subtract(p, lr * g if lr != 1 else g, out=p)
+
+    def adam_step(self, params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
+                  weight_decay, decoupled):
+        xp = self.xp
+        bias1 = 1 - beta1 ** step
+        bias2 = 1 - beta2 ** step
+        step_size = lr / bias1
+        for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs):
+            if weight_decay and decoupled:
+                p *= 1 - lr * weight_decay
+            elif weight_decay:
+                g = g + weight_decay * p
+            m *= beta1
+            m += (1 - beta1) * g
+            v *= beta2
+            v += (1 - beta2) * (g * g)
+            denom = xp.sqrt(v / bias2)
+            denom += eps
+            p -= step_size * (m / denom)

@@ -1,0 +1,135 @@
+"""``gpugrad.functional`` (import as ``F``): activations, losses and tensor-combining functions."""
+from __future__ import annotations
+
+import numpy as np
+
+from .ops import activation as act
+from .ops import arith, matmul, shape
+from .ops.loss import CrossEntropy, check_labels
+from .tensor import Tensor, as_tensor_like
+
+__all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax", "log_softmax", "maximum", "minimum",
+           "maxout", "linear", "concatenate", "stack", "where", "mse_loss", "cross_entropy", "svm_loss"]
+
+
+def sigmoid(x):
+    """sigma(x) = 1 / (1 + exp(-x)), computed without overflow in either tail. dx = dy * y * (1 - y)."""
+    return act.Sigmoid()(x)
+
+
+def tanh(x):
+    """tanh(x). dx = dy * (1 - y^2)."""
+    return act.Tanh()(x)
+
+
+def relu(x):
+    """max(0, x). dx = dy * (y > 0), so relu'(0) = 0; relu(NaN) is NaN."""
+    return act.ReLU()(x)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """x for x > 0, negative_slope * x otherwise (the lecture's max(0.1x, x) is slope 0.1)."""
+    return act.LeakyReLU(negative_slope)(x)
+
+
+def elu(x, alpha=1.0):
+    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+    return act.ELU(alpha)(x)
+
+
+def softmax(x, axis=-1):
+    """exp(x - max) / sum(exp(x - max)) along ``axis``."""
+    return act.Softmax(axis)(x)
+
+
+def log_softmax(x, axis=-1):
+    """x - max - log(sum(exp(x - max))) along ``axis``; stable for huge inputs."""
+    return act.LogSoftmax(axis)(x)
+
+
+def maximum(a, b):
+    """Elementwise max with broadcasting; on ties each input gets half the gradient."""
+    return arith.Maximum()(a, b)
+
+
+def minimum(a, b):
+    """Elementwise min with broadcasting; on ties each input gets half the gradient."""
+    return arith.Minimum()(a, b)
+
+
+def maxout(z, pieces: int):
+    """Max over consecutive groups of ``pieces`` along the last axis: (..., K*pieces) -> (..., K)."""
+    if pieces < 1 or z.shape[-1] % pieces:
+        raise ValueError(f"maxout: last dimension {z.shape[-1]} of shape {z.shape} is not a multiple of pieces={pieces}")
+    return z.reshape(*z.shape[:-1], z.shape[-1] // pieces, pieces).max(axis=-1)
+
+
+def linear(x, weight, bias=None, activation=None):
+    """act(x @ weight.T + bias), weight shaped (out_features, in_features).
+
+    ``activation`` is None, "relu", "sigmoid" or "tanh". One GEMM, then bias + activation in one
+    fused pass (a CUDA kernel on the GPU); backward reuses the saved output.
+    """
+    if activation not in (None, "relu", "sigmoid", "tanh"):
+        raise ValueError(f"linear: activation must be None, 'relu', 'sigmoid' or 'tanh', got {activation!r}")
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return matmul.Linear(activation)(*inputs)
+
+
+def concatenate(tensors, axis=0):
+    """Join tensors along an existing axis."""
+    return shape.Concatenate(axis)(*tensors)
+
+
+def stack(tensors, axis=0):
+    """Join same-shaped tensors along a new axis."""
+    return shape.Stack(axis)(*tensors)
+
+
+def where(condition, a, b):
+    """Elementwise ``a`` where ``condition`` else ``b``; the gradient flows to the chosen input."""
+    a, b = as_tensor_like((a, b), "where")
+    cond = condition.data if isinstance(condition, Tensor) else a.backend.asarray(condition)
+    return arith.Where(cond.astype(bool, copy=False))(a, b)
+
+
+def mse_loss(pred, target, reduction="mean"):
+    """(pred - target)^2, averaged ("mean"), summed ("sum") or kept ("none")."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    pred, target = as_tensor_like((pred, target), "mse_loss")
+    if pred.shape != target.shape:
+        raise ValueError(f"mse_loss: pred of shape {pred.shape} and target of shape {target.shape} differ")
+    diff = pred - target
+    squared = diff * diff
+    return squared if reduction == "none" else squared.sum() if reduction == "sum" else squared.mean()
+
+
+def _labels(labels, like: Tensor):
+    data = labels.data if isinstance(labels, Tensor) else np.asarray(labels) if not hasattr(labels, "__cuda_array_interface__") else labels
+    if like.device != "cpu" and isinstance(data, np.ndarray):
+        data = like.backend.asarray(data)
+    return data
+
+
+def cross_entropy(logits, labels):
+    """Mean over the batch of -log softmax(logits)[n, labels[n]].
+
+    ``logits`` (N, C), ``labels`` (N,) integer classes. Computed through log-softmax with the
+    row max subtracted (finite for logits of 1e8); the gradient is (softmax - onehot) / N.
+    """
+    return CrossEntropy(_labels(labels, logits))(logits)
+
+
+def svm_loss(scores, labels, margin=1.0):
+    """Multiclass SVM loss: mean over n of sum over j != y_n of max(0, s_j - s_y + margin)."""
+    labels = _labels(labels, scores)
+    check_labels(scores.shape, labels, scores.backend, "svm_loss")
+    xp = scores.backend.xp
+    n, classes = scores.shape
+    rows = xp.arange(n)
+    correct = scores[rows, labels].reshape(n, 1)
+    margins = relu(scores - correct + margin)
+    others = xp.ones((n, classes), dtype=scores.dtype)
+    others[rows, labels] = 0  # j != y_n
+    return (margins * others).sum() / max(n, 1)

@@ -1,0 +1,102 @@
+"""Activations. Each saves its output (or a mask) and computes the gradient from it.
+
+The elementwise ones call the backend's fused operations: numpy formulas on the CPU, one CUDA
+kernel each way on the GPU.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function
+
+
+class _Elementwise(Function):
+    """y = act(x) through ``backend.<act>_fwd``; dx = ``backend.<act>_bwd(y, dy)``."""
+    activation = ""
+    params: dict = {}
+
+    def forward(self, x):
+        if x.dtype.kind != "f":
+            raise TypeError(f"{self.activation}: needs floating-point input, got dtype {x.dtype}")
+        # NOTE: 0-d arrays go through as shape (1,): numpy ufuncs turn 0-d results into scalars.
+        y = getattr(self.backend, self.activation + "_fwd")(x.reshape(x.shape or (1,)), **self.params)
+        self.saved = y
+        return y.reshape(x.shape)
+
+    def backward(self, grad_output):
+        y = self.saved
+        return getattr(self.backend, self.activation + "_bwd")(y, grad_output.reshape(y.shape), **self.params) \
+            .reshape(grad_output.shape)
+
+
+class Sigmoid(_Elementwise):
+    activation = "sigmoid"
+
+
+class Tanh(_Elementwise):
+    activation = "tanh"
+
+
+class ReLU(_Elementwise):
+    activation = "relu"
+
+
+class LeakyReLU(_Elementwise):
+    activation = "leaky_relu"
+
+    def __init__(self, negative_slope=0.01):
+        if negative_slope < 0:
+            raise ValueError(f"leaky_relu: negative_slope must be >= 0, got {negative_slope}")
+        self.params = {"negative_slope": float(negative_slope)}
+
+
+class ELU(_Elementwise):
+    activation = "elu"
+
+    def __init__(self, alpha=1.0):
+        if alpha <= 0:
+            raise ValueError(f"elu: alpha must be > 0, got {alpha}")
+        self.params = {"alpha": float(alpha)}
+
+
+def _work(x):
+    return x.astype(np.float32) if x.dtype == np.float16 else x
+
+
+class Softmax(Function):
+    def __init__(self, axis=-1):
+        self.axis = axis
+
+    def forward(self, x):
+        xp = self.backend.xp
+        w = _work(x)
+        e = xp.exp(w - w.max(axis=self.axis, keepdims=True))
+        e /= e.sum(axis=self.axis, keepdims=True)
+        y = e.astype(x.dtype, copy=False)
+        self.saved = y
+        return y
+
+    def backward(self, grad_output):
+        y = _work(self.saved)
+        g = _work(grad_output)
+        # NOTE: dx = y * (dy - sum(dy * y)) is the Jacobian-vector product of softmax.
+        return (y * (g - (g * y).sum(axis=self.axis, keepdims=True))).astype(grad_output.dtype, copy=False)
+
+
+class LogSoftmax(Function):
+    def __init__(self, axis=-1):
+        self.axis = axis
+
+    def forward(self, x):
+        xp = self.backend.xp
+        w = _work(x)
+        shifted = w - w.max(axis=self.axis, keepdims=True)
+        y = shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
+        y = y.astype(x.dtype, copy=False)
+        self.saved = y
+        return y
+
+    def backward(self, grad_output):
+        xp = self.backend.xp
+        y, g = _work(self.saved), _work(grad_output)
+        return (g - xp.exp(y) * g.sum(axis=self.axis, keepdims=True)).astype(grad_output.dtype, copy=False)

@@ -1,0 +1,165 @@
+"""Elementwise arithmetic: + - * / **, negation, exp, log, sqrt, abs, maximum, minimum, where."""
+from __future__ import annotations
+
+from ..autograd import Function, sum_to
+
+
+def _to_input(grad, x):
+    """Sum a broadcast gradient back to input ``x`` and give it x's dtype."""
+    return sum_to(grad, x.shape).astype(x.dtype, copy=False)
+
+
+class Add(Function):
+    def forward(self, a, b):
+        self.saved = (a.shape, a.dtype, b.shape, b.dtype)
+        return a + b
+
+    def backward(self, grad_output):
+        a_shape, a_dtype, b_shape, b_dtype = self.saved
+        ga = sum_to(grad_output, a_shape).astype(a_dtype, copy=False) if self.needs_input_grad[0] else None
+        gb = sum_to(grad_output, b_shape).astype(b_dtype, copy=False) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.saved = (a.shape, a.dtype, b.shape, b.dtype)
+        return a - b
+
+    def backward(self, grad_output):
+        a_shape, a_dtype, b_shape, b_dtype = self.saved
+        ga = sum_to(grad_output, a_shape).astype(a_dtype, copy=False) if self.needs_input_grad[0] else None
+        gb = (-sum_to(grad_output, b_shape)).astype(b_dtype, copy=False) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.saved = (a, b)
+        return a * b
+
+    def backward(self, grad_output):
+        a, b = self.saved
+        ga = _to_input(grad_output * b, a) if self.needs_input_grad[0] else None
+        gb = _to_input(grad_output * a, b) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.saved = (a, b)
+        return a / b
+
+    def backward(self, grad_output):
+        a, b = self.saved
+        ga = _to_input(grad_output / b, a) if self.needs_input_grad[0] else None
+        gb = _to_input(-grad_output * a / (b * b), b) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Pow(Function):
+    def forward(self, a, b):
+        y = a ** b
+        self.saved = (a, b, y)
+        return y
+
+    def backward(self, grad_output):
+        a, b, y = self.saved
+        xp = self.backend.xp
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = _to_input(grad_output * b * a ** (b - 1), a)
+        if self.needs_input_grad[1]:
+            # NOTE: d(a^b)/db = a^b log a; defined as 0 where a == 0 (the limit for b > 0).
+            log_a = xp.log(xp.where(a > 0, a, 1))
+            gb = _to_input(grad_output * y * log_a, b)
+        return ga, gb
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, grad_output):
+        return -grad_output
+
+
+class Exp(Function):
+    def forward(self, x):
+        y = self.backend.xp.exp(x)
+        self.saved = y
+        return y
+
+    def backward(self, grad_output):
+        return grad_output * self.saved
+
+
+class Log(Function):
+    def forward(self, x):
+        self.saved = x
+        return self.backend.xp.log(x)
+
+    def backward(self, grad_output):
+        return grad_output / self.saved
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        y = self.backend.xp.sqrt(x)
+        self.saved = y
+        return y
+
+    def backward(self, grad_output):
+        return grad_output / (2 * self.saved)
+
+
+class Abs(Function):
+    def forward(self, x):
+        self.saved = x
+        return self.backend.xp.abs(x)
+
+    def backward(self, grad_output):
+        return grad_output * self.backend.xp.sign(self.saved)  # abs'(0) = 0
+
+
+class Maximum(Function):
+    """Elementwise max; on ties each input gets half the gradient."""
+    take_max = True
+
+    def forward(self, a, b):
+        xp = self.backend.xp
+        self.saved = (a, b)
+        return xp.maximum(a, b) if self.take_max else xp.minimum(a, b)
+
+    def backward(self, grad_output):
+        a, b = self.saved
+        xp = self.backend.xp
+        wins_a = (a > b) if self.take_max else (a < b)
+        share = xp.where(wins_a, 1.0, xp.where(a == b, 0.5, 0.0)).astype(grad_output.dtype)
+        ga = _to_input(grad_output * share, a) if self.needs_input_grad[0] else None
+        gb = _to_input(grad_output * (1 - share), b) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Minimum(Maximum):
+    """Elementwise min; on ties each input gets half the gradient."""
+    take_max = False
+
+
+class Where(Function):
+    def __init__(self, condition):
+        self.condition = condition
+
+    def forward(self, a, b):
+        self.saved = (a.shape, a.dtype, b.shape, b.dtype)
+        return self.backend.xp.where(self.condition, a, b)
+
+    def backward(self, grad_output):
+        a_shape, a_dtype, b_shape, b_dtype = self.saved
+        zero = grad_output.dtype.type(0)
+        xp = self.backend.xp
+        ga = sum_to(xp.where(self.condition, grad_output, zero), a_shape).astype(a_dtype, copy=False) \
+            if self.needs_input_grad[0] else None
+        gb = sum_to(xp.where(self.condition, zero, grad_output), b_shape).astype(b_dtype, copy=False) \
+            if self.needs_input_grad[1] else None
+        return ga, gb

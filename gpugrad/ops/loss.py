@@ -1,0 +1,32 @@
+"""Losses. Cross-entropy is one fused op (softmax + log + NLL, and dlogits in the same pass)."""
+from __future__ import annotations
+
+from ..autograd import Function
+
+
+def check_labels(logits_shape, labels, backend, op):
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"{op}: labels must be integer class indices, got dtype {labels.dtype}")
+    if len(logits_shape) != 2 or labels.shape != (logits_shape[0],):
+        raise ValueError(f"{op}: expected scores of shape (N, C) and labels of shape (N,), "
+                         f"got {tuple(logits_shape)} and {tuple(labels.shape)}")
+    if labels.size and (bool((labels < 0).any()) or bool((labels >= logits_shape[1]).any())):
+        low, high = int(labels.min()), int(labels.max())
+        raise ValueError(f"{op}: labels must lie in [0, {logits_shape[1]}) for {logits_shape[1]} classes, "
+                         f"got values from {low} to {high}")
+
+
+class CrossEntropy(Function):
+    """Mean over the batch of -log softmax(logits)[label]; saves only dlogits."""
+
+    def __init__(self, labels):
+        self.labels = labels
+
+    def forward(self, logits):
+        check_labels(logits.shape, self.labels, self.backend, "cross_entropy")
+        loss, dlogits = self.backend.softmax_xent(logits, self.labels)
+        self.saved = dlogits
+        return loss
+
+    def backward(self, grad_output):
+        return self.saved * grad_output

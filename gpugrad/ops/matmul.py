@@ -1,0 +1,108 @@
+"""Matrix products: ``a @ b`` with numpy's broadcasting rules, and the linear layer.
+
+On the GPU both go through cuBLAS (``cupy.matmul`` is strided-batched GEMM). Batched gradients
+swap only the last two axes, and sum back over broadcast batch dimensions.
+"""
+from __future__ import annotations
+
+from ..autograd import Function, sum_to
+
+
+def _swap(x):
+    return x.swapaxes(-1, -2)
+
+
+def check_matmul_shapes(a_shape, b_shape, op="matmul"):
+    if len(a_shape) == 0 or len(b_shape) == 0:
+        raise ValueError(f"{op}: both operands need at least one dimension, got shapes {tuple(a_shape)} and {tuple(b_shape)}")
+    k_a = a_shape[-1]
+    k_b = b_shape[-2] if len(b_shape) > 1 else b_shape[0]
+    if k_a != k_b:
+        raise ValueError(f"{op}: shapes {tuple(a_shape)} and {tuple(b_shape)} are not aligned "
+                         f"(inner dimensions {k_a} and {k_b} differ)")
+    batch_a, batch_b = tuple(a_shape[:-2]), tuple(b_shape[:-2])
+    for m, n in zip(reversed(batch_a), reversed(batch_b)):
+        if m != n and m != 1 and n != 1:
+            raise ValueError(f"{op}: batch dimensions of shapes {tuple(a_shape)} and {tuple(b_shape)} do not broadcast")
+
+
+class MatMul(Function):
+    def forward(self, a, b):
+        check_matmul_shapes(a.shape, b.shape)
+        self.saved = (a, b)
+        return self.backend.xp.matmul(a, b)
+
+    def backward(self, grad_output):
+        a, b = self.saved
+        xp = self.backend.xp
+        # Promote vectors to matrices so one rule covers every case, then undo it.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g = grad_output
+        if a.ndim == 1:
+            g = g[..., None, :]
+        if b.ndim == 1:
+            g = g[..., None]
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = sum_to(xp.matmul(g, _swap(b2)), a2.shape).reshape(a.shape)
+        if self.needs_input_grad[1]:
+            if b2.ndim == 2 and a2.ndim > 2:
+                # NOTE: a weight shared over a batch: fold the batch into one GEMM instead of B GEMMs + a sum.
+                k, n = b2.shape
+                gb = xp.matmul(a2.reshape(-1, k).T, g.reshape(-1, n))
+            else:
+                gb = sum_to(xp.matmul(_swap(a2), g), b2.shape)
+            gb = gb.reshape(b.shape)
+        return ga, gb
+
+
+class Linear(Function):
+    """y = act(x @ weight.T + bias): one GEMM, then the bias + activation epilogue in place.
+
+    Saves x, weight and the output y (the activation's gradient is computed from y).
+    """
+
+    def __init__(self, activation=None):
+        self.activation = activation
+
+    def forward(self, x, weight, bias=None):
+        if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+            raise ValueError(f"linear: input of shape {tuple(x.shape)} does not match weight of shape "
+                             f"{tuple(weight.shape)} (expected (..., {weight.shape[-1] if weight.ndim else '?'}) "
+                             "input and (out_features, in_features) weight)")
+        if bias is not None and bias.shape != (weight.shape[0],):
+            raise ValueError(f"linear: bias of shape {tuple(bias.shape)} for weight of shape {tuple(weight.shape)}; "
+                             f"expected ({weight.shape[0]},)")
+        z = self.backend.xp.matmul(x, weight.T)
+        y = self.backend.bias_act_fwd(z, bias, self.activation)
+        self.saved = (x, weight, y, bias is not None)
+        return y
+
+    def backward(self, grad_output):
+        x, weight, y, has_bias = self.saved
+        need_bias = has_bias and self.needs_input_grad[2]
+        grad_pre, grad_bias = self.backend.bias_act_bwd(y, grad_output, self.activation, need_bias)
+        xp = self.backend.xp
+        gx = xp.matmul(grad_pre, weight) if self.needs_input_grad[0] else None
+        gw = None
+        if self.needs_input_grad[1]:
+            rows = grad_pre.reshape(-1, grad_pre.shape[-1])
+            gw = xp.matmul(rows.T, x.reshape(-1, x.shape[-1]))
+        return (gx, gw, grad_bias) if has_bias else (gx, gw)
+
+
+_PRECISIONS = ("highest", "high")
+
+
+def set_matmul_precision(precision: str) -> None:
+    """float32 GEMMs on the GPU: "highest" (default, full float32) or "high" (TF32 tensor cores).
+
+    The CPU always computes float32 GEMMs in float32.
+    """
+    from ..backend import Backend, all_backends
+    if precision not in _PRECISIONS:
+        raise ValueError(f"set_matmul_precision: expected one of {_PRECISIONS}, got {precision!r}")
+    Backend.matmul_precision = precision
+    for backend in all_backends():
+        backend.apply_matmul_precision()

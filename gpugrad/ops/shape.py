@@ -1,0 +1,142 @@
+"""Shape and movement: reshape, transpose, broadcast_to, indexing, concatenate, stack, casts, devices."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function, sum_to
+
+
+class Reshape(Function):
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, x):
+        self.saved = x.shape
+        try:
+            return x.reshape(self.shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape a tensor of shape {tuple(x.shape)} "
+                             f"({x.size} elements) into shape {tuple(self.shape)}") from None
+
+    def backward(self, grad_output):
+        return grad_output.reshape(self.saved)
+
+
+class Transpose(Function):
+    def __init__(self, axes):
+        self.axes = axes
+
+    def forward(self, x):
+        axes = self.axes if self.axes else tuple(reversed(range(x.ndim)))
+        if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+            raise ValueError(f"transpose: axes {tuple(self.axes)} are not a permutation for shape {tuple(x.shape)}")
+        self.axes = tuple(a % x.ndim for a in axes)
+        return x.transpose(self.axes)
+
+    def backward(self, grad_output):
+        return grad_output.transpose(tuple(np.argsort(self.axes)))
+
+
+class BroadcastTo(Function):
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        self.saved = (x.shape, x.dtype)
+        try:
+            return self.backend.xp.broadcast_to(x, self.shape)
+        except ValueError:
+            raise ValueError(f"broadcast_to: cannot broadcast shape {tuple(x.shape)} to {self.shape}") from None
+
+    def backward(self, grad_output):
+        shape, dtype = self.saved
+        return sum_to(grad_output, shape).astype(dtype, copy=False)
+
+
+def _is_basic_index(index) -> bool:
+    """Ints, slices, None and Ellipsis only: every element is selected at most once."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, np.integer, slice, type(None), type(Ellipsis))) and not isinstance(i, bool) for i in items)
+
+
+class GetItem(Function):
+    def __init__(self, index):
+        self.index = index
+
+    def forward(self, x):
+        self.saved = (x.shape, x.dtype)
+        try:
+            return x[self.index]
+        except IndexError as error:
+            raise IndexError(f"indexing a tensor of shape {tuple(x.shape)}: {error}") from None
+
+    def backward(self, grad_output):
+        shape, dtype = self.saved
+        grad = self.backend.xp.zeros(shape, dtype=dtype)
+        if _is_basic_index(self.index):
+            grad[self.index] = grad_output
+        else:  # repeated integer indices must add up
+            self.backend.scatter_add(grad, self.index, grad_output)
+        return grad
+
+
+class Concatenate(Function):
+    def __init__(self, axis=0):
+        self.axis = axis
+
+    def forward(self, *arrays):
+        shapes = [a.shape for a in arrays]
+        try:
+            y = self.backend.xp.concatenate(arrays, axis=self.axis)
+        except ValueError as error:
+            raise ValueError(f"concatenate: shapes {[tuple(s) for s in shapes]} along axis {self.axis}: {error}") from None
+        self.saved = shapes
+        return y
+
+    def backward(self, grad_output):
+        axis = self.axis % grad_output.ndim
+        bounds = np.cumsum([s[axis] for s in self.saved])[:-1]
+        return tuple(self.backend.xp.split(grad_output, [int(b) for b in bounds], axis=axis))
+
+
+class Stack(Function):
+    def __init__(self, axis=0):
+        self.axis = axis
+
+    def forward(self, *arrays):
+        shapes = {tuple(a.shape) for a in arrays}
+        if len(shapes) != 1:
+            raise ValueError(f"stack: all tensors need the same shape, got {sorted(shapes)}")
+        return self.backend.xp.stack(arrays, axis=self.axis)
+
+    def backward(self, grad_output):
+        xp = self.backend.xp
+        return tuple(xp.squeeze(part, axis=self.axis) for part in xp.split(grad_output, grad_output.shape[self.axis], axis=self.axis))
+
+
+class Cast(Function):
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def forward(self, x):
+        self.saved = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, grad_output):
+        return grad_output.astype(self.saved)
+
+
+class ToDevice(Function):
+    """Copy to another device; the gradient is copied back."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def forward(self, x):
+        self.source = self.backend
+        with self.target.device_context():
+            return self.target.asarray(self.source.to_numpy(x) if self.source.kind != "cpu" else x)
+
+    def backward(self, grad_output):
+        with self.source.device_context():
+            return self.source.asarray(self.target.to_numpy(grad_output) if self.target.kind != "cpu" else grad_output)

@@ -1,0 +1,1 @@
+"""CUDA C++ sources of gpugrad's fused kernels (installed as ``gpugrad.kernels``)."""
