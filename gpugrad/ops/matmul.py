@@ -39,9 +39,11 @@ class MatMul(Function):
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         g = grad_output
-        if a.ndim == 1:
+        if a.ndim == 1 and b.ndim == 1:
+            g = g.reshape(1, 1)
+        elif a.ndim == 1:
             g = g[..., None, :]
-        if b.ndim == 1:
+        elif b.ndim == 1:
             g = g[..., None]
         ga = gb = None
         if self.needs_input_grad[0]:

@@ -1,0 +1,198 @@
+"""The backward engine: ordering, accumulation, freeing, memory, deep graphs, gradient checks."""
+import gc
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import gpugrad
+import gpugrad.functional as F
+from conftest import T
+
+
+def test_gradients_add_at_branches(device):
+    x = T(3.0, device)
+    y = x * x + x * 2 + x  # dy/dx = 2x + 3
+    y.backward()
+    assert x.grad.item() == 9.0
+
+
+def test_leaf_gradients_accumulate_until_reset(device):
+    x = T([1.0, 2.0], device)
+    (x * 3).sum().backward()
+    (x * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [6.0, 6.0])
+    x.grad = None
+    (x * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
+
+
+def test_diamond_graph_visits_each_node_once(device):
+    x = T(2.0, device)
+    a = x * 3
+    b = a.exp()
+    c = a.sin() if hasattr(a, "sin") else a * a
+    (b + c).backward()
+    # d/dx [exp(3x) + 9x^2] = 3 exp(3x) + 18 x
+    assert x.grad.item() == pytest.approx(3 * np.exp(6) + 36)
+
+
+def test_ten_thousand_deep_graph_has_no_recursion_limit():
+    x = T(1.0)
+    y = x
+    for _ in range(10_000):
+        y = y * 1.0001
+    y.backward()
+    assert x.grad.item() == pytest.approx(1.0001 ** 10_000)
+
+
+def test_backward_twice_needs_retain_graph(device):
+    x = T([1.0, 2.0], device)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [4.0, 8.0])
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        y.backward()
+
+
+def test_saved_arrays_are_freed_after_backward():
+    x = T(np.ones(3))
+    y = x.exp()
+    function = y.creator
+    y.sum().backward()
+    assert function.saved is not None and not isinstance(function.saved, np.ndarray)
+
+
+def test_backward_on_non_scalar_needs_grad(device):
+    x = T([1.0, 2.0], device)
+    with pytest.raises(RuntimeError, match=r"scalar output, got shape \(2,\)"):
+        (x * 2).backward()
+    (x * 2).backward(gpugrad.ones(2, dtype=np.float64, device=device))
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+
+
+def test_requires_grad_on_integers_is_a_type_error():
+    with pytest.raises(TypeError, match="floating-point.*int64"):
+        gpugrad.tensor(np.array([1, 2]), requires_grad=True)
+
+
+def test_matmul_shape_mismatch_names_both_shapes(device):
+    a, b = gpugrad.zeros(2, 3, device=device), gpugrad.zeros(4, 5, device=device)
+    with pytest.raises(ValueError, match=r"\(2, 3\) and \(4, 5\)"):
+        a @ b
+
+
+def test_wrong_gradient_shape_names_the_op():
+    class BadShape(gpugrad.Function):
+        def forward(self, x):
+            return x.sum()
+
+        def backward(self, grad_output):
+            return np.ones((5, 1, 257, 80))
+
+    x = T(np.ones((257, 80)))
+    with pytest.raises(RuntimeError, match=r"BadShape returned a gradient of shape \(5, 1, 257, 80\).*\(257, 80\)"):
+        BadShape()(x).backward()
+
+
+def test_wrong_gradient_dtype_names_the_op():
+    class BadDtype(gpugrad.Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, grad_output):
+            return grad_output.astype(np.float32)
+
+    with pytest.raises(RuntimeError, match="BadDtype.*float32.*float64"):
+        BadDtype()(T([1.0])).sum().backward()
+
+
+def test_no_grad_records_nothing_and_restores(device):
+    x = T([1.0], device)
+    with gpugrad.no_grad():
+        y = x * 2
+        with gpugrad.enable_grad():
+            z = x * 2
+    assert not y.requires_grad and y.creator is None
+    assert z.requires_grad
+    assert gpugrad.is_grad_enabled()
+
+    @gpugrad.no_grad()
+    def f(t):
+        return t * 2
+
+    assert not f(x).requires_grad
+
+
+def test_no_grad_restores_state_after_an_exception():
+    with pytest.raises(ZeroDivisionError):
+        with gpugrad.no_grad():
+            1 / 0
+    assert gpugrad.is_grad_enabled()
+
+
+def test_inplace_update_of_a_leaf_needs_no_grad():
+    w = T([1.0])
+    with pytest.raises(RuntimeError, match="no_grad"):
+        w -= 1.0
+    with gpugrad.no_grad():
+        w -= 1.0
+    assert w.item() == 0.0
+
+
+def test_only_needed_gradients_are_computed():
+    x = gpugrad.tensor(np.ones((4, 3)))  # data, no grad
+    w = T(np.ones((3, 2)))
+    (x @ w).sum().backward()
+    assert x.grad is None and w.grad is not None
+
+
+def _training_step(X, labels, W1, b1, W2, b2):
+    h = F.linear(X, W1, b1, activation="relu")
+    loss = F.cross_entropy(F.linear(h, W2, b2), labels)
+    for p in (W1, b1, W2, b2):
+        p.grad = None
+    loss.backward()
+    with gpugrad.no_grad():
+        for p in (W1, b1, W2, b2):
+            p -= 0.01 * p.grad
+    return loss
+
+
+def test_graph_has_no_cycles_memory_stays_flat_over_1000_steps():
+    rng = np.random.default_rng(0)
+    X = gpugrad.tensor(rng.standard_normal((32, 20)).astype(np.float32))
+    labels = rng.integers(0, 5, 32)
+    params = [T(rng.standard_normal(s) * 0.1, dtype=np.float32) for s in ((16, 20), (16,), (5, 16), (5,))]
+    gc.collect()
+    gc.disable()
+    try:
+        tracemalloc.start()
+        for _ in range(2000):  # tracemalloc's own tables settle first
+            _training_step(X, labels, *params)
+        objects_before = len(gc.get_objects())
+        bytes_before, _ = tracemalloc.get_traced_memory()
+        for _ in range(1000):
+            _training_step(X, labels, *params)
+        bytes_after, _ = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert len(gc.get_objects()) - objects_before < 10, "objects pile up: the graph holds a cycle"
+        assert bytes_after - bytes_before < 32 * 1024, f"memory grew by {bytes_after - bytes_before} bytes"
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+def test_graph_is_freed_by_reference_counting_alone():
+    import weakref
+    gc.disable()
+    try:
+        x = T(np.ones(3))
+        y = (x.exp() * 2).sum()
+        ref = weakref.ref(y.creator)
+        y.backward()
+        del y
+        assert ref() is None
+    finally:
+        gc.enable()
