@@ -94,9 +94,23 @@ def backend_of(array) -> Backend:
     if type(array) is np.ndarray or isinstance(array, (np.ndarray, np.generic)):
         return _CPU
     if is_cupy_array(array):
-        return get_backend(f"cuda:{array.device.id}")
+        device = getattr(array, "device", None)
+        return get_backend(f"cuda:{device.id if hasattr(device, 'id') else array.data.device_id}")
     raise TypeError(f"expected a numpy or cupy array, got {type(array).__name__}")
 
 
 def all_backends() -> list[Backend]:
     return [_CPU, *_CUDA.values()]
+
+
+def kernel_dir():
+    """The folder holding the CUDA sources: ``gpugrad/kernels`` when installed, ``kernels/`` in a checkout."""
+    from importlib import resources
+    from pathlib import Path
+    try:
+        installed = resources.files("gpugrad.kernels")
+        if installed.joinpath("activation.cu").is_file():
+            return Path(str(installed))
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parents[2] / "kernels"

@@ -151,6 +151,10 @@ class Backend:
         return grad_pre, grad_bias
 
     # -- softmax + cross-entropy --------------------------------------------------------------
+    def checks_labels_on_device(self, logits, labels) -> bool:
+        """True where ``softmax_xent`` itself turns out-of-range labels into NaN (the GPU kernel)."""
+        return False
+
     def softmax_xent(self, logits, labels):
         """Mean cross-entropy over rows of (N, C) logits and dlogits = (softmax - onehot) / N."""
         xp = self.xp
@@ -166,37 +170,59 @@ class Backend:
         exp /= max(n, 1)
         return loss.astype(logits.dtype), exp.astype(logits.dtype, copy=False)
 
-    # -- optimizer steps over flat parameter lists --------------------------------------------
-    def sgd_step(self, params, grads, bufs, lr, momentum, dampening, nesterov, weight_decay):
-        xp = self.xp
-        for i, (p, g) in enumerate(zip(params, grads)):
-            if weight_decay:
-                g = g + weight_decay * p
-            if momentum:
-                b = bufs[i]
-                if b is None:
-                    b = bufs[i] = g.copy()
-                else:
-                    b *= momentum
-                    b += (1 - dampening) * g
-                g = g + momentum * b if nesterov else b
-            xp.subtract(p, lr * g if lr != 1 else g, out=p)
+    # -- optimizer steps, one parameter at a time, in place (``state`` keeps buffers across steps) --
+    def _scratch(self, state, like):
+        scratch = state.get("scratch")
+        if scratch is None or scratch.shape != like.shape or scratch.dtype != like.dtype:
+            scratch = state["scratch"] = self.xp.empty_like(like)
+        return scratch
 
-    def adam_step(self, params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
-                  weight_decay, decoupled):
+    def sgd_step(self, param, grad, state, lr, momentum, dampening, nesterov, weight_decay):
+        """p -= lr * d with d = g + wd p, through (Nesterov) momentum; no fresh temporaries per step."""
         xp = self.xp
-        bias1 = 1 - beta1 ** step
-        bias2 = 1 - beta2 ** step
-        step_size = lr / bias1
-        for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs):
-            if weight_decay and decoupled:
-                p *= 1 - lr * weight_decay
-            elif weight_decay:
-                g = g + weight_decay * p
-            m *= beta1
-            m += (1 - beta1) * g
-            v *= beta2
-            v += (1 - beta2) * (g * g)
-            denom = xp.sqrt(v / bias2)
-            denom += eps
-            p -= step_size * (m / denom)
+        d = self._scratch(state, param)
+        if weight_decay:
+            xp.multiply(param, weight_decay, out=d)
+            d += grad
+        else:
+            xp.copyto(d, grad)
+        if momentum:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = d.copy()
+            else:
+                buf *= momentum
+                buf += d if not dampening else (1 - dampening) * d
+            if nesterov:
+                extra = state.setdefault("scratch2", xp.empty_like(param))
+                xp.multiply(buf, momentum, out=extra)
+                d += extra
+            else:
+                xp.copyto(d, buf)
+        d *= lr
+        param -= d
+
+    def adam_step(self, param, grad, state, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+        """Adam (decoupled=False: L2 added to g) and AdamW (decoupled=True: p *= 1 - lr wd)."""
+        xp = self.xp
+        s = self._scratch(state, param)
+        m = state.setdefault("exp_avg", xp.zeros_like(param))
+        v = state.setdefault("exp_avg_sq", xp.zeros_like(param))
+        if weight_decay and decoupled:
+            param *= 1 - lr * weight_decay
+        elif weight_decay:
+            grad = grad + weight_decay * param
+        m *= beta1
+        xp.multiply(grad, 1 - beta1, out=s)
+        m += s
+        v *= beta2
+        xp.multiply(grad, grad, out=s)
+        s *= 1 - beta2
+        v += s
+        # NOTE: p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps), PyTorch's form of Adam.
+        xp.sqrt(v, out=s)
+        s /= (1 - beta2 ** step) ** 0.5
+        s += eps
+        xp.divide(m, s, out=s)
+        s *= lr / (1 - beta1 ** step)
+        param -= s

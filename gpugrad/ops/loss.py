@@ -4,13 +4,15 @@ from __future__ import annotations
 from ..autograd import Function
 
 
-def check_labels(logits_shape, labels, backend, op):
+def check_labels(logits_shape, labels, backend, op, skip_range=False):
     if labels.dtype.kind not in "iu":
         raise TypeError(f"{op}: labels must be integer class indices, got dtype {labels.dtype}")
     if len(logits_shape) != 2 or labels.shape != (logits_shape[0],):
         raise ValueError(f"{op}: expected scores of shape (N, C) and labels of shape (N,), "
                          f"got {tuple(logits_shape)} and {tuple(labels.shape)}")
-    if labels.size and (bool((labels < 0).any()) or bool((labels >= logits_shape[1]).any())):
+    # NOTE: on the GPU the fused kernel turns an out-of-range label into a NaN loss instead: checking
+    # here would stall the host on the device every step.
+    if labels.size and not skip_range and (bool((labels < 0).any()) or bool((labels >= logits_shape[1]).any())):
         low, high = int(labels.min()), int(labels.max())
         raise ValueError(f"{op}: labels must lie in [0, {logits_shape[1]}) for {logits_shape[1]} classes, "
                          f"got values from {low} to {high}")
@@ -23,7 +25,8 @@ class CrossEntropy(Function):
         self.labels = labels
 
     def forward(self, logits):
-        check_labels(logits.shape, self.labels, self.backend, "cross_entropy")
+        check_labels(logits.shape, self.labels, self.backend, "cross_entropy",
+                     skip_range=self.backend.checks_labels_on_device(logits, self.labels))
         loss, dlogits = self.backend.softmax_xent(logits, self.labels)
         self.saved = dlogits
         return loss

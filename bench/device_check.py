@@ -1,0 +1,372 @@
+#!/usr/bin/env python
+"""The device check: everything that proves gpugrad on a real NVIDIA GPU, in one command.
+
+    python bench/device_check.py --out DIR
+
+Prints the environment, runs ``pytest -m gpu``, measures the two ceilings (device-to-device copy,
+SGEMM and TF32 GEMM at 4096^3), the bandwidth of each fused kernel against the generic CuPy
+sequence it replaces, MLP training steps (gpugrad on cuda, PyTorch eager on cuda, gpugrad on cpu),
+and the CPU-GPU loss curve of one seeded run. Writes results.json and results.md into DIR and
+prints the table last. Needs only what the device machine has (no network).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+import gpugrad  # noqa: E402
+import gpugrad.functional as F  # noqa: E402
+from gpugrad import nn, optim  # noqa: E402
+from gpugrad.backend import Backend, get_backend  # noqa: E402
+
+RESULTS: dict = {"sections": {}, "errors": {}}
+
+
+def section(name):
+    def wrap(fn):
+        def run(*args, **kwargs):
+            started = time.time()
+            print(f"\n== {name}", flush=True)
+            try:
+                RESULTS["sections"][name] = fn(*args, **kwargs)
+            except Exception:
+                RESULTS["errors"][name] = traceback.format_exc()
+                print(RESULTS["errors"][name], flush=True)
+            print(f"   ({time.time() - started:.1f} s)", flush=True)
+        return run
+    return wrap
+
+
+def gpu_time(fn, warmup=3, repeat=20):
+    """Median milliseconds of ``fn`` between CUDA events."""
+    import cupy
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        times.append(cupy.cuda.get_elapsed_time(start, stop))
+    return statistics.median(times)
+
+
+@section("environment")
+def environment():
+    import cupy
+    props = cupy.cuda.runtime.getDeviceProperties(0)
+    info = {
+        "gpu": props["name"].decode() if isinstance(props["name"], bytes) else props["name"],
+        "multiprocessors": props["multiProcessorCount"],
+        "memory_gib": round(props["totalGlobalMem"] / 2 ** 30, 1),
+        "driver": cupy.cuda.runtime.driverGetVersion(),
+        "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(),
+        "cupy": cupy.__version__, "numpy": np.__version__, "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    try:
+        import torch
+        info["torch"] = torch.__version__
+    except ImportError:
+        info["torch"] = None
+    try:
+        info["nvidia_smi"] = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,power.draw",
+             "--format=csv,noheader"], capture_output=True, text=True, timeout=20).stdout.strip()
+    except Exception as error:
+        info["nvidia_smi"] = str(error)
+    for k, v in info.items():
+        print(f"   {k}: {v}")
+    return info
+
+
+@section("pytest -m gpu")
+def gpu_tests(out: Path):
+    started = time.time()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider",
+                           str(ROOT / "tests")], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    (out / "pytest_gpu.log").write_text(proc.stdout + proc.stderr)
+    summary = [line for line in proc.stdout.splitlines() if line.strip()][-1:] or ["(no output)"]
+    failed = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    print("   " + summary[0])
+    for line in failed[:30]:
+        print("   " + line)
+    return {"returncode": proc.returncode, "summary": summary[0], "failed": failed, "seconds": time.time() - started}
+
+
+@section("ceilings")
+def ceilings():
+    import cupy
+    from cupy._core import _routines_linalg as linalg
+    n = 2 ** 28  # 1 GiB of float32: far beyond L2
+    src = cupy.random.random(n, dtype=np.float32)
+    dst = cupy.empty_like(src)
+    ms = gpu_time(lambda: cupy.copyto(dst, src))
+    copy_gbs = 2 * n * 4 / ms / 1e6
+    size = 4096
+    a = cupy.random.random((size, size), dtype=np.float32)
+    b = cupy.random.random((size, size), dtype=np.float32)
+    flops = 2 * size ** 3
+    linalg.set_compute_type(np.float32, 1)
+    sgemm = flops / gpu_time(lambda: cupy.matmul(a, b), repeat=10) / 1e9
+    linalg.set_compute_type(np.float32, 7)
+    tf32 = flops / gpu_time(lambda: cupy.matmul(a, b), repeat=10) / 1e9
+    linalg.set_compute_type(np.float32, 1)
+    result = {"copy_GBps": copy_gbs, "sgemm_TFLOPs": sgemm, "tf32_TFLOPs": tf32}
+    print("   " + ", ".join(f"{k} {v:.1f}" for k, v in result.items()))
+    return result
+
+
+@section("fused kernels")
+def kernels():
+    import cupy
+    cuda = get_backend("cuda")
+    n = 2 ** 26
+    rows, cols = n // 4096, 4096
+    rng = cupy.random.RandomState(0)
+    x = rng.standard_normal(n, dtype=np.float32)
+    y_sig = cuda.sigmoid_fwd(x)
+    y_relu = cuda.relu_fwd(x)
+    g = rng.standard_normal(n, dtype=np.float32)
+    bias = rng.standard_normal(cols, dtype=np.float32)
+    z = x.reshape(rows, cols).copy()
+    logits = rng.standard_normal((n // 1024, 1024), dtype=np.float32)
+    labels = rng.randint(0, 1024, n // 1024).astype(np.int64)
+    b4 = n * 4
+    cases = [
+        # name, fused call, generic call, bytes the fused kernel must move
+        ("sigmoid_fwd", lambda: cuda.sigmoid_fwd(x), lambda: Backend.sigmoid_fwd(cuda, x), 2 * b4),
+        ("sigmoid_bwd", lambda: cuda.sigmoid_bwd(y_sig, g), lambda: Backend.sigmoid_bwd(cuda, y_sig, g), 3 * b4),
+        ("relu_fwd", lambda: cuda.relu_fwd(x), lambda: Backend.relu_fwd(cuda, x), 2 * b4),
+        ("relu_bwd", lambda: cuda.relu_bwd(y_relu, g), lambda: Backend.relu_bwd(cuda, y_relu, g), 3 * b4),
+        ("tanh_fwd", lambda: cuda.tanh_fwd(x), lambda: Backend.tanh_fwd(cuda, x), 2 * b4),
+        ("tanh_bwd", lambda: cuda.tanh_bwd(y_sig, g), lambda: Backend.tanh_bwd(cuda, y_sig, g), 3 * b4),
+        ("leaky_relu_fwd", lambda: cuda.leaky_relu_fwd(x), lambda: Backend.leaky_relu_fwd(cuda, x), 2 * b4),
+        ("elu_fwd", lambda: cuda.elu_fwd(x), lambda: Backend.elu_fwd(cuda, x), 2 * b4),
+        ("softmax_xent", lambda: cuda.softmax_xent(logits, labels), lambda: Backend.softmax_xent(cuda, logits, labels), 2 * b4),
+    ]
+    for act in ("relu", "sigmoid"):
+        y2 = getattr(cuda, act + "_fwd")(z)
+        g2 = g.reshape(rows, cols)
+        cases.append((f"bias_{act}_fwd", lambda act=act: cuda.bias_act_fwd(z, bias, act),
+                      lambda act=act: Backend.bias_act_fwd(cuda, z, bias, act), 2 * b4))
+        cases.append((f"bias_{act}_bwd", lambda act=act, y2=y2, g2=g2: cuda.bias_act_bwd(y2, g2, act, True),
+                      lambda act=act, y2=y2, g2=g2: Backend.bias_act_bwd(cuda, y2, g2, act, True), 3 * b4))
+    copy = RESULTS["sections"].get("ceilings", {}).get("copy_GBps")
+    table = {}
+    for name, fused, generic, nbytes in cases:
+        fused_ms, generic_ms = gpu_time(fused), gpu_time(generic)
+        gbs = nbytes / fused_ms / 1e6
+        table[name] = {"fused_ms": fused_ms, "generic_ms": generic_ms, "GBps": gbs,
+                       "pct_of_copy": 100 * gbs / copy if copy else None, "fused_over_generic": fused_ms / generic_ms}
+        print(f"   {name:16s} fused {fused_ms:7.3f} ms  generic {generic_ms:7.3f} ms  {gbs:7.0f} GB/s"
+              + (f"  {100 * gbs / copy:5.1f}% of copy" if copy else ""))
+    for act in ("relu", "sigmoid"):
+        f = table[f"bias_{act}_fwd"]["fused_ms"] + table[f"bias_{act}_bwd"]["fused_ms"]
+        u = table[f"bias_{act}_fwd"]["generic_ms"] + table[f"bias_{act}_bwd"]["generic_ms"]
+        table[f"bias_{act}_fwd+bwd"] = {"fused_ms": f, "generic_ms": u, "fused_over_generic": f / u}
+        print(f"   bias+{act} fwd+bwd fused/generic = {f / u:.2f}")
+    return table
+
+
+def _gpugrad_step(model, opt, x, y):
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def _torch_setup(sizes, batch, device, seed=0):
+    import torch
+    torch.manual_seed(seed)
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(torch.nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.randn(batch, sizes[0], device=device)
+    y = torch.randint(0, sizes[-1], (batch,), device=device)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        loss = loss_fn(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def _gpugrad_setup(sizes, batch, device):
+    gpugrad.manual_seed(0)
+    model = nn.MLP(sizes, activation="relu", device=device)
+    opt = optim.SGD(model.parameters(), lr=0.01)
+    x = gpugrad.randn(batch, sizes[0], device=device)
+    y = gpugrad.tensor(np.random.default_rng(0).integers(0, sizes[-1], batch), device=device)
+    return lambda: _gpugrad_step(model, opt, x, y)
+
+
+def _wall_per_step(step, sync, steps):
+    sync()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    return (time.perf_counter() - start) / steps * 1e3
+
+
+@section("MLP training steps")
+def mlp_steps(rounds=5):
+    import cupy
+    cuda_sync = lambda: cupy.cuda.Device().synchronize()  # noqa: E731
+    try:
+        import torch
+        torch_sync = torch.cuda.synchronize
+    except ImportError:
+        torch = None
+    results = {}
+    for label, sizes, batch, steps in (("784-1024-1024-10 @512", [784, 1024, 1024, 10], 512, 50),
+                                       ("4x4096 @4096", [4096] * 5, 4096, 5)):
+        runners = {"gpugrad cuda": (_gpugrad_setup(sizes, batch, "cuda"), cuda_sync)}
+        if torch is not None:
+            runners["torch cuda"] = (_torch_setup(sizes, batch, "cuda"), torch_sync)
+        if batch <= 512:
+            runners["gpugrad cpu"] = (_gpugrad_setup(sizes, batch, "cpu"), lambda: None)
+        for step, sync in runners.values():  # warm-up: kernel compiles, cuBLAS handles, pools
+            for _ in range(3):
+                step()
+            sync()
+        times = {name: [] for name in runners}
+        for _ in range(rounds):  # interleaved rounds, medians
+            for name, (step, sync) in runners.items():
+                n = steps if "cpu" not in name else max(3, steps // 10)
+                times[name].append(_wall_per_step(step, sync, n))
+        medians = {name: statistics.median(v) for name, v in times.items()}
+        entry = {"ms_per_step": medians, "all_rounds_ms": times}
+        if "torch cuda" in medians:
+            entry["gpugrad_over_torch"] = medians["gpugrad cuda"] / medians["torch cuda"]
+        if len(set(sizes)) == 1:
+            entry["gemm_sum_ms"] = _gemm_sum_ms(sizes, batch)
+            entry["step_over_gemm_sum"] = medians["gpugrad cuda"] / entry["gemm_sum_ms"]
+        flops = 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        entry["gpugrad_cuda_TFLOPs"] = flops / medians["gpugrad cuda"] / 1e9
+        results[label] = entry
+        print(f"   {label}: " + ", ".join(f"{k} {v:.3f} ms" for k, v in medians.items())
+              + (f", gpugrad/torch {entry.get('gpugrad_over_torch', float('nan')):.2f}"))
+    return results
+
+
+def _gemm_sum_ms(sizes, batch):
+    """The GEMMs one step performs (forward, grad of weight, grad of input except the first layer), each timed alone."""
+    import cupy
+    total = 0.0
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        x = cupy.random.random((batch, fan_in), dtype=np.float32)
+        w = cupy.random.random((fan_out, fan_in), dtype=np.float32)
+        g = cupy.random.random((batch, fan_out), dtype=np.float32)
+        total += gpu_time(lambda: cupy.matmul(x, w.T), repeat=10)
+        total += gpu_time(lambda: cupy.matmul(g.T, x), repeat=10)
+        if i > 0:
+            total += gpu_time(lambda: cupy.matmul(g, w), repeat=10)
+    return total
+
+
+@section("CPU-GPU loss curve")
+def loss_curve(steps=100):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((256, 64)).astype(np.float32)
+    y = rng.integers(0, 10, 256)
+    curves = {}
+    gpugrad.manual_seed(0)
+    reference = nn.MLP([64, 128, 128, 10], activation="relu")
+    for device in ("cpu", "cuda"):
+        model = nn.MLP([64, 128, 128, 10], activation="relu").to(device)
+        model.load_state_dict(reference.state_dict())
+        opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        x, labels = gpugrad.tensor(X, device=device), gpugrad.tensor(y, device=device)
+        curves[device] = [_gpugrad_step(model, opt, x, labels).item() for _ in range(steps)]
+    cpu, gpu = np.array(curves["cpu"]), np.array(curves["cuda"])
+    rel = float(np.max(np.abs(cpu - gpu) / np.abs(cpu)))
+    print(f"   {steps} SGD steps: loss {cpu[0]:.4f} -> {cpu[-1]:.4f} (cpu), {gpu[-1]:.4f} (cuda); "
+          f"max relative difference {rel:.2e}")
+    return {"steps": steps, "max_rel_diff": rel, "cpu_first_last": [cpu[0], cpu[-1]], "cuda_first_last": [gpu[0], gpu[-1]]}
+
+
+def markdown() -> str:
+    s = RESULTS["sections"]
+    env = s.get("environment", {})
+    lines = [f"## Device check: {env.get('gpu', '?')} ({env.get('date', '?')})", "",
+             f"driver {env.get('driver')}, CUDA runtime {env.get('cuda_runtime')}, cupy {env.get('cupy')}, "
+             f"numpy {env.get('numpy')}, torch {env.get('torch')}, Python {env.get('python')}", ""]
+    if "pytest -m gpu" in s:
+        lines += [f"- `pytest -m gpu`: {s['pytest -m gpu']['summary']}", ""]
+    c = s.get("ceilings")
+    if c:
+        lines += [f"- Ceilings: copy {c['copy_GBps']:.0f} GB/s (read + write), SGEMM {c['sgemm_TFLOPs']:.1f} TFLOP/s, "
+                  f"TF32 GEMM {c['tf32_TFLOPs']:.1f} TFLOP/s (4096^3)", ""]
+    k = s.get("fused kernels")
+    if k:
+        lines += ["| kernel (2^26 float32) | fused ms | generic cupy ms | fused / generic | GB/s | % of copy |",
+                  "|---|---|---|---|---|---|"]
+        for name, r in k.items():
+            gbs = f"{r['GBps']:.0f}" if "GBps" in r else ""
+            pct = f"{r['pct_of_copy']:.1f}" if r.get("pct_of_copy") else ""
+            lines.append(f"| {name} | {r['fused_ms']:.3f} | {r['generic_ms']:.3f} | {r['fused_over_generic']:.2f} | {gbs} | {pct} |")
+        lines.append("")
+    m = s.get("MLP training steps")
+    if m:
+        lines += ["| MLP step, float32, SGD | gpugrad cuda ms | torch cuda ms | gpugrad cpu ms | gpugrad / torch | step / GEMM sum |",
+                  "|---|---|---|---|---|---|"]
+        for label, r in m.items():
+            t = r["ms_per_step"]
+            lines.append(f"| {label} | {t.get('gpugrad cuda', float('nan')):.3f} | {t.get('torch cuda', float('nan')):.3f} | "
+                         f"{t.get('gpugrad cpu', float('nan')):.2f} | {r.get('gpugrad_over_torch', float('nan')):.2f} | "
+                         f"{r.get('step_over_gemm_sum', float('nan')):.2f} |")
+        lines.append("")
+    lc = s.get("CPU-GPU loss curve")
+    if lc:
+        lines += [f"- CPU-GPU loss curve: {lc['steps']} seeded SGD steps, max relative difference {lc['max_rel_diff']:.2e}", ""]
+    for name, error in RESULTS["errors"].items():
+        lines += [f"- ERROR in {name}: `{error.strip().splitlines()[-1]}`"]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("device-check"))
+    parser.add_argument("--skip-tests", action="store_true")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    environment()
+    if not args.skip_tests:
+        gpu_tests(args.out)
+    ceilings()
+    kernels()
+    mlp_steps()
+    loss_curve()
+    (args.out / "results.json").write_text(json.dumps(RESULTS, indent=2, default=float))
+    table = markdown()
+    (args.out / "results.md").write_text(table + "\n")
+    print("\n" + table)
+    return 1 if RESULTS["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""The GPU backend: CuPy arrays, cuBLAS GEMMs, and gpugrad's fused CUDA kernels (``kernels/*.cu``).
+
+Each fused operation takes the kernel when the arrays are contiguous and of a dtype the kernels
+are built for (float16, float32, float64), and the generic ``xp`` path otherwise. Kernels are
+compiled lazily, once per process (CuPy also caches the binaries on disk).
+"""
+from __future__ import annotations
+
+import math
+
+import cupy
+import cupyx
+import numpy as np
+
+from .generic import Backend
+
+ACT_CODES = {None: 0, "relu": 1, "sigmoid": 2, "tanh": 3, "leaky_relu": 4, "elu": 5}
+KERNEL_DTYPES = {np.dtype(np.float16): "__half", np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+_ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu")
+_KERNELS = {
+    "activation": [f"{a}_{d}<{t}>" for a in _ACTIVATIONS for d in ("fwd", "bwd") for t in KERNEL_DTYPES.values()],
+    "bias_act": [f"bias_act_{d}<{t}>" for d in ("fwd", "bwd") for t in KERNEL_DTYPES.values()],
+    "softmax_xent": [f"softmax_xent_fwd<{t}, {l}>" for t in KERNEL_DTYPES.values() for l in ("long long", "int")],
+    "optim": [f"{k}<{t}>" for k in ("sgd_step", "adam_step") for t in ("float", "double")],
+}
+_MODULES: dict = {}
+BLOCK = 256
+
+
+class GPUOutOfMemoryError(MemoryError):
+    """A GPU allocation failed even after the memory pool's free blocks were released."""
+
+
+_HALF = {"available": True}
+
+
+def _cuda_include_dirs() -> tuple:
+    """Folders holding cuda_fp16.h: the toolkit's, or the NVIDIA wheels' (CuPy may not pass them to NVRTC)."""
+    import os
+    import sys
+    from pathlib import Path
+    candidates = [Path(os.environ[v]) / "include" for v in ("CUDA_PATH", "CUDA_HOME") if v in os.environ]
+    candidates.append(Path("/usr/local/cuda/include"))
+    for site in sys.path:
+        for sub in ("nvidia/cu13/include", "nvidia/cuda_runtime/include", "nvidia/cu12/include"):
+            candidates.append(Path(site) / sub)
+    found = []
+    for folder in candidates:
+        if (folder / "cuda_fp16.h").is_file() and str(folder) not in found:
+            found.append(str(folder))
+    return tuple(f"-I{folder}" for folder in found[:2])
+
+
+def _compile(module_name: str, half: bool):
+    from . import kernel_dir
+    folder = kernel_dir()
+    source = (folder / f"{module_name}.cu").read_text()
+    names = [n for n in _KERNELS[module_name] if half or "__half" not in n]
+    options = ("-std=c++17", f"-I{folder}") + (_cuda_include_dirs() if half else ("-DGPUGRAD_NO_HALF",))
+    module = cupy.RawModule(code=source, options=options, name_expressions=names)
+    module.compile()
+    return module
+
+
+def load_kernel(module_name: str, expression: str):
+    """The compiled kernel ``expression`` (e.g. ``"sigmoid_fwd<float>"``) of ``kernels/<module_name>.cu``."""
+    module = _MODULES.get(module_name)
+    if module is None:
+        try:
+            module = _compile(module_name, _HALF["available"])
+        except cupy.cuda.compiler.CompileException as error:
+            if not _HALF["available"] or "fp16" not in str(error):
+                raise
+            # NVRTC could not find cuda_fp16.h: build without half kernels, and say so once.
+            import warnings
+            warnings.warn(f"gpugrad: CUDA half-precision headers not found ({str(error).splitlines()[0]}); "
+                          "float16 uses the generic CuPy path", RuntimeWarning)
+            _HALF["available"] = False
+            module = _compile(module_name, False)
+        _MODULES[module_name] = module
+    return module.get_function(expression)
+
+
+def _fits(*arrays) -> bool:
+    dtype = arrays[0].dtype
+    if dtype == np.float16 and not _HALF["available"]:
+        return False
+    return dtype in KERNEL_DTYPES and all(a.dtype == dtype and a.flags.c_contiguous for a in arrays)
+
+
+class CupyBackend(Backend):
+    kind = "cuda"
+    xp = cupy
+
+    def __init__(self, index: int):
+        self.index = index
+        self.device = cupy.cuda.Device(index)
+        with self.device:
+            self.sm_count = self.device.attributes["MultiProcessorCount"]
+        _install_allocator()
+        super().__init__()
+        self.apply_matmul_precision()
+
+    # -- arrays, devices, random numbers ------------------------------------------------------
+    def device_context(self):
+        return self.device
+
+    def asarray(self, data, dtype=None):
+        with self.device:
+            return cupy.asarray(data, dtype=dtype)
+
+    def to_numpy(self, array):
+        return cupy.asnumpy(array) if not isinstance(array, np.ndarray) else array
+
+    def synchronize(self):
+        self.device.synchronize()
+
+    def scatter_add(self, target, index, values):
+        cupyx.scatter_add(target, index, values)
+
+    def seed(self, seed):
+        with self.device:
+            self.rng = cupy.random.RandomState(seed)
+
+    def randn(self, shape, dtype):
+        with self.device:
+            work = np.float32 if dtype == np.float16 else dtype
+            return self.rng.standard_normal(shape, dtype=work).astype(dtype, copy=False)
+
+    def rand(self, shape, dtype):
+        with self.device:
+            work = np.float32 if dtype == np.float16 else dtype
+            return self.rng.random_sample(shape, dtype=work).astype(dtype, copy=False)
+
+    def permutation(self, n):
+        with self.device:
+            return self.rng.permutation(n)
+
+    def apply_matmul_precision(self):
+        from cupy._core import _routines_linalg as linalg
+        tf32 = self.matmul_precision == "high"
+        with self.device:
+            # NOTE: COMPUTE_TYPE_TF32 = 7, COMPUTE_TYPE_DEFAULT = 1 (full float32) in CuPy's cuBLAS wrapper.
+            linalg.set_compute_type(np.float32, getattr(linalg, "COMPUTE_TYPE_TF32", 7) if tf32 else getattr(linalg, "COMPUTE_TYPE_DEFAULT", 1))
+
+    # -- launches -----------------------------------------------------------------------------
+    def _grid(self, n: int) -> int:
+        return max(1, min(math.ceil(n / BLOCK), self.sm_count * 16))
+
+    def _act_fwd(self, name, x, out, p=0.0):
+        fallback = getattr(Backend, name + "_fwd")
+        if not _fits(x) or (out is not None and not _fits(x, out)) or x.size == 0:
+            return fallback(self, x, out=out, **({} if name in ("relu", "sigmoid", "tanh") else {_PARAM[name]: p}))
+        y = cupy.empty_like(x) if out is None else out
+        kernel = load_kernel("activation", f"{name}_fwd<{KERNEL_DTYPES[x.dtype]}>")
+        kernel((self._grid(x.size),), (BLOCK,), (x, y, np.int64(x.size), np.float64(p)))
+        return y
+
+    def _act_bwd(self, name, y, grad_output, p=0.0):
+        if not _fits(y, grad_output) or y.size == 0:
+            fallback = getattr(Backend, name + "_bwd")
+            return fallback(self, y, grad_output, **({} if name in ("relu", "sigmoid", "tanh") else {_PARAM[name]: p}))
+        gx = cupy.empty_like(y)
+        kernel = load_kernel("activation", f"{name}_bwd<{KERNEL_DTYPES[y.dtype]}>")
+        kernel((self._grid(y.size),), (BLOCK,), (y, grad_output, gx, np.int64(y.size), np.float64(p)))
+        return gx
+
+    def sigmoid_fwd(self, x, out=None):
+        return self._act_fwd("sigmoid", x, out)
+
+    def sigmoid_bwd(self, y, grad_output):
+        return self._act_bwd("sigmoid", y, grad_output)
+
+    def relu_fwd(self, x, out=None):
+        return self._act_fwd("relu", x, out)
+
+    def relu_bwd(self, y, grad_output):
+        return self._act_bwd("relu", y, grad_output)
+
+    def tanh_fwd(self, x, out=None):
+        return self._act_fwd("tanh", x, out)
+
+    def tanh_bwd(self, y, grad_output):
+        return self._act_bwd("tanh", y, grad_output)
+
+    def leaky_relu_fwd(self, x, negative_slope=0.01, out=None):
+        return self._act_fwd("leaky_relu", x, out, negative_slope)
+
+    def leaky_relu_bwd(self, y, grad_output, negative_slope=0.01):
+        return self._act_bwd("leaky_relu", y, grad_output, negative_slope)
+
+    def elu_fwd(self, x, alpha=1.0, out=None):
+        return self._act_fwd("elu", x, out, alpha)
+
+    def elu_bwd(self, y, grad_output, alpha=1.0):
+        return self._act_bwd("elu", y, grad_output, alpha)
+
+    # -- bias + activation ---------------------------------------------------------------------
+    def bias_act_fwd(self, z, bias, activation):
+        if z.ndim == 0 or z.size == 0 or not _fits(z) or (bias is not None and not _fits(z.reshape(-1)[:1], bias)):
+            return super().bias_act_fwd(z, bias, activation)
+        cols = z.shape[-1]
+        kernel = load_kernel("bias_act", f"bias_act_fwd<{KERNEL_DTYPES[z.dtype]}>")
+        kernel((self._grid(z.size),), (BLOCK,),
+               (z, bias if bias is not None else z, np.int64(z.size // cols), np.int64(cols),
+                np.int32(bias is not None), np.int32(ACT_CODES[activation]), np.float64(0.0)))
+        return z
+
+    def bias_act_bwd(self, y, grad_output, activation, need_bias):
+        if not need_bias or y.size == 0 or y.ndim == 0:
+            return super().bias_act_bwd(y, grad_output, activation, need_bias)
+        if not grad_output.flags.c_contiguous:
+            grad_output = cupy.ascontiguousarray(grad_output)
+        if not _fits(y, grad_output):
+            return super().bias_act_bwd(y, grad_output, activation, need_bias)
+        cols = y.shape[-1]
+        rows = y.size // cols
+        threads = 128
+        col_blocks = math.ceil(cols / threads)
+        chunks = max(1, min(rows, (self.sm_count * 8) // col_blocks))
+        rows_per_chunk = math.ceil(rows / chunks)
+        chunks = math.ceil(rows / rows_per_chunk)
+        accum = np.float64 if y.dtype == np.float64 else np.float32
+        partial = cupy.empty((chunks, cols), dtype=accum)
+        grad_pre = cupy.empty_like(y)
+        kernel = load_kernel("bias_act", f"bias_act_bwd<{KERNEL_DTYPES[y.dtype]}>")
+        kernel((col_blocks, chunks), (threads,),
+               (y, grad_output, grad_pre, partial, np.int64(rows), np.int64(cols), np.int64(rows_per_chunk),
+                np.int32(ACT_CODES[activation]), np.float64(0.0)))
+        return grad_pre, partial.sum(axis=0).astype(y.dtype, copy=False)
+
+    # -- softmax + cross-entropy ---------------------------------------------------------------
+    def _xent_kernel_fits(self, logits, labels):
+        return logits.ndim == 2 and logits.shape[0] > 0 and _fits(logits) and labels.dtype in (np.int64, np.int32)
+
+    def checks_labels_on_device(self, logits, labels):
+        return self._xent_kernel_fits(logits, labels)
+
+    def softmax_xent(self, logits, labels):
+        rows = logits.shape[0]
+        if not self._xent_kernel_fits(logits, labels):
+            return super().softmax_xent(logits, labels)
+        labels = cupy.ascontiguousarray(labels)
+        accum = np.float64 if logits.dtype == np.float64 else np.float32
+        row_loss = cupy.empty(rows, dtype=accum)
+        dlogits = cupy.empty_like(logits)
+        label_type = "long long" if labels.dtype == np.int64 else "int"
+        kernel = load_kernel("softmax_xent", f"softmax_xent_fwd<{KERNEL_DTYPES[logits.dtype]}, {label_type}>")
+        warps_per_block = BLOCK // 32
+        grid = max(1, min(math.ceil(rows / warps_per_block), self.sm_count * 16))
+        kernel((grid,), (BLOCK,), (logits, labels, row_loss, dlogits, np.int64(rows), np.int64(logits.shape[1])))
+        loss = row_loss.sum() / rows
+        return loss.astype(logits.dtype), dlogits
+
+    # -- optimizer steps: one fused launch per parameter ---------------------------------------
+    def sgd_step(self, param, grad, state, lr, momentum, dampening, nesterov, weight_decay):
+        if not _fits(param, grad) or param.dtype == np.float16:
+            return super().sgd_step(param, grad, state, lr, momentum, dampening, nesterov, weight_decay)
+        first = momentum != 0 and state.get("momentum_buffer") is None
+        if first:
+            state["momentum_buffer"] = cupy.empty_like(param)
+        buf = state["momentum_buffer"] if momentum != 0 else param
+        kernel = load_kernel("optim", f"sgd_step<{KERNEL_DTYPES[param.dtype]}>")
+        kernel((self._grid(param.size),), (BLOCK,),
+               (param, grad, buf, np.int64(param.size), np.float64(lr), np.float64(momentum), np.float64(dampening),
+                np.float64(weight_decay), np.int32(bool(nesterov)), np.int32(first)))
+
+    def adam_step(self, param, grad, state, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+        if not _fits(param, grad) or param.dtype == np.float16:
+            return super().adam_step(param, grad, state, step, lr, beta1, beta2, eps, weight_decay, decoupled)
+        m = state.setdefault("exp_avg", cupy.zeros_like(param))
+        v = state.setdefault("exp_avg_sq", cupy.zeros_like(param))
+        kernel = load_kernel("optim", f"adam_step<{KERNEL_DTYPES[param.dtype]}>")
+        kernel((self._grid(param.size),), (BLOCK,),
+               (param, grad, m, v, np.int64(param.size), np.float64(lr), np.float64(beta1), np.float64(beta2),
+                np.float64(eps), np.float64(weight_decay), np.int32(bool(decoupled)),
+                np.float64(lr / (1 - beta1 ** step)), np.float64(math.sqrt(1 - beta2 ** step))))
+
+
+_PARAM = {"leaky_relu": "negative_slope", "elu": "alpha"}
+
+
+# -- memory: a pool allocator that releases cached blocks and retries once before failing --------
+_peak = {}
+_installed = False
+
+
+def _install_allocator():
+    global _installed
+    if _installed:
+        return
+    pool = cupy.get_default_memory_pool()
+
+    def malloc(size):
+        try:
+            memory = pool.malloc(size)
+        except cupy.cuda.memory.OutOfMemoryError:
+            pool.free_all_blocks()
+            try:
+                memory = pool.malloc(size)
+            except cupy.cuda.memory.OutOfMemoryError:
+                device = cupy.cuda.runtime.getDevice()
+                free, total = cupy.cuda.runtime.memGetInfo()
+                raise GPUOutOfMemoryError(
+                    f"cuda:{device}: out of memory allocating {_human(size)}; gpugrad holds "
+                    f"{_human(pool.used_bytes())} in tensors and {_human(pool.total_bytes() - pool.used_bytes())} "
+                    f"cached (already released and retried); the device has {_human(free)} free of {_human(total)}"
+                ) from None
+        used = pool.used_bytes()
+        device = memory.device_id
+        if used > _peak.get(device, 0):
+            _peak[device] = used
+        return memory
+
+    cupy.cuda.set_allocator(malloc)
+    _installed = True
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return f"{n} B"
+
+
+def peak_bytes(device: int) -> int:
+    return _peak.get(device, 0)
+
+
+def reset_peak(device: int) -> None:
+    _peak[device] = cupy.get_default_memory_pool().used_bytes()

@@ -1,0 +1,55 @@
+"""GPU utilities: availability, device count, synchronize, and memory statistics (CuPy's pool)."""
+from __future__ import annotations
+
+from .backend import CudaUnavailableError, get_backend
+
+
+def is_available() -> bool:
+    try:
+        get_backend("cuda")
+        return True
+    except CudaUnavailableError:
+        return False
+
+
+def device_count() -> int:
+    try:
+        import cupy
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:
+        return 0
+
+
+def synchronize(device="cuda") -> None:
+    get_backend(device).synchronize()
+
+
+def _pool(device):
+    import cupy
+    backend = get_backend(device)
+    return cupy.get_default_memory_pool(), backend.index
+
+
+def memory_allocated(device="cuda") -> int:
+    """Bytes held by tensors (CuPy's pool, used blocks)."""
+    pool, _ = _pool(device)
+    return int(pool.used_bytes())
+
+
+def max_memory_allocated(device="cuda") -> int:
+    """The peak of ``memory_allocated`` since start or the last ``reset_peak_memory_stats``."""
+    from .backend.cupy_backend import peak_bytes
+    _, index = _pool(device)
+    return max(int(peak_bytes(index)), memory_allocated(device))
+
+
+def reset_peak_memory_stats(device="cuda") -> None:
+    from .backend.cupy_backend import reset_peak
+    _, index = _pool(device)
+    reset_peak(index)
+
+
+def empty_cache() -> None:
+    """Release the pool's cached free blocks back to the driver."""
+    import cupy
+    cupy.get_default_memory_pool().free_all_blocks()

@@ -1,0 +1,50 @@
+// Shared by gpugrad's kernels: compute types and the activation functors.
+// Half precision is loaded, computed in float and stored back; float and double compute natively.
+#pragma once
+#ifndef GPUGRAD_NO_HALF
+#include <cuda_fp16.h>
+#endif
+
+template <typename T> struct Compute { typedef T type; };
+#ifndef GPUGRAD_NO_HALF
+template <> struct Compute<__half> { typedef float type; };
+#endif
+
+template <typename T> __device__ __forceinline__ typename Compute<T>::type load(const T* p, long long i) {
+    return static_cast<typename Compute<T>::type>(p[i]);
+}
+template <typename T, typename C> __device__ __forceinline__ void store(T* p, long long i, C v) {
+    p[i] = static_cast<T>(v);
+}
+
+// Activation codes shared with gpugrad/backend/cupy_backend.py.
+enum Act { ACT_NONE = 0, ACT_RELU = 1, ACT_SIGMOID = 2, ACT_TANH = 3, ACT_LEAKY_RELU = 4, ACT_ELU = 5 };
+
+// Forward from the input x; p is the slope (leaky ReLU) or alpha (ELU).
+template <typename C> __device__ __forceinline__ C act_forward(int act, C x, C p) {
+    switch (act) {
+    case ACT_RELU: return (x > (C)0 || x != x) ? x : (C)0;  // NaN propagates
+    case ACT_SIGMOID: {
+        // e = exp(-|x|): no overflow, full relative accuracy in both tails.
+        C e = exp(-fabs(x));
+        C r = (C)1 / (e + (C)1);
+        return x >= (C)0 ? r : e * r;
+    }
+    case ACT_TANH: return tanh(x);
+    case ACT_LEAKY_RELU: return x > (C)0 ? x : x * p;
+    case ACT_ELU: return x > (C)0 ? x : expm1(fmin(x, (C)0)) * p;
+    default: return x;
+    }
+}
+
+// Backward from the saved output y and the upstream gradient g.
+template <typename C> __device__ __forceinline__ C act_backward(int act, C y, C g, C p) {
+    switch (act) {
+    case ACT_RELU: return y > (C)0 ? g : (C)0;  // relu'(0) = 0
+    case ACT_SIGMOID: return g * y * ((C)1 - y);
+    case ACT_TANH: return g * ((C)1 - y * y);
+    case ACT_LEAKY_RELU: return y > (C)0 ? g : g * p;
+    case ACT_ELU: return y > (C)0 ? g : g * (y + p);  // alpha e^x = y + alpha for x <= 0
+    default: return g;
+    }
+}

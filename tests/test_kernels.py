@@ -1,0 +1,195 @@
+"""The fused CUDA kernels: they compile, and on a GPU they match the numpy backend."""
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import gpugrad
+import gpugrad.functional as F
+from gpugrad.backend import kernel_dir
+
+KERNEL_FILES = sorted(kernel_dir().glob("*.cu"))
+
+
+def test_kernel_sources_are_found():
+    assert {p.name for p in KERNEL_FILES} >= {"activation.cu", "bias_act.cu", "softmax_xent.cu", "optim.cu"}
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+@pytest.mark.parametrize("path", KERNEL_FILES, ids=lambda p: p.name)
+def test_kernel_compiles_with_nvcc(path, tmp_path):
+    result = subprocess.run(["nvcc", "-std=c++17", "-arch=sm_90", "--ptx", "-o", str(tmp_path / "out.ptx"), str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.gpu
+def test_every_kernel_name_compiles_on_the_gpu(cuda):
+    from gpugrad.backend.cupy_backend import _KERNELS, load_kernel
+    for module, names in _KERNELS.items():
+        for name in names:
+            load_kernel(module, name)
+
+
+# -- parity: the same formulas on both backends --------------------------------------------------
+TOLERANCE = {np.float64: dict(rtol=1e-12, atol=1e-300), np.float32: dict(rtol=4 * 2.0 ** -23, atol=1e-37),
+             np.float16: dict(rtol=1e-3, atol=1e-4)}
+
+ACTIVATIONS = {"sigmoid": F.sigmoid, "relu": F.relu, "tanh": F.tanh,
+               "leaky_relu": lambda x: F.leaky_relu(x, 0.1), "elu": lambda x: F.elu(x, 0.7)}
+
+
+def _inputs(dtype, shape=(257, 80)):
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    x.flat[:6] = [1000, -1000, 0, -0.0, 30, -30]
+    return x
+
+
+def _run(fn, x, grad, device):
+    t = gpugrad.tensor(x, device=device, requires_grad=True)
+    y = fn(t)
+    y.backward(gpugrad.tensor(grad, device=device))
+    return y.numpy(), t.grad.numpy()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_kernels_match_cpu(cuda, name, dtype):
+    x = _inputs(dtype)
+    grad = np.random.default_rng(1).standard_normal(x.shape).astype(dtype)
+    y_cpu, g_cpu = _run(ACTIVATIONS[name], x, grad, "cpu")
+    y_gpu, g_gpu = _run(ACTIVATIONS[name], x, grad, cuda)
+    tol = TOLERANCE[dtype] if name != "tanh" or dtype != np.float32 else dict(rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(y_gpu, y_cpu, **tol)
+    np.testing.assert_allclose(g_gpu, g_cpu, **tol)
+
+
+@pytest.mark.gpu
+def test_relu_of_nan_is_nan_on_the_gpu(cuda):
+    y = F.relu(gpugrad.tensor(np.array([np.nan, -1.0, 2.0], dtype=np.float32), device=cuda)).numpy()
+    assert np.isnan(y[0]) and y[1] == 0 and y[2] == 2
+
+
+@pytest.mark.gpu
+def test_kernels_take_non_contiguous_and_empty_inputs(cuda):
+    x = _inputs(np.float32, (64, 96))
+    for fn in ACTIVATIONS.values():
+        view_cpu = fn(gpugrad.tensor(x).T[::2]).numpy()
+        view_gpu = fn(gpugrad.tensor(x, device=cuda).T[::2]).numpy()
+        np.testing.assert_allclose(view_gpu, view_cpu, rtol=1e-6, atol=1e-7)
+        assert fn(gpugrad.zeros(0, 4, device=cuda)).shape == (0, 4)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("shape", [(512, 1024, 10), (3, 5, 7), (1, 4, 2000)], ids=str)
+def test_linear_bias_activation_matches_cpu(cuda, activation, dtype, shape):
+    n, d_in, d_out = shape
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((n, d_in)).astype(dtype)
+    w = (rng.standard_normal((d_out, d_in)) / np.sqrt(d_in)).astype(dtype)
+    b = rng.standard_normal(d_out).astype(dtype)
+    g = rng.standard_normal((n, d_out)).astype(dtype)
+    results = {}
+    for device in ("cpu", cuda):
+        ts = [gpugrad.tensor(a, device=device, requires_grad=True) for a in (x, w, b)]
+        y = F.linear(*ts, activation=activation)
+        y.backward(gpugrad.tensor(g, device=device))
+        results[device] = [y.numpy()] + [t.grad.numpy() for t in ts]
+    # GEMMs and reductions: 1e-5 relative (float32) of the largest entry; float64 1e-12; half 1e-3 (of scale)
+    rtol = {np.float64: 1e-12, np.float32: 1e-5, np.float16: 1e-2}[dtype]
+    for got, want in zip(results[cuda], results["cpu"]):
+        scale = np.abs(want.astype(np.float64)).max() + 1e-30
+        assert np.abs(got.astype(np.float64) - want).max() <= rtol * scale * (10 if dtype == np.float16 else 1)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(512, 10), (7, 1000), (3, 1)], ids=str)
+def test_softmax_cross_entropy_kernel_matches_cpu(cuda, dtype, shape):
+    rng = np.random.default_rng(5)
+    logits = (rng.standard_normal(shape) * 3).astype(dtype)
+    logits[0, 0] = 1e8 if dtype == np.float64 else 1e30
+    labels = rng.integers(0, shape[1], shape[0])
+    out = {}
+    for device in ("cpu", cuda):
+        t = gpugrad.tensor(logits, device=device, requires_grad=True)
+        loss = F.cross_entropy(t, labels)
+        loss.backward()
+        out[device] = (loss.item(), t.grad.numpy())
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    assert out[cuda][0] == pytest.approx(out["cpu"][0], rel=rtol)
+    np.testing.assert_allclose(out[cuda][1], out["cpu"][1], rtol=rtol, atol=rtol * 1e-2)
+
+
+@pytest.mark.gpu
+def test_batched_matmul_on_the_gpu_matches_cpu(cuda):
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((4, 1, 33, 17)).astype(np.float32), rng.standard_normal((3, 17, 9)).astype(np.float32)
+    results = {}
+    for device in ("cpu", cuda):
+        ta, tb = (gpugrad.tensor(v, device=device, requires_grad=True) for v in (a, b))
+        y = ta @ tb
+        y.sum().backward()
+        results[device] = (y.numpy(), ta.grad.numpy(), tb.grad.numpy())
+    for got, want in zip(results[cuda], results["cpu"]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.gpu
+def test_matmul_precision_switch(cuda):
+    rng = np.random.default_rng(0)
+    a = gpugrad.tensor(rng.standard_normal((256, 256)).astype(np.float32), device=cuda)
+    exact = (a.double() @ a.double()).numpy()
+    try:
+        gpugrad.set_matmul_precision("high")
+        tf32 = (a @ a).numpy()
+    finally:
+        gpugrad.set_matmul_precision("highest")
+    full = (a @ a).numpy()
+    assert np.abs(full - exact).max() / np.abs(exact).max() < 1e-5
+    assert np.abs(tf32 - exact).max() / np.abs(exact).max() < 1e-2
+
+
+@pytest.mark.gpu
+def test_device_rng_is_seeded(cuda):
+    gpugrad.manual_seed(11)
+    a = gpugrad.randn(5, device=cuda).numpy()
+    gpugrad.manual_seed(11)
+    b = gpugrad.randn(5, device=cuda).numpy()
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.gpu
+def test_memory_statistics_and_out_of_memory(cuda):
+    import gpugrad.cuda as gcuda
+    gcuda.empty_cache()
+    gcuda.reset_peak_memory_stats()
+    before = gcuda.memory_allocated()
+    x = gpugrad.zeros(1024, 1024, device=cuda)  # 4 MiB
+    assert gcuda.memory_allocated() - before >= 4 * 2 ** 20
+    del x
+    assert gcuda.max_memory_allocated() - before >= 4 * 2 ** 20
+    from gpugrad.backend.cupy_backend import GPUOutOfMemoryError
+    with pytest.raises(GPUOutOfMemoryError, match=r"out of memory allocating .*TiB.*released and retried") as info:
+        gpugrad.zeros(2 ** 42, dtype=np.uint8, device=cuda)
+    assert isinstance(info.value, MemoryError)
+
+
+@pytest.mark.gpu
+def test_transfers_are_explicit_and_differentiable(cuda):
+    x = gpugrad.tensor([1.0, 2.0], requires_grad=True)
+    y = (x.cuda() * 3).cpu()
+    y.sum().backward()
+    assert x.grad.numpy().tolist() == [3.0, 3.0]
+    assert x.to("cuda:0").device == "cuda:0"
+
+
+@pytest.mark.gpu
+def test_out_of_range_label_gives_nan_loss_on_the_gpu(cuda):
+    loss = F.cross_entropy(gpugrad.zeros(2, 3, device=cuda), np.array([0, 3]))
+    assert np.isnan(loss.item())
