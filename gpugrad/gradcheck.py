@@ -28,12 +28,13 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, directions=4, elementw
     out = fn(*leaves)
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
-    projection = backend.asarray(rng.standard_normal(out.shape))
+    projection_host = rng.standard_normal(out.shape)
+    projection = out.backend.asarray(projection_host)
 
     def scalar(*args):
         with no_grad():
             y = fn(*args)
-        return float((backend.to_numpy(y.data).astype(np.float64) * backend.to_numpy(projection)).sum())
+        return float((y.backend.to_numpy(y.data).astype(np.float64) * projection_host).sum())
 
     out.backward(Tensor._make(projection.astype(out.dtype), False))
     for index, leaf in enumerate(leaves):

@@ -1,18 +1,80 @@
-// Elementwise activations: <act>_fwd(x -> y) and <act>_bwd(y, dy -> dx), grid-stride loops.
+// Elementwise activations: <act>_fwd(x -> y) and <act>_bwd(y, dy -> dx).
+// Grid-stride loops (correct for any launch size) over 16-byte packs, two packs in flight per
+// thread, with a scalar loop for the tail and for unaligned pointers.
 #include "common.cuh"
+
+template <int ACT, typename T>
+__device__ __forceinline__ void fwd_pack(Pack<T>& a, double p) {
+    typedef typename Compute<T>::type C;
+#pragma unroll
+    for (int k = 0; k < (int)(16 / sizeof(T)); ++k) a.v[k] = static_cast<T>(act_forward<C>(ACT, static_cast<C>(a.v[k]), (C)p));
+}
+
+template <int ACT, typename T>
+__device__ __forceinline__ void bwd_pack(const Pack<T>& y, Pack<T>& g, double p) {
+    typedef typename Compute<T>::type C;
+#pragma unroll
+    for (int k = 0; k < (int)(16 / sizeof(T)); ++k)
+        g.v[k] = static_cast<T>(act_backward<C>(ACT, static_cast<C>(y.v[k]), static_cast<C>(g.v[k]), (C)p));
+}
 
 template <int ACT, typename T>
 __device__ void act_fwd_loop(const T* __restrict__ x, T* __restrict__ y, long long n, double p) {
     typedef typename Compute<T>::type C;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-        store(y, i, act_forward<C>(ACT, load(x, i), (C)p));
+    const long long V = 16 / sizeof(T);
+    const long long tid = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    long long done = 0;
+    if (aligned16(x, y)) {
+        const Pack<T>* xs = reinterpret_cast<const Pack<T>*>(x);
+        Pack<T>* ys = reinterpret_cast<Pack<T>*>(y);
+        const long long packs = n / V;
+        long long i = tid;
+        for (; i + stride < packs; i += 2 * stride) {
+            Pack<T> a = xs[i], b = xs[i + stride];
+            fwd_pack<ACT, T>(a, p);
+            fwd_pack<ACT, T>(b, p);
+            ys[i] = a;
+            ys[i + stride] = b;
+        }
+        if (i < packs) {
+            Pack<T> a = xs[i];
+            fwd_pack<ACT, T>(a, p);
+            ys[i] = a;
+        }
+        done = packs * V;
+    }
+    for (long long i = done + tid; i < n; i += stride) store(y, i, act_forward<C>(ACT, load(x, i), (C)p));
 }
 
 template <int ACT, typename T>
 __device__ void act_bwd_loop(const T* __restrict__ y, const T* __restrict__ gy, T* __restrict__ gx, long long n, double p) {
     typedef typename Compute<T>::type C;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-        store(gx, i, act_backward<C>(ACT, load(y, i), load(gy, i), (C)p));
+    const long long V = 16 / sizeof(T);
+    const long long tid = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    long long done = 0;
+    if (aligned16(y, gy, gx)) {
+        const Pack<T>* ys = reinterpret_cast<const Pack<T>*>(y);
+        const Pack<T>* gys = reinterpret_cast<const Pack<T>*>(gy);
+        Pack<T>* gxs = reinterpret_cast<Pack<T>*>(gx);
+        const long long packs = n / V;
+        long long i = tid;
+        for (; i + stride < packs; i += 2 * stride) {
+            Pack<T> ya = ys[i], yb = ys[i + stride], ga = gys[i], gb = gys[i + stride];
+            bwd_pack<ACT, T>(ya, ga, p);
+            bwd_pack<ACT, T>(yb, gb, p);
+            gxs[i] = ga;
+            gxs[i + stride] = gb;
+        }
+        if (i < packs) {
+            Pack<T> ya = ys[i], ga = gys[i];
+            bwd_pack<ACT, T>(ya, ga, p);
+            gxs[i] = ga;
+        }
+        done = packs * V;
+    }
+    for (long long i = done + tid; i < n; i += stride) store(gx, i, act_backward<C>(ACT, load(y, i), load(gy, i), (C)p));
 }
 
 #ifndef GPUGRAD_NO_HALF
@@ -25,17 +87,17 @@ __device__ void act_bwd_loop(const T* __restrict__ y, const T* __restrict__ gy, 
 
 #define GPUGRAD_ACTIVATION(name, code)                                                                  \
     template <typename T>                                                                               \
-    __global__ void name##_fwd(const T* __restrict__ x, T* __restrict__ y, long long n, double p) {     \
+    __global__ void name##_fwd(const T* __restrict__ x, T* __restrict__ y, long long n, double p) {    \
         act_fwd_loop<code, T>(x, y, n, p);                                                              \
     }                                                                                                   \
     template <typename T>                                                                               \
     __global__ void name##_bwd(const T* __restrict__ y, const T* __restrict__ gy, T* __restrict__ gx,  \
-                               long long n, double p) {                                                  \
+                               long long n, double p) {                                                 \
         act_bwd_loop<code, T>(y, gy, gx, n, p);                                                         \
     }                                                                                                   \
-    template __global__ void name##_fwd<float>(const float*, float*, long long, double);                \
-    template __global__ void name##_fwd<double>(const double*, double*, long long, double);             \
-    template __global__ void name##_bwd<float>(const float*, const float*, float*, long long, double);  \
+    template __global__ void name##_fwd<float>(const float*, float*, long long, double);               \
+    template __global__ void name##_fwd<double>(const double*, double*, long long, double);            \
+    template __global__ void name##_bwd<float>(const float*, const float*, float*, long long, double); \
     template __global__ void name##_bwd<double>(const double*, const double*, double*, long long, double); \
     GPUGRAD_HALF_INSTANCES(name)
 

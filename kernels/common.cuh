@@ -17,6 +17,13 @@ template <typename T, typename C> __device__ __forceinline__ void store(T* p, lo
     p[i] = static_cast<T>(v);
 }
 
+// 16 bytes of T: loaded and stored with one 128-bit access when the pointer is 16-byte aligned.
+template <typename T> struct alignas(16) Pack { T v[16 / sizeof(T)]; };
+
+__device__ __forceinline__ bool aligned16(const void* a, const void* b = nullptr, const void* c = nullptr) {
+    return (((unsigned long long)a | (unsigned long long)b | (unsigned long long)c) & 15ull) == 0;
+}
+
 // Activation codes shared with gpugrad/backend/cupy_backend.py.
 enum Act { ACT_NONE = 0, ACT_RELU = 1, ACT_SIGMOID = 2, ACT_TANH = 3, ACT_LEAKY_RELU = 4, ACT_ELU = 5 };
 

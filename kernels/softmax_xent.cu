@@ -1,19 +1,23 @@
-// Softmax + cross-entropy, one warp per row: the row's loss and its dlogits in one pass.
+// Softmax + cross-entropy, one warp per row: the row's loss and its dlogits in two reads of the row.
 //   loss[r]    = log(sum_j exp(x_j - m)) - (x_label - m),   m = max_j x_j
 //   dlogits[r] = (softmax(x) - onehot(label)) / N
-// Stable for huge logits: every exponent is <= 0. A label outside [0, C) makes its row's loss NaN.
+// Pass 1 keeps a running max and a running sum rescaled to it (online softmax); pass 2 writes
+// dlogits. Stable for huge logits: every exponent is <= 0. A label outside [0, C) makes its
+// row's loss and gradient NaN (checking on the host would stall it every step).
 #include "common.cuh"
 
 template <typename T> struct Accum { typedef float type; };
 template <> struct Accum<double> { typedef double type; };
 
-template <typename A> __device__ __forceinline__ A warp_max(A v) {
-    for (int offset = 16; offset > 0; offset >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, offset));
-    return v;
-}
-template <typename A> __device__ __forceinline__ A warp_sum(A v) {
-    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-    return v;
+template <typename A> __device__ __forceinline__ A minus_infinity() { return -(A)__longlong_as_double(0x7FF0000000000000LL); }
+template <typename A> __device__ __forceinline__ A not_a_number() { return (A)__longlong_as_double(0x7FF8000000000000LL); }
+
+// Merge two (max, sum) pairs: sum is relative to max; an empty pair has max = -inf, sum = 0.
+template <typename A> __device__ __forceinline__ void merge(A& m, A& s, A m2, A s2) {
+    A top = fmax(m, m2);
+    if (top == minus_infinity<A>()) return;
+    s = (m == top ? s : s * exp(m - top)) + (m2 == top ? s2 : s2 * exp(m2 - top));
+    m = top;
 }
 
 template <typename T, typename L>
@@ -25,36 +29,63 @@ __global__ void softmax_xent_fwd(const T* __restrict__ logits, const L* __restri
     const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
     for (long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5); r < rows; r += warps) {
         const T* x = logits + r * cols;
-        A m = -(A)__longlong_as_double(0x7FF0000000000000LL);  // -inf (NVRTC has no math.h macros)
-        for (long long j = lane; j < cols; j += 32) m = fmax(m, (A)load(x, j));
-        m = warp_max(m);
-        A s = (A)0;
-        for (long long j = lane; j < cols; j += 32) s += exp((A)load(x, j) - m);
-        s = warp_sum(s);
+        T* dx = dlogits + r * cols;
+        A m = minus_infinity<A>(), s = (A)0;
+        for (long long j = lane; j < cols; j += 32) {
+            A v = (A)load(x, j);
+            if (v > m) {
+                s = (m == minus_infinity<A>() ? (A)0 : s * exp(m - v)) + (A)1;
+                m = v;
+            } else {
+                s += exp(v - m);
+            }
+        }
+        for (int offset = 16; offset > 0; offset >>= 1) {
+            A m2 = __shfl_xor_sync(0xffffffffu, m, offset);
+            A s2 = __shfl_xor_sync(0xffffffffu, s, offset);
+            merge(m, s, m2, s2);
+        }
         const long long label = (long long)labels[r];
-        if (label < 0 || label >= cols) {  // an out-of-range label poisons its row: NaN loss, NaN gradient
-            const A nan = (A)__longlong_as_double(0x7FF8000000000000LL);
-            for (long long j = lane; j < cols; j += 32) store(dlogits + r * cols, j, nan);
-            if (lane == 0) row_loss[r] = nan;
+        if (label < 0 || label >= cols) {
+            for (long long j = lane; j < cols; j += 32) store(dx, j, not_a_number<A>());
+            if (lane == 0) row_loss[r] = not_a_number<A>();
             continue;
         }
         const A inv_n = (A)1 / (A)rows;
         const A inv_s = (A)1 / s;
         for (long long j = lane; j < cols; j += 32) {
             A prob = exp((A)load(x, j) - m) * inv_s;
-            store(dlogits + r * cols, j, (prob - (j == label ? (A)1 : (A)0)) * inv_n);
+            store(dx, j, (prob - (j == label ? (A)1 : (A)0)) * inv_n);
         }
         if (lane == 0) row_loss[r] = log(s) - ((A)load(x, label) - m);
     }
 }
 
+// The mean of the row losses in one block, rounded once to T: out[0] = sum(row_loss) / rows.
+template <typename T>
+__global__ void mean_loss(const typename Accum<T>::type* __restrict__ row_loss, T* __restrict__ out, long long rows) {
+    typedef typename Accum<T>::type A;
+    __shared__ A partial[32];
+    A sum = (A)0;
+    for (long long i = threadIdx.x; i < rows; i += blockDim.x) sum += row_loss[i];
+    for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = sum;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        sum = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : (A)0;
+        for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+        if (threadIdx.x == 0) out[0] = static_cast<T>(sum / (A)rows);
+    }
+}
+
 template __global__ void softmax_xent_fwd<float, long long>(const float*, const long long*, float*, float*, long long, long long);
 template __global__ void softmax_xent_fwd<double, long long>(const double*, const long long*, double*, double*, long long, long long);
-#ifndef GPUGRAD_NO_HALF
-template __global__ void softmax_xent_fwd<__half, long long>(const __half*, const long long*, float*, __half*, long long, long long);
-#endif
 template __global__ void softmax_xent_fwd<float, int>(const float*, const int*, float*, float*, long long, long long);
 template __global__ void softmax_xent_fwd<double, int>(const double*, const int*, double*, double*, long long, long long);
+template __global__ void mean_loss<float>(const float*, float*, long long);
+template __global__ void mean_loss<double>(const double*, double*, long long);
 #ifndef GPUGRAD_NO_HALF
+template __global__ void softmax_xent_fwd<__half, long long>(const __half*, const long long*, float*, __half*, long long, long long);
 template __global__ void softmax_xent_fwd<__half, int>(const __half*, const int*, float*, __half*, long long, long long);
+template __global__ void mean_loss<__half>(const float*, __half*, long long);
 #endif

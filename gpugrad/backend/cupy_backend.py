@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import cupy
-import cupyx
 import numpy as np
 
 from .generic import Backend
@@ -19,8 +18,9 @@ KERNEL_DTYPES = {np.dtype(np.float16): "__half", np.dtype(np.float32): "float", 
 _ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu")
 _KERNELS = {
     "activation": [f"{a}_{d}<{t}>" for a in _ACTIVATIONS for d in ("fwd", "bwd") for t in KERNEL_DTYPES.values()],
-    "bias_act": [f"bias_act_{d}<{t}>" for d in ("fwd", "bwd") for t in KERNEL_DTYPES.values()],
-    "softmax_xent": [f"softmax_xent_fwd<{t}, {l}>" for t in KERNEL_DTYPES.values() for l in ("long long", "int")],
+    "bias_act": [f"{k}<{t}>" for k in ("bias_act_fwd", "bias_act_bwd", "column_sum") for t in KERNEL_DTYPES.values()],
+    "softmax_xent": [f"softmax_xent_fwd<{t}, {l}>" for t in KERNEL_DTYPES.values() for l in ("long long", "int")]
+    + [f"mean_loss<{t}>" for t in KERNEL_DTYPES.values()],
     "optim": [f"{k}<{t}>" for k in ("sgd_step", "adam_step") for t in ("float", "double")],
 }
 _MODULES: dict = {}
@@ -56,7 +56,8 @@ def _compile(module_name: str, half: bool):
     folder = kernel_dir()
     source = (folder / f"{module_name}.cu").read_text()
     names = [n for n in _KERNELS[module_name] if half or "__half" not in n]
-    options = ("-std=c++17", f"-I{folder}") + (_cuda_include_dirs() if half else ("-DGPUGRAD_NO_HALF",))
+    # NOTE: -fmad=false keeps a*b+c rounded as numpy rounds it, so CPU-GPU parity holds to the ulp.
+    options = ("-std=c++17", "-fmad=false", f"-I{folder}") + (_cuda_include_dirs() if half else ("-DGPUGRAD_NO_HALF",))
     module = cupy.RawModule(code=source, options=options, name_expressions=names)
     module.compile()
     return module
@@ -115,8 +116,8 @@ class CupyBackend(Backend):
     def synchronize(self):
         self.device.synchronize()
 
-    def scatter_add(self, target, index, values):
-        cupyx.scatter_add(target, index, values)
+    def matmul(self, a, b):
+        return cupy.matmul(a, b)  # cuBLAS; float16 accumulates in float32
 
     def seed(self, seed):
         with self.device:
@@ -144,8 +145,10 @@ class CupyBackend(Backend):
             linalg.set_compute_type(np.float32, getattr(linalg, "COMPUTE_TYPE_TF32", 7) if tf32 else getattr(linalg, "COMPUTE_TYPE_DEFAULT", 1))
 
     # -- launches -----------------------------------------------------------------------------
-    def _grid(self, n: int) -> int:
-        return max(1, min(math.ceil(n / BLOCK), self.sm_count * 16))
+    def _grid(self, n: int, itemsize: int = 1) -> int:
+        """Blocks for a grid-stride loop over n elements taken 16 bytes (two packs in flight) per thread."""
+        per_thread = max(1, 32 // itemsize) if itemsize > 1 else 1
+        return max(1, min(math.ceil(n / (BLOCK * per_thread)), self.sm_count * 32))
 
     def _act_fwd(self, name, x, out, p=0.0):
         fallback = getattr(Backend, name + "_fwd")
@@ -153,7 +156,7 @@ class CupyBackend(Backend):
             return fallback(self, x, out=out, **({} if name in ("relu", "sigmoid", "tanh") else {_PARAM[name]: p}))
         y = cupy.empty_like(x) if out is None else out
         kernel = load_kernel("activation", f"{name}_fwd<{KERNEL_DTYPES[x.dtype]}>")
-        kernel((self._grid(x.size),), (BLOCK,), (x, y, np.int64(x.size), np.float64(p)))
+        kernel((self._grid(x.size, x.itemsize),), (BLOCK,), (x, y, np.int64(x.size), np.float64(p)))
         return y
 
     def _act_bwd(self, name, y, grad_output, p=0.0):
@@ -162,7 +165,7 @@ class CupyBackend(Backend):
             return fallback(self, y, grad_output, **({} if name in ("relu", "sigmoid", "tanh") else {_PARAM[name]: p}))
         gx = cupy.empty_like(y)
         kernel = load_kernel("activation", f"{name}_bwd<{KERNEL_DTYPES[y.dtype]}>")
-        kernel((self._grid(y.size),), (BLOCK,), (y, grad_output, gx, np.int64(y.size), np.float64(p)))
+        kernel((self._grid(y.size, y.itemsize),), (BLOCK,), (y, grad_output, gx, np.int64(y.size), np.float64(p)))
         return gx
 
     def sigmoid_fwd(self, x, out=None):
@@ -200,9 +203,11 @@ class CupyBackend(Backend):
         if z.ndim == 0 or z.size == 0 or not _fits(z) or (bias is not None and not _fits(z.reshape(-1)[:1], bias)):
             return super().bias_act_fwd(z, bias, activation)
         cols = z.shape[-1]
+        rows = z.size // cols
         kernel = load_kernel("bias_act", f"bias_act_fwd<{KERNEL_DTYPES[z.dtype]}>")
-        kernel((self._grid(z.size),), (BLOCK,),
-               (z, bias if bias is not None else z, np.int64(z.size // cols), np.int64(cols),
+        threads = min(BLOCK, max(32, 32 * math.ceil(cols * z.itemsize / 16 / 32)))
+        kernel((max(1, min(rows, self.sm_count * 32)),), (threads,),
+               (z, bias if bias is not None else z, np.int64(rows), np.int64(cols),
                 np.int32(bias is not None), np.int32(ACT_CODES[activation]), np.float64(0.0)))
         return z
 
@@ -215,19 +220,26 @@ class CupyBackend(Backend):
             return super().bias_act_bwd(y, grad_output, activation, need_bias)
         cols = y.shape[-1]
         rows = y.size // cols
+        pack = 16 // y.itemsize
+        vectorized = cols % pack == 0 and all(a.data.ptr % 16 == 0 for a in (y, grad_output))
+        per_thread = pack if vectorized else 1
         threads = 128
-        col_blocks = math.ceil(cols / threads)
+        col_blocks = math.ceil(cols / (threads * per_thread))
         chunks = max(1, min(rows, (self.sm_count * 8) // col_blocks))
         rows_per_chunk = math.ceil(rows / chunks)
         chunks = math.ceil(rows / rows_per_chunk)
         accum = np.float64 if y.dtype == np.float64 else np.float32
         partial = cupy.empty((chunks, cols), dtype=accum)
         grad_pre = cupy.empty_like(y)
-        kernel = load_kernel("bias_act", f"bias_act_bwd<{KERNEL_DTYPES[y.dtype]}>")
-        kernel((col_blocks, chunks), (threads,),
-               (y, grad_output, grad_pre, partial, np.int64(rows), np.int64(cols), np.int64(rows_per_chunk),
-                np.int32(ACT_CODES[activation]), np.float64(0.0)))
-        return grad_pre, partial.sum(axis=0).astype(y.dtype, copy=False)
+        grad_bias = cupy.empty(cols, dtype=y.dtype)
+        name = KERNEL_DTYPES[y.dtype]
+        load_kernel("bias_act", f"bias_act_bwd<{name}>")(
+            (col_blocks, chunks), (threads,),
+            (y, grad_output, grad_pre, partial, np.int64(rows), np.int64(cols), np.int64(rows_per_chunk),
+             np.int32(ACT_CODES[activation]), np.float64(0.0), np.int32(vectorized)))
+        load_kernel("bias_act", f"column_sum<{name}>")(
+            (max(1, math.ceil(cols / BLOCK)),), (BLOCK,), (partial, grad_bias, np.int64(chunks), np.int64(cols)))
+        return grad_pre, grad_bias
 
     # -- softmax + cross-entropy ---------------------------------------------------------------
     def _xent_kernel_fits(self, logits, labels):
@@ -249,8 +261,10 @@ class CupyBackend(Backend):
         warps_per_block = BLOCK // 32
         grid = max(1, min(math.ceil(rows / warps_per_block), self.sm_count * 16))
         kernel((grid,), (BLOCK,), (logits, labels, row_loss, dlogits, np.int64(rows), np.int64(logits.shape[1])))
-        loss = row_loss.sum() / rows
-        return loss.astype(logits.dtype), dlogits
+        loss = cupy.empty((), dtype=logits.dtype)
+        load_kernel("softmax_xent", f"mean_loss<{KERNEL_DTYPES[logits.dtype]}>")(
+            (1,), (1024,), (row_loss, loss, np.int64(rows)))
+        return loss, dlogits
 
     # -- optimizer steps: one fused launch per parameter ---------------------------------------
     def sgd_step(self, param, grad, state, lr, momentum, dampening, nesterov, weight_decay):

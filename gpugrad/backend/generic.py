@@ -16,6 +16,22 @@ def compute_dtype(dtype):
     return np.float32 if np.dtype(dtype) == np.float16 else dtype
 
 
+def half_in_float32(method):
+    """Run a generic formula in float32 for float16 arrays (as the kernels do), then round once."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *arrays, out=None, **params):
+        if arrays[0].dtype != np.float16:
+            return method(self, *arrays, out=out, **params) if out is not None else method(self, *arrays, **params)
+        result = method(self, *[a.astype(np.float32) for a in arrays], **params).astype(np.float16)
+        if out is None:
+            return result
+        self.xp.copyto(out, result)
+        return out
+    return wrapper
+
+
 class Backend:
     kind = "cpu"
     index = 0
@@ -53,7 +69,13 @@ class Backend:
         pass  # numpy computes float32 GEMMs in float32
 
     def scatter_add(self, target, index, values) -> None:
-        np.add.at(target, index, values)
+        self.xp.add.at(target, index, values)
+
+    def matmul(self, a, b):
+        """a @ b; float16 is multiplied and accumulated in float32 (numpy's half matmul is neither fast nor exact)."""
+        if a.dtype == np.float16 and b.dtype == np.float16:
+            return self.xp.matmul(a.astype(np.float32), b.astype(np.float32)).astype(np.float16)
+        return self.xp.matmul(a, b)
 
     # -- random numbers -----------------------------------------------------------------------
     def seed(self, seed: int) -> None:
@@ -69,6 +91,7 @@ class Backend:
         return self.rng.permutation(n)
 
     # -- fused elementwise activations: forward from the input, backward from what it saved ---
+    @half_in_float32
     def sigmoid_fwd(self, x, out=None):
         # NOTE: e = exp(-|x|); x >= 0: 1/(1+e), else e/(1+e). No overflow, full accuracy in both tails.
         xp = self.xp
@@ -85,36 +108,45 @@ class Backend:
         xp.copyto(out, r, where=positive)
         return out
 
+    @half_in_float32
     def sigmoid_bwd(self, y, grad_output):
         return grad_output * y * (1 - y)
 
+    @half_in_float32
     def relu_fwd(self, x, out=None):
         return self.xp.maximum(x, 0, out=out)  # NaN propagates
 
+    @half_in_float32
     def relu_bwd(self, y, grad_output):
         return self.xp.where(y > 0, grad_output, 0).astype(grad_output.dtype, copy=False)
 
+    @half_in_float32
     def tanh_fwd(self, x, out=None):
         return self.xp.tanh(x, out=out)
 
+    @half_in_float32
     def tanh_bwd(self, y, grad_output):
         return grad_output * (1 - y * y)
 
+    @half_in_float32
     def leaky_relu_fwd(self, x, negative_slope=0.01, out=None):
         slope = self.xp.asarray(negative_slope, dtype=x.dtype)
         return self.xp.where(x > 0, x, x * slope) if out is None else self._assign(out, self.xp.where(x > 0, x, x * slope))
 
+    @half_in_float32
     def leaky_relu_bwd(self, y, grad_output, negative_slope=0.01):
         # NOTE: for a non-negative slope y > 0 exactly where x > 0, so the output is enough.
         slope = self.xp.asarray(negative_slope, dtype=grad_output.dtype)
         return self.xp.where(y > 0, grad_output, grad_output * slope)
 
+    @half_in_float32
     def elu_fwd(self, x, alpha=1.0, out=None):
         xp = self.xp
         negative_part = xp.expm1(xp.minimum(x, 0)) * xp.asarray(alpha, dtype=x.dtype)
         y = xp.where(x > 0, x, negative_part)
         return y if out is None else self._assign(out, y)
 
+    @half_in_float32
     def elu_bwd(self, y, grad_output, alpha=1.0):
         # NOTE: for x <= 0, d/dx alpha*(e^x - 1) = alpha*e^x = y + alpha.
         a = self.xp.asarray(alpha, dtype=y.dtype)

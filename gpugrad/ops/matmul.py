@@ -30,11 +30,11 @@ class MatMul(Function):
     def forward(self, a, b):
         check_matmul_shapes(a.shape, b.shape)
         self.saved = (a, b)
-        return self.backend.xp.matmul(a, b)
+        return self.backend.matmul(a, b)
 
     def backward(self, grad_output):
         a, b = self.saved
-        xp = self.backend.xp
+        backend = self.backend
         # Promote vectors to matrices so one rule covers every case, then undo it.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
@@ -47,14 +47,14 @@ class MatMul(Function):
             g = g[..., None]
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = sum_to(xp.matmul(g, _swap(b2)), a2.shape).reshape(a.shape)
+            ga = sum_to(backend.matmul(g, _swap(b2)), a2.shape).reshape(a.shape)
         if self.needs_input_grad[1]:
             if b2.ndim == 2 and a2.ndim > 2:
                 # NOTE: a weight shared over a batch: fold the batch into one GEMM instead of B GEMMs + a sum.
                 k, n = b2.shape
-                gb = xp.matmul(a2.reshape(-1, k).T, g.reshape(-1, n))
+                gb = backend.matmul(a2.reshape(-1, k).T, g.reshape(-1, n))
             else:
-                gb = sum_to(xp.matmul(_swap(a2), g), b2.shape)
+                gb = sum_to(backend.matmul(_swap(a2), g), b2.shape)
             gb = gb.reshape(b.shape)
         return ga, gb
 
@@ -76,7 +76,7 @@ class Linear(Function):
         if bias is not None and bias.shape != (weight.shape[0],):
             raise ValueError(f"linear: bias of shape {tuple(bias.shape)} for weight of shape {tuple(weight.shape)}; "
                              f"expected ({weight.shape[0]},)")
-        z = self.backend.xp.matmul(x, weight.T)
+        z = self.backend.matmul(x, weight.T)
         y = self.backend.bias_act_fwd(z, bias, self.activation)
         self.saved = (x, weight, y, bias is not None)
         return y
@@ -85,12 +85,12 @@ class Linear(Function):
         x, weight, y, has_bias = self.saved
         need_bias = has_bias and self.needs_input_grad[2]
         grad_pre, grad_bias = self.backend.bias_act_bwd(y, grad_output, self.activation, need_bias)
-        xp = self.backend.xp
-        gx = xp.matmul(grad_pre, weight) if self.needs_input_grad[0] else None
+        backend = self.backend
+        gx = backend.matmul(grad_pre, weight) if self.needs_input_grad[0] else None
         gw = None
         if self.needs_input_grad[1]:
             rows = grad_pre.reshape(-1, grad_pre.shape[-1])
-            gw = xp.matmul(rows.T, x.reshape(-1, x.shape[-1]))
+            gw = backend.matmul(rows.T, x.reshape(-1, x.shape[-1]))
         return (gx, gw, grad_bias) if has_bias else (gx, gw)
 
 
