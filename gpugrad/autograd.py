@@ -63,28 +63,44 @@ class Function:
 
     saved = None
     generation = 0
+    retaining = False  # set by the engine: True while a retain_graph backward runs
 
     def __call__(self, *inputs):
         tensors = _as_tensor_like(inputs, type(self).__name__)
-        self.backend = tensors[0].backend
+        self.backend = backend = tensors[0].backend
         outputs = self.forward(*[t.data for t in tensors])
-        single = not isinstance(outputs, tuple)
-        if single:
-            outputs = (outputs,)
-        record = is_grad_enabled() and any(t.requires_grad for t in tensors)
-        # NOTE: numpy returns scalars, not 0-d arrays, from ops on 0-d arrays.
-        results = [_make_tensor(np.asarray(y) if isinstance(y, np.generic) else y, record) for y in outputs]
+        record = False
+        if getattr(_state, "enabled", True):
+            needs = tuple([t.requires_grad for t in tensors])
+            record = True in needs
+        if outputs.__class__ is not tuple:  # the common case: one output
+            if outputs.__class__ is not backend.array_type:
+                outputs = _as_array(outputs)  # numpy returns scalars, not 0-d arrays, from 0-d inputs
+            result = _make_tensor(outputs, record)
+            if record:
+                self._record(tensors, needs, (result,))
+            else:
+                self.saved = None
+            return result
+        results = tuple(_make_tensor(_as_array(y), record) for y in outputs)
         if record:
-            self.inputs = tensors
-            self.needs_input_grad = tuple(t.requires_grad for t in tensors)
-            self.generation = max(t.generation for t in tensors)
-            for y in results:
-                y.creator = self
-                y.generation = self.generation + 1
-            self.outputs = [weakref.ref(y) for y in results]
+            self._record(tensors, needs, results)
         else:
             self.saved = None
-        return results[0] if single else tuple(results)
+        return results
+
+    def _record(self, tensors, needs, results):
+        self.inputs = tensors
+        self.needs_input_grad = needs
+        generation = 0
+        for t in tensors:
+            if t.generation > generation:
+                generation = t.generation
+        self.generation = generation
+        for y in results:
+            y.creator = self
+            y.generation = generation + 1
+        self.outputs = [weakref.ref(y) for y in results]
 
     def forward(self, *arrays):
         raise NotImplementedError
@@ -100,20 +116,18 @@ class Function:
         return type(self).__name__
 
 
+def _as_array(y):
+    return np.asarray(y) if isinstance(y, np.generic) else y
+
+
 def run_backward(root, grad, retain_graph: bool) -> None:
     """Accumulate d(root)/d(leaf) into every leaf that requires grad."""
     pending = {id(root): [root, grad]}  # id(tensor) -> [tensor, summed gradient array]
-    heap: list = []
-    queued = set()
-
-    def push(function):
-        if id(function) not in queued:
-            queued.add(id(function))
-            heapq.heappush(heap, (-function.generation, function))
-
-    push(root.creator)
+    first = root.creator
+    heap = [(-first.generation, first)]
+    queued = {id(first)}
     while heap:
-        _, function = heapq.heappop(heap)
+        function = heapq.heappop(heap)[1]
         if function.saved is _FREED:
             raise RuntimeError(
                 f"Trying to backward through the graph a second time ({function.name} has already "
@@ -124,15 +138,15 @@ def run_backward(root, grad, retain_graph: bool) -> None:
         for ref in function.outputs:
             output = ref()
             entry = pending.pop(id(output), None) if output is not None else None
-            if entry is None and output is not None:
-                entry = [output, output.backend.xp.zeros(output.shape, output.dtype)]
-            elif entry is None:
-                entry = [None, None]
-            grad_outputs.append(entry[1])
-        if all(g is None for g in grad_outputs):
-            continue
+            if entry is not None:
+                grad_outputs.append(entry[1])
+            elif output is not None:  # an output nobody used: its gradient is zero
+                grad_outputs.append(output.backend.xp.zeros(output.data.shape, output.data.dtype))
+            else:
+                grad_outputs.append(None)
+        function.retaining = retain_graph
         grad_inputs = function.backward(*grad_outputs)
-        if not isinstance(grad_inputs, tuple):
+        if grad_inputs.__class__ is not tuple:
             grad_inputs = (grad_inputs,)
         if not retain_graph:
             function.saved = _FREED
@@ -141,34 +155,39 @@ def run_backward(root, grad, retain_graph: bool) -> None:
                 continue
             if isinstance(grad_input, np.generic):
                 grad_input = np.asarray(grad_input)
-            _check_gradient(function, tensor, grad_input)
+            if grad_input.shape != tensor.data.shape or grad_input.dtype != tensor.data.dtype:
+                _gradient_error(function, tensor, grad_input)
             if tensor.creator is None:
-                if tensor.grad is None:
-                    tensor.grad = _make_tensor(grad_input.copy() if _shares(grad_input, grad_outputs) else grad_input, False)
-                else:
-                    tensor.grad.data = tensor.grad.backend.xp.add(tensor.grad.data, grad_input, out=None)
-                    if isinstance(tensor.grad.data, np.generic):
-                        tensor.grad.data = np.asarray(tensor.grad.data)
+                _accumulate_leaf(tensor, grad_input, grad_outputs)
                 continue
             entry = pending.get(id(tensor))
             if entry is None:
                 pending[id(tensor)] = [tensor, grad_input]
             else:
                 entry[1] = entry[1] + grad_input
-            push(tensor.creator)
+            creator = tensor.creator
+            if id(creator) not in queued:
+                queued.add(id(creator))
+                heapq.heappush(heap, (-creator.generation, creator))
 
 
-def _shares(array, others) -> bool:
-    # A function may hand its output gradient straight through; never store an alias as .grad.
-    return any(array is other for other in others)
+def _accumulate_leaf(tensor, grad, grad_outputs) -> None:
+    if tensor.grad is not None:
+        total = tensor.grad.data + grad
+        tensor.grad.data = np.asarray(total) if isinstance(total, np.generic) else total
+        return
+    # NOTE: .grad must own its memory: a view, or an upstream gradient passed straight through,
+    # may alias an array that the graph or the cached unit gradient still uses.
+    if grad.base is not None or any(grad is g for g in grad_outputs):
+        grad = grad.copy()
+    tensor.grad = _make_tensor(grad, False)
 
 
-def _check_gradient(function, tensor, grad) -> None:
-    if grad.shape != tensor.shape or grad.dtype != tensor.dtype:
-        raise RuntimeError(
-            f"{function.name} returned a gradient of shape {tuple(grad.shape)} and dtype {grad.dtype} "
-            f"for an input of shape {tuple(tensor.shape)} and dtype {tensor.dtype}"
-        )
+def _gradient_error(function, tensor, grad) -> None:
+    raise RuntimeError(
+        f"{function.name} returned a gradient of shape {tuple(grad.shape)} and dtype {grad.dtype} "
+        f"for an input of shape {tuple(tensor.shape)} and dtype {tensor.dtype}"
+    )
 
 
 def sum_to(grad, shape):

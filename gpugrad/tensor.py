@@ -7,6 +7,7 @@ import numpy as np
 
 from . import autograd
 from .backend import backend_of, get_backend, is_cupy_array
+from .backend import _CPU
 from .ops import activation, arith, matmul, reduce, shape as shape_ops
 
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -54,7 +55,7 @@ class Tensor:
     # -- properties ---------------------------------------------------------------------------
     @property
     def backend(self):
-        return backend_of(self.data)
+        return _CPU if self.data.__class__ is np.ndarray else backend_of(self.data)
 
     @property
     def shape(self) -> tuple:
@@ -102,7 +103,7 @@ class Tensor:
                     f"backward() without a gradient needs a scalar output, got shape {self.shape}; "
                     "pass grad= with the same shape"
                 )
-            grad = self.backend.xp.ones(self.data.shape, dtype=self.dtype)
+            grad = self.backend.unit_gradient(self.data.shape, self.dtype)
         else:
             grad = grad.data if isinstance(grad, Tensor) else self.backend.asarray(grad, dtype=self.dtype)
             if backend_of(grad) is not self.backend:
@@ -215,6 +216,8 @@ class Tensor:
         return arith.Div()(other, self)
 
     def __pow__(self, other):
+        if other.__class__ is int and other == 2:
+            return arith.Square()(self)
         return arith.Pow()(self, other)
 
     def __rpow__(self, other):
@@ -354,6 +357,13 @@ class Tensor:
 
 def as_tensor_like(values, op_name: str):
     """Turn an op's inputs into tensors on one device; Python scalars take the tensors' dtype."""
+    if len(values) == 1 and isinstance(values[0], Tensor):
+        return values
+    if len(values) == 2:  # fast path: two tensors whose arrays share a type (and so, for numpy, a device)
+        a, b = values
+        if isinstance(a, Tensor) and isinstance(b, Tensor) and a.data.__class__ is b.data.__class__ and (
+                a.data.__class__ is np.ndarray or a.backend is b.backend):
+            return values
     first = None
     for value in values:
         if isinstance(value, Tensor):

@@ -196,3 +196,16 @@ def test_graph_is_freed_by_reference_counting_alone():
         assert ref() is None
     finally:
         gc.enable()
+
+
+def test_leaf_gradients_own_their_memory():
+    x = T(np.ones(3))
+    x.reshape(3, 1).sum().backward()  # the gradient reaches x as a view of a broadcast
+    assert x.grad.data.base is None and x.grad.data.flags.writeable
+    x.grad.data[...] = 0  # zeroing in place must neither fail nor touch the graph's arrays
+    y = T(2.0)
+    y.backward()
+    y.grad.data[...] = 5
+    z = T(2.0)
+    z.backward()
+    assert z.grad.item() == 1.0

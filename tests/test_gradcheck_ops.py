@@ -40,14 +40,14 @@ def test_binary(device, op, shapes):
 
 @pytest.mark.parametrize("shape", [(), (5,), (3, 4)], ids=str)
 @pytest.mark.parametrize("op", ["neg", "exp", "log", "sqrt", "abs", "sigmoid", "tanh", "relu", "leaky_relu",
-                                "elu", "pow_scalar", "rsub", "rdiv", "rpow"])
+                                "elu", "pow_scalar", "square", "rsub", "rdiv", "rpow"])
 def test_unary(device, op, shape):
     positive = op in ("log", "sqrt")
     x = T(rng.uniform(0.3, 2.0, shape) if positive else away_from_zero(shape), device)
     fn = {"neg": lambda x: -x, "exp": lambda x: x.exp(), "log": lambda x: x.log(), "sqrt": lambda x: x.sqrt(),
           "abs": lambda x: x.abs(), "sigmoid": F.sigmoid, "tanh": F.tanh, "relu": F.relu,
           "leaky_relu": lambda x: F.leaky_relu(x, 0.1), "elu": lambda x: F.elu(x, 1.3),
-          "pow_scalar": lambda x: x ** 3, "rsub": lambda x: 2 - x, "rdiv": lambda x: 2 / x,
+          "pow_scalar": lambda x: x ** 3, "square": lambda x: x ** 2, "rsub": lambda x: 2 - x, "rdiv": lambda x: 2 / x,
           "rpow": lambda x: 2 ** x}[op]
     assert gpugrad.gradcheck(fn, [x])
 

@@ -92,6 +92,7 @@ def _fits(*arrays) -> bool:
 class CupyBackend(Backend):
     kind = "cuda"
     xp = cupy
+    array_type = cupy.ndarray
 
     def __init__(self, index: int):
         self.index = index

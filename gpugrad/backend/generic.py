@@ -36,6 +36,7 @@ class Backend:
     kind = "cpu"
     index = 0
     xp = np
+    array_type = np.ndarray
     _seed = 0  # the last manual_seed(); backends made later start from it
 
     def __init__(self):
@@ -62,6 +63,17 @@ class Backend:
 
     def synchronize(self) -> None:
         pass
+
+    def unit_gradient(self, shape, dtype):
+        """A cached, never-written array of ones: the implicit gradient of a scalar's backward()."""
+        cache = self.__dict__.setdefault("_units", {})
+        key = (tuple(shape), np.dtype(dtype))
+        unit = cache.get(key)
+        if unit is None:
+            unit = cache[key] = self.xp.ones(shape, dtype=dtype)
+            if self.xp is np:
+                unit.flags.writeable = False
+        return unit
 
     matmul_precision = "highest"  # shared by every backend; see gpugrad.set_matmul_precision
 

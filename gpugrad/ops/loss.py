@@ -32,4 +32,6 @@ class CrossEntropy(Function):
         return loss
 
     def backward(self, grad_output):
+        if grad_output is self.backend.unit_gradient(grad_output.shape, grad_output.dtype) and not self.retaining:
+            return self.saved  # loss.backward(): dlogits as they are, no multiply by one
         return self.saved * grad_output

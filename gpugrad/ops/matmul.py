@@ -47,7 +47,9 @@ class MatMul(Function):
             g = g[..., None]
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = sum_to(backend.matmul(g, _swap(b2)), a2.shape).reshape(a.shape)
+            ga = sum_to(backend.matmul(g, _swap(b2)), a2.shape)
+            if a.ndim == 1:
+                ga = ga.reshape(a.shape)
         if self.needs_input_grad[1]:
             if b2.ndim == 2 and a2.ndim > 2:
                 # NOTE: a weight shared over a batch: fold the batch into one GEMM instead of B GEMMs + a sum.
@@ -55,7 +57,8 @@ class MatMul(Function):
                 gb = backend.matmul(a2.reshape(-1, k).T, g.reshape(-1, n))
             else:
                 gb = sum_to(backend.matmul(_swap(a2), g), b2.shape)
-            gb = gb.reshape(b.shape)
+            if b.ndim == 1:
+                gb = gb.reshape(b.shape)
         return ga, gb
 
 

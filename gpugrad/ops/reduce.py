@@ -45,7 +45,8 @@ class Sum(Function):
     def backward(self, grad_output):
         shape, dtype = self.saved
         grad = _expand(grad_output, shape, self.axes, self.keepdims)
-        return self.backend.xp.broadcast_to(grad, shape).astype(dtype, copy=True)
+        # A read-only broadcast view: gradients are never written in place (leaves get a copy).
+        return self.backend.xp.broadcast_to(grad.astype(dtype, copy=False), shape)
 
 
 class Mean(Sum):

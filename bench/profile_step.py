@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""Where a training step's host time goes: cProfile of MLP steps plus the cost of single calls.
+
+    python bench/profile_step.py [--device cuda] [--steps 300] [--sizes 784,1024,1024,10] [--batch 512]
+
+The small MLP step on a GPU is bound by host-side work (Python, CuPy dispatch, launches), not by
+the GPU: this shows which calls to cut.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+import gpugrad  # noqa: E402
+import gpugrad.functional as F  # noqa: E402
+from gpugrad import nn, optim  # noqa: E402
+
+
+def per_call_us(fn, n=2000, sync=lambda: None):
+    for _ in range(50):
+        fn()
+    sync()
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    sync()
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--sizes", default="784,1024,1024,10")
+    parser.add_argument("--batch", type=int, default=512)
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    backend = gpugrad.get_backend(args.device)
+    gpugrad.manual_seed(0)
+    model = nn.MLP(sizes, device=args.device)
+    opt = optim.SGD(model.parameters(), lr=0.01)
+    x = gpugrad.randn(args.batch, sizes[0], device=args.device)
+    y = gpugrad.tensor(np.random.default_rng(0).integers(0, sizes[-1], args.batch), device=args.device)
+
+    def step():
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    print(f"step: {per_call_us(step, 200, backend.synchronize):.1f} us")
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(args.steps):
+        step()
+    backend.synchronize()
+    profile.disable()
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(30)
+    print(out.getvalue())
+
+    xp = backend.xp
+    a = xp.ones((args.batch, sizes[1]), dtype=np.float32)
+    w = xp.ones((sizes[1], sizes[1]), dtype=np.float32)
+    sync = backend.synchronize
+    print("single calls (us, host time with the GPU kept busy):")
+    for name, fn in [("xp.empty 2 MiB", lambda: xp.empty((args.batch, sizes[1]), np.float32)),
+                     ("xp.matmul", lambda: xp.matmul(a, w)),
+                     ("a * a", lambda: a * a),
+                     ("a.sum(axis=0)", lambda: a.sum(axis=0)),
+                     ("backend.relu_fwd (kernel)", lambda: backend.relu_fwd(a)),
+                     ("backend.relu_bwd (kernel)", lambda: backend.relu_bwd(a, a)),
+                     ("backend.bias_act_bwd", lambda: backend.bias_act_bwd(a, a, "relu", True)),
+                     ("Tensor relu (Function)", lambda: gpugrad.Tensor._make(a, False).relu())]:
+        print(f"   {name:28s} {per_call_us(fn, 2000, sync):8.1f}")
+
+
+if __name__ == "__main__":
+    main()
