@@ -75,6 +75,8 @@ def main(argv=None):
     print("single calls (us, host time with the GPU kept busy):")
     for name, fn in [("xp.empty 2 MiB", lambda: xp.empty((args.batch, sizes[1]), np.float32)),
                      ("xp.matmul", lambda: xp.matmul(a, w)),
+                     ("backend.matmul (gemmEx)", lambda: backend.matmul(a, w)),
+                     ("backend.matmul a.T @ a", lambda: backend.matmul(a.T, a)),
                      ("a * a", lambda: a * a),
                      ("a.sum(axis=0)", lambda: a.sum(axis=0)),
                      ("backend.relu_fwd (kernel)", lambda: backend.relu_fwd(a)),

@@ -94,8 +94,9 @@ def backend_of(array) -> Backend:
     if type(array) is np.ndarray or isinstance(array, (np.ndarray, np.generic)):
         return _CPU
     if is_cupy_array(array):
-        device = getattr(array, "device", None)
-        return get_backend(f"cuda:{device.id if hasattr(device, 'id') else array.data.device_id}")
+        device_id = array.data.device_id
+        backend = _CUDA.get(device_id)
+        return backend if backend is not None else get_backend(f"cuda:{device_id}")
     raise TypeError(f"expected a numpy or cupy array, got {type(array).__name__}")
 
 
