@@ -36,6 +36,23 @@ def per_call_us(fn, n=2000, sync=lambda: None):
     return (time.perf_counter() - start) / n * 1e6
 
 
+def gpu_only_us(step, backend, steps=20):
+    """The GPU's own time per step: the host queues the steps while the GPU spins, then the GPU
+    runs them back to back, so the events measure the device work without the host's gaps."""
+    import cupy
+    spin = cupy.RawKernel(r'''extern "C" __global__ void spin(long long cycles) {
+        long long start = clock64(); while (clock64() - start < cycles) { } }''', "spin")
+    backend.synchronize()
+    spin((1,), (1,), (np.int64(100_000_000),))  # ~50 ms at ~2 GHz
+    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+    start.record()
+    for _ in range(steps):
+        step()
+    stop.record()
+    stop.synchronize()
+    return cupy.cuda.get_elapsed_time(start, stop) / steps * 1e3
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cuda")
@@ -58,6 +75,8 @@ def main(argv=None):
         opt.step()
 
     print(f"step: {per_call_us(step, 200, backend.synchronize):.1f} us")
+    if backend.kind == "cuda":
+        print(f"GPU time of one step, launches queued behind a 50 ms spin: {gpu_only_us(step, backend):.1f} us")
     profile = cProfile.Profile()
     profile.enable()
     for _ in range(args.steps):

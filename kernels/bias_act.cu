@@ -89,6 +89,34 @@ __global__ void bias_act_bwd(const T* __restrict__ y, const T* __restrict__ gy, 
         bias_act_bwd_cols<T, 1>(y, gy, grad_pre, partial, rows, cols, rows_per_chunk, act, p);
 }
 
+// Small layers in one launch: a block of 32 x 8 threads owns 32 columns and every row; each of
+// its 8 row groups sums its rows, shared memory adds the 8 sums, and the block writes grad_bias.
+template <typename T>
+__global__ void bias_act_bwd_small(const T* __restrict__ y, const T* __restrict__ gy, T* __restrict__ grad_pre,
+                                   T* __restrict__ grad_bias, long long rows, long long cols, int act, double p) {
+    typedef typename Compute<T>::type C;
+    typedef typename Accum<T>::type A;
+    __shared__ A sums[8][32];
+    const long long col = blockIdx.x * 32ll + threadIdx.x;
+    A sum = (A)0;
+    if (col < cols) {
+        for (long long r = threadIdx.y; r < rows; r += 8) {
+            const long long i = r * cols + col;
+            C g = act_backward<C>(act, load(y, i), load(gy, i), (C)p);
+            store(grad_pre, i, g);
+            sum += (A)static_cast<C>(grad_pre[i]);
+        }
+    }
+    sums[threadIdx.y][threadIdx.x] = sum;
+    __syncthreads();
+    if (threadIdx.y == 0 && col < cols) {
+        A total = (A)0;
+#pragma unroll
+        for (int k = 0; k < 8; ++k) total += sums[k][threadIdx.x];
+        grad_bias[col] = static_cast<T>(total);
+    }
+}
+
 // grad_bias[c] = sum over chunks of partial[chunk, c], rounded once to T.
 template <typename T>
 __global__ void column_sum(const typename Accum<T>::type* __restrict__ partial, T* __restrict__ out,
@@ -106,9 +134,12 @@ template __global__ void bias_act_fwd<double>(double*, const double*, long long,
 template __global__ void bias_act_bwd<float>(const float*, const float*, float*, float*, long long, long long, long long, int, double, int);
 template __global__ void bias_act_bwd<double>(const double*, const double*, double*, double*, long long, long long, long long, int, double, int);
 template __global__ void column_sum<float>(const float*, float*, long long, long long);
+template __global__ void bias_act_bwd_small<float>(const float*, const float*, float*, float*, long long, long long, int, double);
+template __global__ void bias_act_bwd_small<double>(const double*, const double*, double*, double*, long long, long long, int, double);
 template __global__ void column_sum<double>(const double*, double*, long long, long long);
 #ifndef GPUGRAD_NO_HALF
 template __global__ void bias_act_fwd<__half>(__half*, const __half*, long long, long long, int, int, double);
 template __global__ void bias_act_bwd<__half>(const __half*, const __half*, __half*, float*, long long, long long, long long, int, double, int);
 template __global__ void column_sum<__half>(const float*, __half*, long long, long long);
+template __global__ void bias_act_bwd_small<__half>(const __half*, const __half*, __half*, __half*, long long, long long, int, double);
 #endif

@@ -117,7 +117,7 @@ def test_linear_bias_activation_matches_cpu(cuda, activation, dtype, shape):
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
 @pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh"])
-@pytest.mark.parametrize("shape", [(512, 1024), (4096, 10), (3, 7), (1, 4)], ids=str)
+@pytest.mark.parametrize("shape", [(512, 1024), (4096, 10), (3, 7), (1, 4), (2048, 1024), (1030, 1023)], ids=str)
 def test_bias_activation_backward_matches_cpu(cuda, activation, dtype, shape):
     cpu, gpu = get_backend("cpu"), get_backend(cuda)
     rng = np.random.default_rng(4)

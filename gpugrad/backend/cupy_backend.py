@@ -19,13 +19,15 @@ KERNEL_DTYPES = {np.dtype(np.float16): "__half", np.dtype(np.float32): "float", 
 _ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu")
 _KERNELS = {
     "activation": [f"{a}_{d}<{t}>" for a in _ACTIVATIONS for d in ("fwd", "bwd") for t in KERNEL_DTYPES.values()],
-    "bias_act": [f"{k}<{t}>" for k in ("bias_act_fwd", "bias_act_bwd", "column_sum") for t in KERNEL_DTYPES.values()],
+    "bias_act": [f"{k}<{t}>" for k in ("bias_act_fwd", "bias_act_bwd", "bias_act_bwd_small", "column_sum")
+                 for t in KERNEL_DTYPES.values()],
     "softmax_xent": [f"softmax_xent_fwd<{t}, {l}>" for t in KERNEL_DTYPES.values() for l in ("long long", "int")]
     + [f"mean_loss<{t}>" for t in KERNEL_DTYPES.values()],
     "optim": [f"{k}<{t}>" for k in ("sgd_step", "adam_step") for t in ("float", "double")],
 }
 _MODULES: dict = {}
 BLOCK = 256
+SMALL_EPILOGUE = 1 << 20  # elements up to which the bias gradient is summed in the same launch
 
 
 class GPUOutOfMemoryError(MemoryError):
@@ -272,6 +274,15 @@ class CupyBackend(Backend):
             return super().bias_act_bwd(y, grad_output, activation, need_bias)
         cols = y.shape[-1]
         rows = y.size // cols
+        name = KERNEL_DTYPES[y.dtype]
+        if y.size <= SMALL_EPILOGUE:  # one launch: fewer host calls matter more than bandwidth here
+            grad_pre = cupy.empty_like(y)
+            grad_bias = cupy.empty(cols, dtype=y.dtype)
+            load_kernel("bias_act", f"bias_act_bwd_small<{name}>")(
+                (math.ceil(cols / 32),), (32, 8),
+                (y, grad_output, grad_pre, grad_bias, np.int64(rows), np.int64(cols),
+                 np.int32(ACT_CODES[activation]), np.float64(0.0)))
+            return grad_pre, grad_bias
         pack = 16 // y.itemsize
         vectorized = cols % pack == 0 and all(a.data.ptr % 16 == 0 for a in (y, grad_output))
         per_thread = pack if vectorized else 1
@@ -284,7 +295,6 @@ class CupyBackend(Backend):
         partial = cupy.empty((chunks, cols), dtype=accum)
         grad_pre = cupy.empty_like(y)
         grad_bias = cupy.empty(cols, dtype=y.dtype)
-        name = KERNEL_DTYPES[y.dtype]
         load_kernel("bias_act", f"bias_act_bwd<{name}>")(
             (col_blocks, chunks), (threads,),
             (y, grad_output, grad_pre, partial, np.int64(rows), np.int64(cols), np.int64(rows_per_chunk),
@@ -318,29 +328,50 @@ class CupyBackend(Backend):
             (1,), (1024,), (row_loss, loss, np.int64(rows)))
         return loss, dlogits
 
-    # -- optimizer steps: one fused launch per parameter ---------------------------------------
-    def sgd_step(self, param, grad, state, lr, momentum, dampening, nesterov, weight_decay):
-        if not _fits(param, grad) or param.dtype == np.float16:
-            return super().sgd_step(param, grad, state, lr, momentum, dampening, nesterov, weight_decay)
-        first = momentum != 0 and state.get("momentum_buffer") is None
-        if first:
-            state["momentum_buffer"] = cupy.empty_like(param)
-        buf = state["momentum_buffer"] if momentum != 0 else param
-        kernel = load_kernel("optim", f"sgd_step<{KERNEL_DTYPES[param.dtype]}>")
-        kernel((self._grid(param.size),), (BLOCK,),
-               (param, grad, buf, np.int64(param.size), np.float64(lr), np.float64(momentum), np.float64(dampening),
-                np.float64(weight_decay), np.int32(bool(nesterov)), np.int32(first)))
+    # -- optimizer steps: up to 8 parameters per launch -----------------------------------------
+    def _launch_multi(self, kernel_name, slots, first_mask, scalars):
+        """slots: (param, grad, a, b) per parameter, all of one dtype; 8 per launch (blockIdx.y)."""
+        kernel = load_kernel("optim", f"{kernel_name}<{KERNEL_DTYPES[slots[0][0].dtype]}>")
+        for start in range(0, len(slots), 8):
+            chunk = slots[start:start + 8]
+            args = []
+            for param, grad, a, b in chunk + [chunk[0]] * (8 - len(chunk)):
+                args += [param, grad, a, b, np.int64(param.size)]
+            mask = (first_mask >> start) & 0xFF
+            blocks = max(self._grid(p.size) for p, _, _, _ in chunk)
+            kernel((blocks, len(chunk)), (BLOCK,), (*args, np.int32(mask), *scalars))
 
-    def adam_step(self, param, grad, state, step, lr, beta1, beta2, eps, weight_decay, decoupled):
-        if not _fits(param, grad) or param.dtype == np.float16:
-            return super().adam_step(param, grad, state, step, lr, beta1, beta2, eps, weight_decay, decoupled)
-        m = state.setdefault("exp_avg", cupy.zeros_like(param))
-        v = state.setdefault("exp_avg_sq", cupy.zeros_like(param))
-        kernel = load_kernel("optim", f"adam_step<{KERNEL_DTYPES[param.dtype]}>")
-        kernel((self._grid(param.size),), (BLOCK,),
-               (param, grad, m, v, np.int64(param.size), np.float64(lr), np.float64(beta1), np.float64(beta2),
-                np.float64(eps), np.float64(weight_decay), np.int32(bool(decoupled)),
-                np.float64(lr / (1 - beta1 ** step)), np.float64(math.sqrt(1 - beta2 ** step))))
+    def sgd_step(self, params, grads, states, lr, momentum, dampening, nesterov, weight_decay):
+        by_dtype, first_mask = {}, {}
+        for param, grad, state in zip(params, grads, states):
+            if not _fits(param, grad) or param.dtype == np.float16:
+                self._sgd_one(param, grad, state, lr, momentum, dampening, nesterov, weight_decay)
+                continue
+            slots = by_dtype.setdefault(param.dtype, [])
+            buf = state.get("momentum_buffer")
+            if momentum != 0 and buf is None:
+                buf = state["momentum_buffer"] = cupy.empty_like(param)
+                first_mask[param.dtype] = first_mask.get(param.dtype, 0) | (1 << len(slots))
+            slots.append((param, grad, buf if buf is not None else param, param))
+        for dtype, slots in by_dtype.items():
+            self._launch_multi("sgd_step", slots, first_mask.get(dtype, 0),
+                               (np.float64(lr), np.float64(momentum), np.float64(dampening),
+                                np.float64(weight_decay), np.int32(bool(nesterov))))
+
+    def adam_step(self, params, grads, states, lr, beta1, beta2, eps, weight_decay, decoupled):
+        groups = {}  # (dtype, step) -> slots: the bias corrections depend on the step
+        for param, grad, state in zip(params, grads, states):
+            if not _fits(param, grad) or param.dtype == np.float16:
+                self._adam_one(param, grad, state, state["step"], lr, beta1, beta2, eps, weight_decay, decoupled)
+                continue
+            m = state.setdefault("exp_avg", cupy.zeros_like(param))
+            v = state.setdefault("exp_avg_sq", cupy.zeros_like(param))
+            groups.setdefault((param.dtype, state["step"]), []).append((param, grad, m, v))
+        for (dtype, step), slots in groups.items():
+            self._launch_multi("adam_step", slots, 0,
+                               (np.float64(lr), np.float64(beta1), np.float64(beta2), np.float64(eps),
+                                np.float64(weight_decay), np.int32(bool(decoupled)),
+                                np.float64(lr / (1 - beta1 ** step)), np.float64(math.sqrt(1 - beta2 ** step))))
 
 
 _PARAM = {"leaky_relu": "negative_slope", "elu": "alpha"}

@@ -6,6 +6,8 @@ the kernels' so CPU-GPU parity can be tight.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 ACTIVATIONS = (None, "relu", "sigmoid", "tanh", "leaky_relu", "elu")
@@ -181,6 +183,11 @@ class Backend:
     # -- bias + activation (the epilogue of a linear layer) ------------------------------------
     def bias_act_fwd(self, z, bias, activation):
         """y = act(z + bias), written into z (z is the fresh GEMM output)."""
+        if z.dtype == np.float16:  # computed in float32 and rounded once, as the kernel does
+            work = z.astype(np.float32)
+            self.bias_act_fwd(work, None if bias is None else bias.astype(np.float32), activation)
+            self.xp.copyto(z, work, casting="same_kind")
+            return z
         if bias is not None:
             self.xp.add(z, bias, out=z)
         return self.activation_fwd(activation, z, out=z)
@@ -221,9 +228,13 @@ class Backend:
             scratch = state["scratch"] = self.xp.empty_like(like)
         return scratch
 
-    def sgd_step(self, param, grad, state, lr, momentum, dampening, nesterov, weight_decay):
-        """p -= lr * d with d = g + wd p, through (Nesterov) momentum; no fresh temporaries per step."""
-        xp = self.xp
+    def sgd_step(self, params, grads, states, lr, momentum, dampening, nesterov, weight_decay):
+        """p -= lr * d with d = g + wd p, through (Nesterov) momentum, for each parameter in place."""
+        for param, grad, state in zip(params, grads, states):
+            self._sgd_one(param, grad, state, lr, momentum, dampening, nesterov, weight_decay)
+
+    def _sgd_one(self, param, grad, state, lr, momentum, dampening, nesterov, weight_decay):
+        xp = self.xp  # no fresh temporaries per step: one scratch buffer per parameter
         d = self._scratch(state, param)
         if weight_decay:
             xp.multiply(param, weight_decay, out=d)
@@ -246,8 +257,13 @@ class Backend:
         d *= lr
         param -= d
 
-    def adam_step(self, param, grad, state, step, lr, beta1, beta2, eps, weight_decay, decoupled):
-        """Adam (decoupled=False: L2 added to g) and AdamW (decoupled=True: p *= 1 - lr wd)."""
+    def adam_step(self, params, grads, states, lr, beta1, beta2, eps, weight_decay, decoupled):
+        """Adam (decoupled=False: L2 added to g) and AdamW (decoupled=True: p *= 1 - lr wd);
+        ``state["step"]`` counts each parameter's steps (bias correction)."""
+        for param, grad, state in zip(params, grads, states):
+            self._adam_one(param, grad, state, state["step"], lr, beta1, beta2, eps, weight_decay, decoupled)
+
+    def _adam_one(self, param, grad, state, step, lr, beta1, beta2, eps, weight_decay, decoupled):
         xp = self.xp
         s = self._scratch(state, param)
         m = state.setdefault("exp_avg", xp.zeros_like(param))
@@ -265,7 +281,7 @@ class Backend:
         v += s
         # NOTE: p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps), PyTorch's form of Adam.
         xp.sqrt(v, out=s)
-        s /= (1 - beta2 ** step) ** 0.5
+        s /= math.sqrt(1 - beta2 ** step)
         s += eps
         xp.divide(m, s, out=s)
         s *= lr / (1 - beta1 ** step)

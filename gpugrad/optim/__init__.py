@@ -28,13 +28,20 @@ class Optimizer:
             else:
                 p.grad.data[...] = 0
 
-    def _pairs(self):
+    def _groups(self):
+        """(backend, parameter arrays, gradient arrays, states) per device, for parameters with a gradient."""
+        groups = {}
         for p, state in zip(self.params, self.state):
             if p.grad is None:
                 continue
-            if p.grad.data.__class__ is not p.data.__class__:
+            backend = p.backend
+            if p.grad.backend is not backend:
                 raise RuntimeError(f"{type(self).__name__}: gradient on {p.grad.device} for a parameter on {p.device}")
-            yield p, state
+            group = groups.setdefault(backend, ([], [], []))
+            group[0].append(p.data)
+            group[1].append(p.grad.data)
+            group[2].append(state)
+        return [(backend, *group) for backend, group in groups.items()]
 
     def state_dict(self) -> dict:
         """{"hyperparameters": ..., "state": [{name: numpy array or number}, ...]} (no scratch buffers)."""
@@ -69,9 +76,9 @@ class SGD(Optimizer):
     @no_grad()
     def step(self):
         d = self.defaults
-        for p, state in self._pairs():
-            p.backend.sgd_step(p.data, p.grad.data, state, d["lr"], d["momentum"], d["dampening"], d["nesterov"],
-                               d["weight_decay"])
+        for backend, params, grads, states in self._groups():
+            backend.sgd_step(params, grads, states, d["lr"], d["momentum"], d["dampening"], d["nesterov"],
+                             d["weight_decay"])
 
 
 class Adam(Optimizer):
@@ -88,10 +95,11 @@ class Adam(Optimizer):
     @no_grad()
     def step(self):
         d = self.defaults
-        for p, state in self._pairs():
-            state["step"] = state.get("step", 0) + 1
-            p.backend.adam_step(p.data, p.grad.data, state, state["step"], d["lr"], d["betas"][0], d["betas"][1],
-                                d["eps"], d["weight_decay"], self.decoupled)
+        for backend, params, grads, states in self._groups():
+            for state in states:
+                state["step"] = state.get("step", 0) + 1
+            backend.adam_step(params, grads, states, d["lr"], d["betas"][0], d["betas"][1], d["eps"],
+                              d["weight_decay"], self.decoupled)
 
 
 class AdamW(Adam):
