@@ -8,13 +8,14 @@ from .gradcheck import GradcheckError, gradcheck
 from .tensor import (DeviceMismatchError, Tensor, arange, eye, full, manual_seed, ones, rand, randn, tensor,
                      zeros)
 from .ops.matmul import set_matmul_precision
+from .serialization import load, save
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "eye", "arange", "randn", "rand", "manual_seed",
            "no_grad", "enable_grad", "is_grad_enabled", "Function", "functional", "gradcheck",
            "GradcheckError", "CudaUnavailableError", "DeviceMismatchError", "get_backend",
-           "set_matmul_precision", "cuda"]
+           "set_matmul_precision", "save", "load", "cuda"]
 
 
 def __getattr__(name):

@@ -5,6 +5,8 @@ an array is found from the array's type, so nothing here imports cupy until a GP
 """
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
 from .generic import Backend
@@ -56,7 +58,7 @@ def get_backend(device=None) -> Backend:
 
 def _make_cuda_backend(index: int) -> Backend:
     try:
-        import cupy  # noqa: F401  (imported only when a GPU is asked for)
+        importlib.import_module("cupy")  # imported only when a GPU is asked for
     except ImportError as error:
         raise CudaUnavailableError(
             f"device 'cuda:{index}' needs CuPy, which is not installed ({error}). Install the build "

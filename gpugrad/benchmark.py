@@ -1,0 +1,317 @@
+"""``gpugrad bench``: the same training step through gpugrad, hand-written numpy and PyTorch, on each device.
+
+Candidates run interleaved in rounds after a warm-up, GPU work synchronized before every clock
+read; the table gives medians. Models: the lecture's 2-layer net (64 x 1000-100-10, squared
+error, SGD), an MLP 784-1024-1024-10 at batch 256 (cross-entropy, SGD), and on the GPU 4 layers
+of 4096 at batch 4096.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+
+MODELS = {
+    # name: (layer sizes, batch, biases, loss)
+    "lecture": ([1000, 100, 10], 64, False, "sse"),
+    "mlp": ([784, 1024, 1024, 10], 256, True, "xent"),
+    "large": ([4096, 4096, 4096, 4096, 4096], 4096, True, "xent"),
+}
+
+
+def add_arguments(parser):
+    parser.add_argument("--device", default=None, help="comma-separated: cpu,cuda (default: cpu, plus cuda if usable)")
+    parser.add_argument("--model", default=None, help="lecture, mlp, large, or comma-separated (default lecture,mlp)")
+    parser.add_argument("--activation", default="sigmoid", choices=("sigmoid", "relu"))
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    parser.add_argument("--quick", action="store_true", help="few rounds, small steps: under a minute on 2 cores")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 7, quick 3)")
+    parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--plot", default=None, help="write a PNG bar chart here (needs matplotlib)")
+
+
+# -- the step, three ways --------------------------------------------------------------------------
+
+def _init(sizes, biases, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    weights = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(dtype) for a, b in zip(sizes[:-1], sizes[1:])]
+    bias = [np.zeros(b, dtype) for b in sizes[1:]] if biases else None
+    return weights, bias
+
+
+def _data(sizes, batch, loss, dtype, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, sizes[0])).astype(dtype)
+    y = rng.standard_normal((batch, sizes[-1])).astype(dtype) if loss == "sse" else rng.integers(0, sizes[-1], batch)
+    return x, y
+
+
+def numpy_step(state, x, y, activation, loss_kind, lr):
+    """A careful hand-written numpy step (the lecture's 20 lines, generalised)."""
+    weights, biases = state
+    hs = [x]
+    h = x
+    for i, w in enumerate(weights):
+        z = h @ w
+        if biases is not None:
+            z += biases[i]
+        if i < len(weights) - 1:
+            h = 1 / (1 + np.exp(-z)) if activation == "sigmoid" else np.maximum(z, 0)
+            hs.append(h)
+        else:
+            h = z
+    if loss_kind == "sse":
+        diff = h - y
+        loss = np.square(diff).sum()
+        grad = 2.0 * diff
+    else:
+        shifted = h - h.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        total = e.sum(axis=1, keepdims=True)
+        rows = np.arange(len(y))
+        loss = (np.log(total[:, 0]) - shifted[rows, y]).mean()
+        grad = e / total
+        grad[rows, y] -= 1
+        grad /= len(y)
+    for i in range(len(weights) - 1, -1, -1):
+        grad_w = hs[i].T @ grad
+        if biases is not None:
+            biases[i] -= lr * grad.sum(axis=0)
+        if i > 0:
+            grad = grad @ weights[i].T
+            h = hs[i]
+            grad *= h * (1 - h) if activation == "sigmoid" else (h > 0)
+        weights[i] -= lr * grad_w
+    return loss
+
+
+def gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr):
+    import gpugrad
+    import gpugrad.functional as F
+    from gpugrad import optim
+    weights, bias = _init(sizes, biases, dtype)
+    x, y = _data(sizes, batch, loss_kind, dtype)
+    W = [gpugrad.tensor(w.T.copy(), device=device, requires_grad=True) for w in weights]  # (out, in) as nn.Linear
+    B = [gpugrad.tensor(b, device=device, requires_grad=True) for b in bias] if bias else [None] * len(W)
+    params = W + ([b for b in B if b is not None])
+    opt = optim.SGD(params, lr=lr)
+    X = gpugrad.tensor(x, device=device)
+    Y = gpugrad.tensor(y, device=device)
+    last = len(W) - 1
+
+    def step():
+        h = X
+        for i, (w, b) in enumerate(zip(W, B)):
+            h = F.linear(h, w, b, activation=activation if i < last else None)
+        loss = ((h - Y) ** 2).sum() if loss_kind == "sse" else F.cross_entropy(h, Y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return step, gpugrad.get_backend(device).synchronize
+
+
+def torch_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr):
+    import torch
+    weights, bias = _init(sizes, biases, dtype)
+    x, y = _data(sizes, batch, loss_kind, dtype)
+    W = [torch.tensor(w.T.copy(), device=device, requires_grad=True) for w in weights]
+    B = [torch.tensor(b, device=device, requires_grad=True) for b in bias] if bias else [None] * len(W)
+    opt = torch.optim.SGD(W + [b for b in B if b is not None], lr=lr)
+    X = torch.tensor(x, device=device)
+    Y = torch.tensor(y, device=device)
+    act = torch.sigmoid if activation == "sigmoid" else torch.relu
+    last = len(W) - 1
+
+    def step():
+        h = X
+        for i, (w, b) in enumerate(zip(W, B)):
+            h = torch.nn.functional.linear(h, w, b)
+            if i < last:
+                h = act(h)
+        loss = ((h - Y) ** 2).sum() if loss_kind == "sse" else torch.nn.functional.cross_entropy(h, Y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    return step, sync
+
+
+def numpy_setup(sizes, batch, biases, loss_kind, activation, dtype, lr):
+    state = _init(sizes, biases, dtype)
+    x, y = _data(sizes, batch, loss_kind, dtype)
+    return (lambda: numpy_step(state, x, y, activation, loss_kind, lr)), (lambda: None)
+
+
+# -- measuring -------------------------------------------------------------------------------------
+
+def matmul_ceiling_gflops(device, dtype):
+    """This machine's GEMM rate: 1024^3 on the CPU, 4096^3 on a GPU (GFLOP/s)."""
+    import gpugrad
+    backend = gpugrad.get_backend(device)
+    n = 1024 if backend.kind == "cpu" else 4096
+    a = backend.xp.ones((n, n), dtype=dtype)
+    best = float("inf")
+    for _ in range(5):
+        backend.synchronize()
+        start = time.perf_counter()
+        backend.matmul(a, a)
+        backend.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
+
+
+def step_flops(sizes, batch):
+    forward = 2 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    input_grads = 2 * batch * sum(a * b for a, b in zip(sizes[1:-1], sizes[2:]))
+    return 2 * forward + input_grads  # forward, weight gradients, input gradients (none for the data)
+
+
+def _loss_value(loss):
+    return float(loss.item() if hasattr(loss, "item") else loss)
+
+
+def measure(candidates, rounds, steps, warmup):
+    for step, sync in candidates.values():
+        for _ in range(warmup):
+            step()
+        sync()
+    times = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, (step, sync) in candidates.items():
+            sync()
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            sync()
+            times[name].append((time.perf_counter() - start) / steps)
+    return times
+
+
+def loss_difference(model, activation, dtype, devices, steps=5):
+    """Largest |loss difference| over ``steps`` steps from the same start: gpugrad on each device
+    against hand-written numpy on the CPU."""
+    sizes, batch, biases, loss_kind = MODELS[model]
+    lr = 1e-4 if loss_kind == "sse" else 0.05
+    ref_step, _ = numpy_setup(sizes, batch, biases, loss_kind, activation, dtype, lr)
+    reference = [_loss_value(ref_step()) for _ in range(steps)]
+    worst = 0.0
+    for device in devices:
+        step, _ = gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr)
+        losses = [_loss_value(step()) for _ in range(steps)]
+        worst = max(worst, max(abs(a - b) / max(abs(b), 1e-30) for a, b in zip(losses, reference)))
+    return worst
+
+
+def run(args) -> int:
+    from .backend import CudaUnavailableError, get_backend
+    devices = [d.strip() for d in args.device.split(",")] if args.device else ["cpu"]
+    if args.device is None:
+        try:
+            get_backend("cuda")
+            devices.append("cuda")
+        except CudaUnavailableError:
+            pass
+    for device in devices:
+        try:
+            get_backend(device)
+        except (CudaUnavailableError, ValueError) as error:
+            print(f"gpugrad bench: error: {error}", file=sys.stderr)
+            return 2
+    models = [m.strip() for m in args.model.split(",")] if args.model else ["lecture", "mlp"]
+    for model in models:
+        if model not in MODELS:
+            print(f"gpugrad bench: error: unknown model {model!r} (choose from {', '.join(MODELS)})", file=sys.stderr)
+            return 2
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    dtype = np.dtype(args.dtype)
+    rounds = args.rounds or (3 if args.quick else 7)
+    results = []
+    for model in models:
+        sizes, batch, biases, loss_kind = MODELS[model]
+        if args.quick and model != "lecture":
+            batch = min(batch, 64)
+        lr = 1e-4 if loss_kind == "sse" else 0.05
+        for device in devices:
+            if model == "large" and device == "cpu":
+                print("(skipping the large model on the CPU: it is a GPU benchmark)")
+                continue
+            candidates = {"gpugrad": gpugrad_setup(sizes, batch, biases, loss_kind, args.activation, dtype, device, lr)}
+            if device == "cpu":
+                candidates["numpy"] = numpy_setup(sizes, batch, biases, loss_kind, args.activation, dtype, lr)
+            if torch is not None and (device == "cpu" or torch.cuda.is_available()):
+                candidates["torch"] = torch_setup(sizes, batch, biases, loss_kind, args.activation, dtype,
+                                                  "cpu" if device == "cpu" else "cuda", lr)
+            flops = step_flops(sizes, batch)
+            steps = max(1, min(200, int(0.3 / max(flops / 20e9, 1e-5)))) if device == "cpu" else 20
+            if args.quick:
+                steps = max(1, steps // 4)
+            times = measure(candidates, rounds, steps, warmup=2 if args.quick else 5)
+            ceiling = matmul_ceiling_gflops(device, dtype)
+            medians = {name: statistics.median(t) for name, t in times.items()}
+            for name, median in medians.items():
+                results.append({
+                    "model": model, "sizes": sizes, "batch": batch, "device": device, "impl": name,
+                    "activation": args.activation, "dtype": dtype.name, "median_ms": median * 1e3,
+                    "samples_per_s": batch / median, "gflops": flops / median / 1e9,
+                    "pct_of_matmul_ceiling": 100 * flops / median / 1e9 / ceiling,
+                    "ratio_to_numpy": median / medians["numpy"] if "numpy" in medians else None,
+                    "ratio_to_torch": median / medians["torch"] if "torch" in medians else None,
+                    "rounds_ms": [t * 1e3 for t in times[name]], "matmul_ceiling_gflops": ceiling,
+                })
+        if model != "large" or "cpu" not in devices or len(devices) > 1:
+            diff = loss_difference(model, args.activation, dtype, [d for d in devices if not (model == "large" and d == "cpu")])
+            for r in results:
+                if r["model"] == model:
+                    r["max_rel_loss_diff_vs_numpy"] = diff
+    _print_table(results)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"results": results, "rounds": rounds, "quick": args.quick}, f, indent=2)
+    if args.plot:
+        _plot(results, args.plot)
+    return 0
+
+
+def _fmt(value, spec):
+    return format(value, spec) if value is not None else "-"
+
+
+def _print_table(results):
+    header = (f"{'model':8s} {'device':7s} {'impl':8s} {'median ms':>10s} {'samples/s':>10s} {'GFLOP/s':>8s} "
+              f"{'% ceil':>7s} {'/numpy':>7s} {'/torch':>7s} {'loss diff':>9s}")
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(f"{r['model']:8s} {r['device']:7s} {r['impl']:8s} {r['median_ms']:10.3f} {r['samples_per_s']:10.0f} "
+              f"{r['gflops']:8.1f} {r['pct_of_matmul_ceiling']:7.1f} {_fmt(r['ratio_to_numpy'], '7.3f')} "
+              f"{_fmt(r['ratio_to_torch'], '7.3f')} {_fmt(r.get('max_rel_loss_diff_vs_numpy'), '9.1e')}")
+
+
+def _plot(results, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"(no plot: matplotlib is not installed; pip install matplotlib to write {path})")
+        return
+    labels = [f"{r['model']}\n{r['device']}\n{r['impl']}" for r in results]
+    fig, ax = plt.subplots(figsize=(max(6, len(results) * 0.9), 4))
+    ax.bar(range(len(results)), [r["median_ms"] for r in results], color=[
+        {"gpugrad": "tab:blue", "numpy": "tab:gray", "torch": "tab:orange"}[r["impl"]] for r in results])
+    ax.set_xticks(range(len(results)))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel("median step time (ms)")
+    ax.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote {path}")

@@ -1,0 +1,125 @@
+"""The ``gpugrad`` command (also ``python -m gpugrad``): info, train, bench, lecture."""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+
+import numpy as np
+
+
+def _sizes(text):
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer sizes such as 256,256, got {text!r}") from None
+    if not sizes or min(sizes) <= 0:
+        raise argparse.ArgumentTypeError(f"layer sizes must be positive integers, got {text!r}")
+    return sizes
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit status 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser():
+    parser = _Parser(prog="gpugrad", description="Array autodiff on NVIDIA GPUs (CuPy) and CPUs (numpy).")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands.add_parser("info", help="versions, BLAS, and every visible GPU")
+
+    train = commands.add_parser("train", help="train an MLP on a bundled data set")
+    train.add_argument("--dataset", default="digits", help="digits (default), mnist1d, synthetic, toy")
+    train.add_argument("--hidden", type=_sizes, default=(256, 256), help="hidden sizes, e.g. 256,256")
+    train.add_argument("--activation", default="relu", help="relu, sigmoid, tanh, leaky_relu, elu")
+    train.add_argument("--loss", default="cross_entropy", help="cross_entropy, svm, mse")
+    train.add_argument("--optimizer", default="adam", help="adam (default) or sgd (with momentum 0.9)")
+    train.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3 Adam, 0.1 SGD)")
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", default=None, help="output folder (default runs/<timestamp>)")
+
+    from .benchmark import add_arguments as add_bench_arguments
+    add_bench_arguments(commands.add_parser("bench", help="training-step benchmarks: gpugrad, numpy, PyTorch"))
+    lecture = commands.add_parser("lecture", help="the lecture's worked examples, step by step, with pictures")
+    lecture.add_argument("--example", default="all",
+                         choices=("add-mul", "sigmoid-neuron", "max-router", "l2-vector", "two-layer", "all"))
+    lecture.add_argument("--out", default="lecture", help="folder for the graph pictures (default ./lecture)")
+    return parser
+
+
+def info() -> int:
+    import gpugrad
+    print(f"gpugrad {gpugrad.__version__}")
+    print(f"Python {platform.python_version()} ({platform.machine()}, {platform.system()})")
+    print(f"numpy {np.__version__}; BLAS: {_blas()}")
+    try:
+        import cupy
+    except ImportError:
+        print("cupy: not installed (pip install 'gpugrad[cuda12]' or 'gpugrad[cuda13]' for GPUs)")
+        return 0
+    print(f"cupy {cupy.__version__}")
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+        print(f"CUDA driver {cupy.cuda.runtime.driverGetVersion()}, runtime {cupy.cuda.runtime.runtimeGetVersion()}")
+    except Exception as error:
+        print(f"no usable CUDA device: {error}")
+        return 0
+    for i in range(count):
+        props = cupy.cuda.runtime.getDeviceProperties(i)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        print(f"cuda:{i}: {name}, {props['totalGlobalMem'] / 2 ** 30:.1f} GiB, "
+              f"compute capability {props['major']}.{props['minor']}, {props['multiProcessorCount']} SMs")
+    return 0
+
+
+def _blas() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+        libs = [f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads)"
+                for i in threadpool_info() if i.get("user_api") == "blas"]
+        if libs:
+            return ", ".join(libs)
+    except ImportError:
+        pass
+    try:
+        config = np.show_config(mode="dicts")
+        blas = config.get("Build Dependencies", {}).get("blas", {})
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:
+        return "unknown"
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "info":
+        return info()
+    if args.command == "train":
+        return _train(args)
+    if args.command == "bench":
+        from .benchmark import run as run_bench
+        return run_bench(args)
+    from .lecture import run as run_lecture
+    return run_lecture(args)
+
+
+def _train(args) -> int:
+    from .backend import CudaUnavailableError
+    from .train import TrainConfig, train
+    out = args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
+    config = TrainConfig(dataset=args.dataset, hidden=args.hidden, activation=args.activation, loss=args.loss,
+                         optimizer=args.optimizer, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
+                         device=args.device, seed=args.seed, out=out)
+    try:
+        train(config)
+    except (ValueError, CudaUnavailableError, ImportError) as error:
+        print(f"gpugrad train: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Data sets, DataLoader, checkpoints, and the `gpugrad train` / `gpugrad info` commands end to end."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gpugrad
+from gpugrad import data, nn
+from gpugrad.cli import main
+from gpugrad.train import TrainConfig, train
+
+
+def test_digits_ships_with_the_package():
+    d = data.digits()
+    assert d.X_train.shape == (1438, 64) and d.X_test.shape == (359, 64)
+    assert d.X_train.dtype == np.float32 and 0 <= d.X_train.min() and d.X_train.max() <= 1
+    assert set(np.unique(d.y_train)) == set(range(10))
+
+
+def test_synthetic_toy_and_unknown_datasets():
+    s = data.synthetic(n_samples=100, n_features=5, num_classes=3, seed=1)
+    assert s.X_train.shape[1] == 5 and s.num_classes == 3
+    assert np.array_equal(data.synthetic(n_samples=100, n_features=5, seed=1).X_test,
+                          data.synthetic(n_samples=100, n_features=5, seed=1).X_test)
+    t = data.toy()
+    assert t.X_train.tolist() == [[1, 2, 3], [3, 2, 1], [1, 5, 7]] and t.y_train.tolist() == [[4, 5], [5, 6], [8, 6]]
+    with pytest.raises(ValueError, match="unknown data set 'cifar'"):
+        data.load("cifar")
+
+
+def test_mnist1d_is_generated_locally_or_says_how():
+    import importlib.util
+    if importlib.util.find_spec("mnist1d") is None:
+        with pytest.raises(ImportError, match="pip install mnist1d"):
+            data.mnist1d()
+        return
+    d = data.mnist1d()
+    assert d.X_train.shape == (4000, 40) and d.X_test.shape == (1000, 40)
+
+
+def test_dataloader_batches_cover_each_epoch_once(device):
+    X = np.arange(10, dtype=np.float32)[:, None]
+    y = np.arange(10)
+    loader = data.DataLoader(X, y, batch_size=4, seed=0, device=device)
+    assert len(loader) == 3
+    seen = np.concatenate([yb.numpy() for _, yb in loader])
+    assert sorted(seen.tolist()) == list(range(10))
+    first, second = [yb.numpy().tolist() for _, yb in loader], [yb.numpy().tolist() for _, yb in loader]
+    assert first != second, "a fresh permutation each epoch"
+    batches = list(data.DataLoader(X, y, batch_size=4, shuffle=False, drop_last=True, device=device))
+    assert len(batches) == 2 and batches[0][1].numpy().tolist() == [0, 1, 2, 3]
+    assert batches[0][0].device.startswith(device)
+    with pytest.raises(ValueError, match="X has 10 samples but y has 9"):
+        data.DataLoader(X, y[:9], batch_size=2)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = nn.MLP([3, 4, 2])
+    gpugrad.save({"model": model.state_dict(), "epoch": 7, "note": "x", "pair": (1, 2.5)}, tmp_path / "ck.npz")
+    loaded = gpugrad.load(tmp_path / "ck.npz")
+    assert loaded["epoch"] == 7 and loaded["note"] == "x" and loaded["pair"] == (1, 2.5)
+    fresh = nn.MLP([3, 4, 2])
+    fresh.load_state_dict(loaded["model"])
+    for p, q in zip(model.parameters(), fresh.parameters()):
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
+    with np.load(tmp_path / "ck.npz", allow_pickle=False) as archive:  # nothing pickled
+        assert "model/0.weight" in archive.files
+    with pytest.raises(TypeError, match="cannot store object"):
+        gpugrad.save({"bad": object()}, tmp_path / "bad.npz")
+
+
+def test_state_dict_loads_into_pytorch(tmp_path):
+    torch = pytest.importorskip("torch")
+    model = nn.MLP([5, 7, 3], activation="relu")
+    gpugrad.save(model.state_dict(), tmp_path / "m.npz")
+    state = gpugrad.load(tmp_path / "m.npz")
+    reference = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3))
+    reference.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in state.items()})
+    x = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+    np.testing.assert_allclose(reference(torch.from_numpy(x)).detach().numpy(), model(gpugrad.tensor(x)).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_train_is_deterministic_and_learns():
+    config = dict(dataset="digits", hidden=(32,), epochs=3, batch_size=128, device="cpu", seed=3, progress=False)
+    _, first = train(TrainConfig(**config), log=lambda *_: None)
+    _, second = train(TrainConfig(**config), log=lambda *_: None)
+    assert [r["train_loss"] for r in first] == [r["train_loss"] for r in second]
+    assert first[-1]["train_loss"] < first[0]["train_loss"]
+    assert set(first[0]) == {"epoch", "train_loss", "test_loss", "test_accuracy", "samples_per_s"}
+
+
+@pytest.mark.parametrize("loss,optimizer", [("svm", "sgd"), ("mse", "adam")])
+def test_train_other_losses_and_optimizers(loss, optimizer):
+    _, history = train(TrainConfig(hidden=(32,), epochs=4, loss=loss, optimizer=optimizer, device="cpu",
+                                   progress=False), log=lambda *_: None)
+    assert history[-1]["train_loss"] < history[0]["train_loss"] and history[-1]["test_accuracy"] > 0.3
+
+
+def test_train_toy_regression():
+    _, history = train(TrainConfig(dataset="toy", hidden=(4, 4), activation="sigmoid", loss="mse", epochs=200,
+                                   batch_size=3, lr=0.05, device="cpu", progress=False), log=lambda *_: None)
+    assert history[-1]["test_accuracy"] is None and history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_cli_train_writes_its_files(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--hidden", "16", "--epochs", "2", "--device", "cpu", "--out", str(out)]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert (out / "history.csv").read_text().splitlines()[0] == "epoch,train_loss,test_loss,test_accuracy,samples_per_s"
+    assert gpugrad.load(out / "model.npz")["0.weight"].shape == (16, 64)
+    printed = capsys.readouterr().out
+    assert "epoch   2: train loss" in printed and "test accuracy" in printed
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--dataset", "cifar"], "unknown data set 'cifar'"),
+    (["--hidden", "0,3"], "layer sizes must be positive"),
+    (["--hidden", "a"], "expected comma-separated layer sizes"),
+    (["--loss", "hinge"], "unknown loss 'hinge'"),
+    (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
+    (["--epochs", "0"], "--epochs and --batch-size must be >= 1"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
+])
+def test_cli_train_rejects_bad_arguments(args, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "gpugrad", "train", "--out", str(tmp_path / "x"), *args],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_train_cuda_unavailable_is_one_line(tmp_path):
+    from conftest import CUDA_SKIP
+    if not CUDA_SKIP:
+        pytest.skip("a GPU is usable here")
+    result = subprocess.run([sys.executable, "-m", "gpugrad", "train", "--device", "cuda", "--out", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "cuda" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_info(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "gpugrad 0.1.0" in out and "numpy" in out and "BLAS" in out
+
+
+@pytest.mark.gpu
+def test_train_on_the_gpu_matches_the_cpu_curve(cuda):
+    config = dict(hidden=(64,), epochs=3, batch_size=64, seed=1, progress=False)
+    _, cpu = train(TrainConfig(device="cpu", **config), log=lambda *_: None)
+    _, gpu = train(TrainConfig(device=cuda, **config), log=lambda *_: None)
+    np.testing.assert_allclose([r["train_loss"] for r in gpu], [r["train_loss"] for r in cpu], rtol=1e-4)
