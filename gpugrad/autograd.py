@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import itertools
 import threading
 import weakref
 
@@ -45,6 +46,7 @@ class enable_grad(_GradMode):
 
 
 _FREED = object()
+_serials = itertools.count()
 _make_tensor = _as_tensor_like = None  # bound by gpugrad.tensor (it imports this module)
 
 
@@ -90,6 +92,7 @@ class Function:
         return results
 
     def _record(self, tensors, needs, results):
+        self.serial = next(_serials)  # creation order, for stable listings and pictures
         self.inputs = tensors
         self.needs_input_grad = needs
         generation = 0
@@ -120,8 +123,12 @@ def _as_array(y):
     return np.asarray(y) if isinstance(y, np.generic) else y
 
 
-def run_backward(root, grad, retain_graph: bool) -> None:
-    """Accumulate d(root)/d(leaf) into every leaf that requires grad."""
+def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) -> None:
+    """Accumulate d(root)/d(leaf) into every leaf that requires grad.
+
+    With ``capture`` (a dict), nothing is written to ``.grad``: the gradient of every tensor of the
+    graph, leaves and intermediates, goes into ``capture[id(tensor)] = (tensor, gradient)``.
+    """
     pending = {id(root): [root, grad]}  # id(tensor) -> [tensor, summed gradient array]
     first = root.creator
     heap = [(-first.generation, first)]
@@ -140,6 +147,8 @@ def run_backward(root, grad, retain_graph: bool) -> None:
             entry = pending.pop(id(output), None) if output is not None else None
             if entry is not None:
                 grad_outputs.append(entry[1])
+                if capture is not None:
+                    capture[id(output)] = (output, entry[1])
             elif output is not None:  # an output nobody used: its gradient is zero
                 grad_outputs.append(output.backend.xp.zeros(output.data.shape, output.data.dtype))
             else:
@@ -158,7 +167,11 @@ def run_backward(root, grad, retain_graph: bool) -> None:
             if grad_input.shape != tensor.data.shape or grad_input.dtype != tensor.data.dtype:
                 _gradient_error(function, tensor, grad_input)
             if tensor.creator is None:
-                _accumulate_leaf(tensor, grad_input, grad_outputs)
+                if capture is None:
+                    _accumulate_leaf(tensor, grad_input, grad_outputs)
+                else:
+                    previous = capture.get(id(tensor))
+                    capture[id(tensor)] = (tensor, grad_input if previous is None else previous[1] + grad_input)
                 continue
             entry = pending.get(id(tensor))
             if entry is None:

@@ -1,0 +1,54 @@
+"""`gpugrad bench` in a tiny --quick configuration, and its argument checks."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from gpugrad.benchmark import MODELS, numpy_step, step_flops
+
+FIELDS = {"model", "sizes", "batch", "device", "impl", "activation", "dtype", "median_ms", "samples_per_s", "gflops",
+          "pct_of_matmul_ceiling", "ratio_to_numpy", "ratio_to_torch", "rounds_ms", "matmul_ceiling_gflops",
+          "max_rel_loss_diff_vs_numpy"}
+
+
+def test_bench_quick_writes_json_with_every_field(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, "-m", "gpugrad", "bench", "--quick", "--device", "cpu", "--model", "lecture",
+                             "--rounds", "1", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "median ms" in result.stdout
+    rows = json.loads(out.read_text())["results"]
+    impls = {r["impl"] for r in rows}
+    assert {"gpugrad", "numpy"} <= impls
+    for row in rows:
+        assert FIELDS <= set(row), FIELDS - set(row)
+        assert row["median_ms"] > 0 and row["samples_per_s"] > 0
+        assert row["max_rel_loss_diff_vs_numpy"] < 1e-4  # the same function, computed two ways
+    numpy_row = next(r for r in rows if r["impl"] == "numpy")
+    assert numpy_row["ratio_to_numpy"] == 1.0
+
+
+def test_bench_rejects_bad_arguments():
+    for args, message in ((["--model", "resnet"], "unknown model 'resnet'"),
+                          (["--device", "tpu"], "unknown device 'tpu'"),
+                          (["--dtype", "int8"], "invalid choice: 'int8'")):
+        result = subprocess.run([sys.executable, "-m", "gpugrad", "bench", *args], capture_output=True, text=True)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_numpy_reference_step_matches_gpugrad_gradients():
+    from gpugrad.benchmark import _data, _init, gpugrad_setup
+    sizes, batch, biases, loss = MODELS["mlp"]
+    sizes, batch = [20, 16, 12, 5], 8
+    for activation in ("sigmoid", "relu"):
+        state = _init(sizes, biases, np.float64)
+        x, y = _data(sizes, batch, loss, np.float64)
+        losses_numpy = [numpy_step(state, x, y, activation, loss, 0.1) for _ in range(3)]
+        step, _ = gpugrad_setup(sizes, batch, biases, loss, activation, np.float64, "cpu", 0.1)
+        losses_gpugrad = [step().item() for _ in range(3)]
+        np.testing.assert_allclose(losses_gpugrad, losses_numpy, rtol=1e-12)
+
+
+def test_step_flops_counts_forward_and_both_gradients():
+    assert step_flops([10, 20, 5], 4) == 2 * (2 * 4 * (10 * 20 + 20 * 5)) + 2 * 4 * 20 * 5
