@@ -97,8 +97,8 @@ def environment():
 @section("pytest -m gpu")
 def gpu_tests(out: Path):
     started = time.time()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider",
-                           str(ROOT / "tests")], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     (out / "pytest_gpu.log").write_text(proc.stdout + proc.stderr)
     summary = [line for line in proc.stdout.splitlines() if line.strip()][-1:] or ["(no output)"]
     failed = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]

@@ -4,6 +4,17 @@ from __future__ import annotations
 from .backend import CudaUnavailableError, get_backend
 
 
+def unavailable_reason() -> str | None:
+    """Why device "cuda" cannot be used (CuPy missing, no visible GPU, ...), or None when it can."""
+    try:
+        get_backend("cuda")
+        return None
+    except CudaUnavailableError as error:
+        return str(error)
+    except Exception as error:  # a broken driver or CUDA install
+        return f"{type(error).__name__}: {error}"
+
+
 def is_available() -> bool:
     try:
         get_backend("cuda")
