@@ -1,5 +1,5 @@
 // Elementwise activations: <act>_fwd(x -> y) and <act>_bwd(y, dy -> dx).
-// Grid-stride loops (correct for any launch size) over 16-byte packs, two packs in flight per
+// Grid-stride loops (correct for any launch size) over 16-byte packs, four packs in flight per
 // thread, with a scalar loop for the tail and for unaligned pointers.
 #include "common.cuh"
 
@@ -18,6 +18,9 @@ __device__ __forceinline__ void bwd_pack(const Pack<T>& y, Pack<T>& g, double p)
         g.v[k] = static_cast<T>(act_backward<C>(ACT, static_cast<C>(y.v[k]), static_cast<C>(g.v[k]), (C)p));
 }
 
+// UNROLL packs per thread per trip: their loads are all issued before the first use.
+#define GPUGRAD_UNROLL 4
+
 template <int ACT, typename T>
 __device__ void act_fwd_loop(const T* __restrict__ x, T* __restrict__ y, long long n, double p) {
     typedef typename Compute<T>::type C;
@@ -29,18 +32,17 @@ __device__ void act_fwd_loop(const T* __restrict__ x, T* __restrict__ y, long lo
         const Pack<T>* xs = reinterpret_cast<const Pack<T>*>(x);
         Pack<T>* ys = reinterpret_cast<Pack<T>*>(y);
         const long long packs = n / V;
-        long long i = tid;
-        for (; i + stride < packs; i += 2 * stride) {
-            Pack<T> a = xs[i], b = xs[i + stride];
-            fwd_pack<ACT, T>(a, p);
-            fwd_pack<ACT, T>(b, p);
-            ys[i] = a;
-            ys[i + stride] = b;
-        }
-        if (i < packs) {
-            Pack<T> a = xs[i];
-            fwd_pack<ACT, T>(a, p);
-            ys[i] = a;
+        for (long long base = tid; base < packs; base += GPUGRAD_UNROLL * stride) {
+            Pack<T> a[GPUGRAD_UNROLL];
+#pragma unroll
+            for (int u = 0; u < GPUGRAD_UNROLL; ++u)
+                if (base + u * stride < packs) a[u] = xs[base + u * stride];
+#pragma unroll
+            for (int u = 0; u < GPUGRAD_UNROLL; ++u)
+                if (base + u * stride < packs) {
+                    fwd_pack<ACT, T>(a[u], p);
+                    ys[base + u * stride] = a[u];
+                }
         }
         done = packs * V;
     }
@@ -59,18 +61,20 @@ __device__ void act_bwd_loop(const T* __restrict__ y, const T* __restrict__ gy, 
         const Pack<T>* gys = reinterpret_cast<const Pack<T>*>(gy);
         Pack<T>* gxs = reinterpret_cast<Pack<T>*>(gx);
         const long long packs = n / V;
-        long long i = tid;
-        for (; i + stride < packs; i += 2 * stride) {
-            Pack<T> ya = ys[i], yb = ys[i + stride], ga = gys[i], gb = gys[i + stride];
-            bwd_pack<ACT, T>(ya, ga, p);
-            bwd_pack<ACT, T>(yb, gb, p);
-            gxs[i] = ga;
-            gxs[i + stride] = gb;
-        }
-        if (i < packs) {
-            Pack<T> ya = ys[i], ga = gys[i];
-            bwd_pack<ACT, T>(ya, ga, p);
-            gxs[i] = ga;
+        for (long long base = tid; base < packs; base += GPUGRAD_UNROLL * stride) {
+            Pack<T> ya[GPUGRAD_UNROLL], ga[GPUGRAD_UNROLL];
+#pragma unroll
+            for (int u = 0; u < GPUGRAD_UNROLL; ++u)
+                if (base + u * stride < packs) {
+                    ya[u] = ys[base + u * stride];
+                    ga[u] = gys[base + u * stride];
+                }
+#pragma unroll
+            for (int u = 0; u < GPUGRAD_UNROLL; ++u)
+                if (base + u * stride < packs) {
+                    bwd_pack<ACT, T>(ya[u], ga[u], p);
+                    gxs[base + u * stride] = ga[u];
+                }
         }
         done = packs * V;
     }

@@ -6,38 +6,45 @@
 template <typename T> struct Accum { typedef float type; };
 template <> struct Accum<double> { typedef double type; };
 
-// One block per row (grid-stride over rows), threads across the row in 16-byte packs when the
-// row length allows, else element by element. No division or modulo per element.
+// A grid-stride loop over 16-byte packs of z (four in flight per thread) when rows are a whole
+// number of packs, element by element otherwise. The bias pack comes from cache.
 template <typename T>
 __global__ void bias_act_fwd(T* __restrict__ z, const T* __restrict__ bias, long long rows, long long cols,
                              int has_bias, int act, double p) {
     typedef typename Compute<T>::type C;
     const int V = 16 / sizeof(T);
-    const bool vectorized = cols % V == 0 && aligned16(z, has_bias ? bias : nullptr);
-    for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
-        T* row = z + r * cols;
-        if (vectorized) {
-            Pack<T>* zs = reinterpret_cast<Pack<T>*>(row);
-            const Pack<T>* bs = reinterpret_cast<const Pack<T>*>(bias);
-            for (long long c = threadIdx.x; c < cols / V; c += blockDim.x) {
-                Pack<T> a = zs[c];
+    const long long tid = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    if (cols % V == 0 && aligned16(z, has_bias ? bias : nullptr)) {
+        Pack<T>* zs = reinterpret_cast<Pack<T>*>(z);
+        const Pack<T>* bs = reinterpret_cast<const Pack<T>*>(bias);
+        const long long packs = rows * cols / V, per_row = cols / V;
+        for (long long base = tid; base < packs; base += 4 * stride) {
+            Pack<T> a[4];
+#pragma unroll
+            for (int u = 0; u < 4; ++u)
+                if (base + u * stride < packs) a[u] = zs[base + u * stride];
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const long long i = base + u * stride;
+                if (i >= packs) continue;
                 Pack<T> b;
-                if (has_bias) b = bs[c];
+                if (has_bias) b = bs[i % per_row];
 #pragma unroll
                 for (int k = 0; k < V; ++k) {
-                    C v = static_cast<C>(a.v[k]);
+                    C v = static_cast<C>(a[u].v[k]);
                     if (has_bias) v = v + static_cast<C>(b.v[k]);
-                    a.v[k] = static_cast<T>(act_forward<C>(act, v, (C)p));
+                    a[u].v[k] = static_cast<T>(act_forward<C>(act, v, (C)p));
                 }
-                zs[c] = a;
-            }
-        } else {
-            for (long long c = threadIdx.x; c < cols; c += blockDim.x) {
-                C v = load(row, c);
-                if (has_bias) v = v + load(bias, c);
-                store(row, c, act_forward<C>(act, v, (C)p));
+                zs[i] = a[u];
             }
         }
+        return;
+    }
+    for (long long i = tid; i < rows * cols; i += stride) {
+        C v = load(z, i);
+        if (has_bias) v = v + load(bias, i % cols);
+        store(z, i, act_forward<C>(act, v, (C)p));
     }
 }
 
@@ -57,6 +64,7 @@ __device__ void bias_act_bwd_cols(const T* __restrict__ y, const T* __restrict__
     A sum[V];
 #pragma unroll
     for (int k = 0; k < V; ++k) sum[k] = (A)0;
+#pragma unroll 2
     for (long long r = begin; r < end; ++r) {
         const long long i = r * cols + col;
         if (V > 1) {

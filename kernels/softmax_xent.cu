@@ -20,10 +20,30 @@ template <typename A> __device__ __forceinline__ void merge(A& m, A& s, A m2, A 
     m = top;
 }
 
+// The mean of row_loss in one block, in a fixed order (deterministic), rounded once to T.
+template <typename T>
+__device__ void block_mean(const volatile typename Accum<T>::type* row_loss, T* __restrict__ out, long long rows) {
+    // NOTE: volatile: other blocks wrote row_loss during this launch; never read it through the read-only cache.
+    typedef typename Accum<T>::type A;
+    __shared__ A partial[32];
+    A sum = (A)0;
+    for (long long i = threadIdx.x; i < rows; i += blockDim.x) sum += row_loss[i];
+    for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = sum;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        sum = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : (A)0;
+        for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+        if (threadIdx.x == 0) out[0] = static_cast<T>(sum / (A)rows);
+    }
+}
+
+// The rows, then the mean loss in the same launch: the last block to finish (counted through
+// *blocks_done, which it resets to 0) adds up row_loss, so the result does not depend on timing.
 template <typename T, typename L>
 __global__ void softmax_xent_fwd(const T* __restrict__ logits, const L* __restrict__ labels,
                                  typename Accum<T>::type* __restrict__ row_loss, T* __restrict__ dlogits,
-                                 long long rows, long long cols) {
+                                 long long rows, long long cols, T* __restrict__ loss, unsigned int* blocks_done) {
     typedef typename Accum<T>::type A;
     const int lane = threadIdx.x & 31;
     const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
@@ -59,33 +79,23 @@ __global__ void softmax_xent_fwd(const T* __restrict__ logits, const L* __restri
         }
         if (lane == 0) row_loss[r] = log(s) - ((A)load(x, label) - m);
     }
-}
-
-// The mean of the row losses in one block, rounded once to T: out[0] = sum(row_loss) / rows.
-template <typename T>
-__global__ void mean_loss(const typename Accum<T>::type* __restrict__ row_loss, T* __restrict__ out, long long rows) {
-    typedef typename Accum<T>::type A;
-    __shared__ A partial[32];
-    A sum = (A)0;
-    for (long long i = threadIdx.x; i < rows; i += blockDim.x) sum += row_loss[i];
-    for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
-    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = sum;
+    __shared__ bool last;
+    __threadfence();  // this block's row losses are visible before it is counted
     __syncthreads();
-    if (threadIdx.x < 32) {
-        sum = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : (A)0;
-        for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
-        if (threadIdx.x == 0) out[0] = static_cast<T>(sum / (A)rows);
+    if (threadIdx.x == 0) last = atomicAdd(blocks_done, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (last) {
+        __threadfence();
+        block_mean<T>(row_loss, loss, rows);
+        if (threadIdx.x == 0) *blocks_done = 0u;
     }
 }
 
-template __global__ void softmax_xent_fwd<float, long long>(const float*, const long long*, float*, float*, long long, long long);
-template __global__ void softmax_xent_fwd<double, long long>(const double*, const long long*, double*, double*, long long, long long);
-template __global__ void softmax_xent_fwd<float, int>(const float*, const int*, float*, float*, long long, long long);
-template __global__ void softmax_xent_fwd<double, int>(const double*, const int*, double*, double*, long long, long long);
-template __global__ void mean_loss<float>(const float*, float*, long long);
-template __global__ void mean_loss<double>(const double*, double*, long long);
+template __global__ void softmax_xent_fwd<float, long long>(const float*, const long long*, float*, float*, long long, long long, float*, unsigned int*);
+template __global__ void softmax_xent_fwd<double, long long>(const double*, const long long*, double*, double*, long long, long long, double*, unsigned int*);
+template __global__ void softmax_xent_fwd<float, int>(const float*, const int*, float*, float*, long long, long long, float*, unsigned int*);
+template __global__ void softmax_xent_fwd<double, int>(const double*, const int*, double*, double*, long long, long long, double*, unsigned int*);
 #ifndef GPUGRAD_NO_HALF
-template __global__ void softmax_xent_fwd<__half, long long>(const __half*, const long long*, float*, __half*, long long, long long);
-template __global__ void softmax_xent_fwd<__half, int>(const __half*, const int*, float*, __half*, long long, long long);
-template __global__ void mean_loss<__half>(const float*, __half*, long long);
+template __global__ void softmax_xent_fwd<__half, long long>(const __half*, const long long*, float*, __half*, long long, long long, __half*, unsigned int*);
+template __global__ void softmax_xent_fwd<__half, int>(const __half*, const int*, float*, __half*, long long, long long, __half*, unsigned int*);
 #endif

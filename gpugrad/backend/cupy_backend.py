@@ -21,8 +21,7 @@ _KERNELS = {
     "activation": [f"{a}_{d}<{t}>" for a in _ACTIVATIONS for d in ("fwd", "bwd") for t in KERNEL_DTYPES.values()],
     "bias_act": [f"{k}<{t}>" for k in ("bias_act_fwd", "bias_act_bwd", "bias_act_bwd_small", "column_sum")
                  for t in KERNEL_DTYPES.values()],
-    "softmax_xent": [f"softmax_xent_fwd<{t}, {l}>" for t in KERNEL_DTYPES.values() for l in ("long long", "int")]
-    + [f"mean_loss<{t}>" for t in KERNEL_DTYPES.values()],
+    "softmax_xent": [f"softmax_xent_fwd<{t}, {l}>" for t in KERNEL_DTYPES.values() for l in ("long long", "int")],
     "optim": [f"{k}<{t}>" for k in ("sgd_step", "adam_step") for t in ("float", "double")],
 }
 _MODULES: dict = {}
@@ -124,6 +123,7 @@ class CupyBackend(Backend):
     kind = "cuda"
     xp = cupy
     array_type = cupy.ndarray
+    _blocks_done = None
 
     def __init__(self, index: int):
         self.index = index
@@ -200,8 +200,8 @@ class CupyBackend(Backend):
 
     # -- launches -----------------------------------------------------------------------------
     def _grid(self, n: int, itemsize: int = 1) -> int:
-        """Blocks for a grid-stride loop over n elements taken 16 bytes (two packs in flight) per thread."""
-        per_thread = max(1, 32 // itemsize) if itemsize > 1 else 1
+        """Blocks for a grid-stride loop over n elements, 64 bytes (four 16-byte packs) per thread per trip."""
+        per_thread = max(1, 64 // itemsize) if itemsize > 1 else 1
         return max(1, min(math.ceil(n / (BLOCK * per_thread)), self.sm_count * 32))
 
     def _act_fwd(self, name, x, out, p=0.0):
@@ -259,8 +259,7 @@ class CupyBackend(Backend):
         cols = z.shape[-1]
         rows = z.size // cols
         kernel = load_kernel("bias_act", f"bias_act_fwd<{KERNEL_DTYPES[z.dtype]}>")
-        threads = min(BLOCK, max(32, 32 * math.ceil(cols * z.itemsize / 16 / 32)))
-        kernel((max(1, min(rows, self.sm_count * 32)),), (threads,),
+        kernel((self._grid(z.size, z.itemsize),), (BLOCK,),
                (z, bias if bias is not None else z, np.int64(rows), np.int64(cols),
                 np.int32(bias is not None), np.int32(ACT_CODES[activation]), np.float64(0.0)))
         return z
@@ -322,10 +321,11 @@ class CupyBackend(Backend):
         kernel = load_kernel("softmax_xent", f"softmax_xent_fwd<{KERNEL_DTYPES[logits.dtype]}, {label_type}>")
         warps_per_block = BLOCK // 32
         grid = max(1, min(math.ceil(rows / warps_per_block), self.sm_count * 16))
-        kernel((grid,), (BLOCK,), (logits, labels, row_loss, dlogits, np.int64(rows), np.int64(logits.shape[1])))
         loss = cupy.empty((), dtype=logits.dtype)
-        load_kernel("softmax_xent", f"mean_loss<{KERNEL_DTYPES[logits.dtype]}>")(
-            (1,), (1024,), (row_loss, loss, np.int64(rows)))
+        if self._blocks_done is None:
+            self._blocks_done = cupy.zeros(1, dtype=np.uint32)  # reset to 0 by each launch's last block
+        kernel((grid,), (BLOCK,), (logits, labels, row_loss, dlogits, np.int64(rows), np.int64(logits.shape[1]),
+                                   loss, self._blocks_done))
         return loss, dlogits
 
     # -- optimizer steps: up to 8 parameters per launch -----------------------------------------
