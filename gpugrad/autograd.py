@@ -111,9 +111,6 @@ class Function:
     def backward(self, *grad_outputs):
         raise NotImplementedError
 
-    def __lt__(self, other):  # heap tie-break; the generation decides the order
-        return id(self) < id(other)
-
     @property
     def name(self) -> str:
         return type(self).__name__
@@ -131,10 +128,11 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
     """
     pending = {id(root): [root, grad]}  # id(tensor) -> [tensor, summed gradient array]
     first = root.creator
-    heap = [(-first.generation, first)]
+    # NOTE: (generation, serial) orders the heap without ever comparing two functions.
+    heap = [(-first.generation, -first.serial, first)]
     queued = {id(first)}
     while heap:
-        function = heapq.heappop(heap)[1]
+        function = heapq.heappop(heap)[2]
         if function.saved is _FREED:
             raise RuntimeError(
                 f"Trying to backward through the graph a second time ({function.name} has already "
@@ -181,7 +179,7 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
             creator = tensor.creator
             if id(creator) not in queued:
                 queued.add(id(creator))
-                heapq.heappush(heap, (-creator.generation, creator))
+                heapq.heappush(heap, (-creator.generation, -creator.serial, creator))
 
 
 def _accumulate_leaf(tensor, grad, grad_outputs) -> None:

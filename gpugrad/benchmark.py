@@ -94,12 +94,28 @@ def gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr
     from gpugrad import optim
     weights, bias = _init(sizes, biases, dtype)
     x, y = _data(sizes, batch, loss_kind, dtype)
-    W = [gpugrad.tensor(w.T.copy(), device=device, requires_grad=True) for w in weights]  # (out, in) as nn.Linear
-    B = [gpugrad.tensor(b, device=device, requires_grad=True) for b in bias] if bias else [None] * len(W)
-    params = W + ([b for b in B if b is not None])
-    opt = optim.SGD(params, lr=lr)
     X = gpugrad.tensor(x, device=device)
     Y = gpugrad.tensor(y, device=device)
+    if loss_kind == "sse":  # the lecture's own program: weights (D_in, H), h = act(X W1), y = h W2
+        W = [gpugrad.tensor(w, device=device, requires_grad=True) for w in weights]
+        opt = optim.SGD(W, lr=lr)
+        act = F.sigmoid if activation == "sigmoid" else F.relu
+
+        def lecture_step():
+            h = X
+            for i, w in enumerate(W):
+                h = h @ w
+                if i < len(W) - 1:
+                    h = act(h)
+            loss = ((h - Y) ** 2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+        return lecture_step, gpugrad.get_backend(device).synchronize
+    W = [gpugrad.tensor(w.T.copy(), device=device, requires_grad=True) for w in weights]  # (out, in) as nn.Linear
+    B = [gpugrad.tensor(b, device=device, requires_grad=True) for b in bias] if bias else [None] * len(W)
+    opt = optim.SGD(W + [b for b in B if b is not None], lr=lr)
     last = len(W) - 1
 
     def step():

@@ -32,10 +32,10 @@ template <typename C> __device__ __forceinline__ C act_forward(int act, C x, C p
     switch (act) {
     case ACT_RELU: return (x > (C)0 || x != x) ? x : (C)0;  // NaN propagates
     case ACT_SIGMOID: {
-        // e = exp(-|x|): no overflow, full relative accuracy in both tails.
+        // e = exp(-|x|); 1/(1+e) for x >= 0, e/(1+e) otherwise: no overflow, full relative accuracy
+        // in both tails. The same arithmetic as the numpy backend's (generic.py), for tight parity.
         C e = exp(-fabs(x));
-        C r = (C)1 / (e + (C)1);
-        return x >= (C)0 ? r : e * r;
+        return (x >= (C)0 ? (C)1 : e) / (e + (C)1);
     }
     case ACT_TANH: return tanh(x);
     case ACT_LEAKY_RELU: return x > (C)0 ? x : x * p;

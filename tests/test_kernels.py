@@ -243,3 +243,14 @@ def test_transfers_are_explicit_and_differentiable(cuda):
 def test_out_of_range_label_gives_nan_loss_on_the_gpu(cuda):
     loss = F.cross_entropy(gpugrad.zeros(2, 3, device=cuda), np.array([0, 3]))
     assert np.isnan(loss.item())
+
+
+@pytest.mark.gpu
+def test_cross_entropy_on_the_gpu_is_deterministic(cuda):
+    rng = np.random.default_rng(9)
+    logits = gpugrad.tensor(rng.standard_normal((5000, 37)).astype(np.float32), device=cuda)
+    labels = gpugrad.tensor(rng.integers(0, 37, 5000), device=cuda)
+    losses = {F.cross_entropy(logits, labels).item() for _ in range(20)}
+    assert len(losses) == 1
+    reference = F.cross_entropy(logits.cpu(), labels.cpu()).item()
+    assert losses.pop() == pytest.approx(reference, rel=1e-6)

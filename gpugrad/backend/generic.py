@@ -18,13 +18,16 @@ def compute_dtype(dtype):
     return np.float32 if np.dtype(dtype) == np.float16 else dtype
 
 
+_HALF = np.dtype(np.float16)
+
+
 def half_in_float32(method):
     """Run a generic formula in float32 for float16 arrays (as the kernels do), then round once."""
     import functools
 
     @functools.wraps(method)
     def wrapper(self, *arrays, out=None, **params):
-        if arrays[0].dtype != np.float16:
+        if arrays[0].dtype is not _HALF:
             return method(self, *arrays, out=out, **params) if out is not None else method(self, *arrays, **params)
         result = method(self, *[a.astype(np.float32) for a in arrays], **params).astype(np.float16)
         if out is None:
@@ -107,20 +110,16 @@ class Backend:
     # -- fused elementwise activations: forward from the input, backward from what it saved ---
     @half_in_float32
     def sigmoid_fwd(self, x, out=None):
-        # NOTE: e = exp(-|x|); x >= 0: 1/(1+e), else e/(1+e). No overflow, full accuracy in both tails.
+        # NOTE: e = exp(-|x|); y = (x >= 0 ? 1 : e) / (1 + e), i.e. 1/(1+e) or e/(1+e): no overflow,
+        # full relative accuracy in both tails. exp(min(x, 0)) is that numerator (1, or e).
         xp = self.xp
-        positive = x >= 0
         e = xp.abs(x)
         xp.negative(e, out=e)
         xp.exp(e, out=e)
-        r = e + 1
-        xp.reciprocal(r, out=r)
-        xp.multiply(e, r, out=e)
-        if out is None:
-            return xp.where(positive, r, e)
-        xp.copyto(out, e)
-        xp.copyto(out, r, where=positive)
-        return out
+        e += 1
+        numerator = xp.minimum(x, 0, out=out)  # out may be x itself: read x before this line only
+        xp.exp(numerator, out=numerator)
+        return xp.divide(numerator, e, out=numerator)
 
     @half_in_float32
     def sigmoid_bwd(self, y, grad_output):
@@ -236,6 +235,10 @@ class Backend:
     def _sgd_one(self, param, grad, state, lr, momentum, dampening, nesterov, weight_decay):
         xp = self.xp  # no fresh temporaries per step: one scratch buffer per parameter
         d = self._scratch(state, param)
+        if not weight_decay and not momentum:  # plain SGD: two passes, as p -= lr * g
+            xp.multiply(grad, lr, out=d)
+            param -= d
+            return
         if weight_decay:
             xp.multiply(param, weight_decay, out=d)
             d += grad
