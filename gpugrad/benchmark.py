@@ -191,14 +191,20 @@ def _loss_value(loss):
     return float(loss.item() if hasattr(loss, "item") else loss)
 
 
-def measure(candidates, rounds, steps, warmup):
+def measure(candidates, rounds, steps, warmup, pause=0.25):
+    """Median-ready times: each round runs every candidate once, in a rotated order, with a pause
+    before each so that thread pools still spinning from the last one (OpenMP in PyTorch's CPU
+    build keeps its threads busy for a while) do not slow down the next."""
     for step, sync in candidates.values():
         for _ in range(warmup):
             step()
         sync()
     times = {name: [] for name in candidates}
-    for _ in range(rounds):
-        for name, (step, sync) in candidates.items():
+    names = list(candidates)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            step, sync = candidates[name]
+            time.sleep(pause)
             sync()
             start = time.perf_counter()
             for _ in range(steps):
@@ -269,7 +275,7 @@ def run(args) -> int:
             steps = max(1, min(200, int(0.3 / max(flops / 20e9, 1e-5)))) if device == "cpu" else 20
             if args.quick:
                 steps = max(1, steps // 4)
-            times = measure(candidates, rounds, steps, warmup=2 if args.quick else 5)
+            times = measure(candidates, rounds, steps, warmup=2 if args.quick else 5, pause=0.02 if args.quick else 0.25)
             ceiling = matmul_ceiling_gflops(device, dtype)
             medians = {name: statistics.median(t) for name, t in times.items()}
             for name, median in medians.items():
