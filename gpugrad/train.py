@@ -29,6 +29,7 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float | None = None  # default: 1e-3 for Adam, 0.1 for SGD
     momentum: float = 0.9
+    weight_decay: float = 0.0  # AdamW's decoupled decay with --optimizer adam, L2 with sgd
     epochs: int = 30
     batch_size: int = 64
     device: str = "auto"
@@ -49,6 +50,8 @@ class TrainConfig:
             raise ValueError(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r} (choose from {', '.join(OPTIMIZERS)})")
+        if self.weight_decay < 0:
+            raise ValueError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         if self.epochs < 1 or self.batch_size < 1 or (self.lr is not None and self.lr <= 0):
             raise ValueError(f"--epochs and --batch-size must be >= 1 and --lr > 0 "
                              f"(got {self.epochs}, {self.batch_size}, {self.lr})")
@@ -113,15 +116,17 @@ def train(config: TrainConfig, log=print):
     # Initialised on the CPU, then moved: the same seed gives the same weights on every device.
     model = nn.MLP([data.num_features, *map(int, config.hidden), outputs], activation=config.activation).to(device)
     lr = config.lr if config.lr is not None else (1e-3 if config.optimizer == "adam" else 0.1)
-    opt = optim.Adam(model.parameters(), lr=lr) if config.optimizer == "adam" else \
-        optim.SGD(model.parameters(), lr=lr, momentum=config.momentum)
+    if config.optimizer == "adam":
+        opt = optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    else:
+        opt = optim.SGD(model.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
     loader = datasets.DataLoader(data.X_train, data.y_train, config.batch_size, shuffle=True, seed=config.seed,
                                  device=device)
     X_test, y_test = tensor(data.X_test, device=device), tensor(data.y_test, device=device)
     show_bar = sys.stderr.isatty() if config.progress is None else config.progress
     log(f"gpugrad train: {config.dataset} ({len(data.X_train)} train / {len(data.X_test)} test), "
         f"MLP {[data.num_features, *config.hidden, outputs]} {config.activation}, {config.loss}, "
-        f"{config.optimizer} lr={lr}, batch {config.batch_size}, {config.epochs} epochs, on {device}")
+        f"{config.optimizer} lr={lr} weight decay {config.weight_decay}, batch {config.batch_size}, {config.epochs} epochs, on {device}")
     history = []
     for epoch in range(1, config.epochs + 1):
         bar = _progress(len(loader), show_bar, f"epoch {epoch}/{config.epochs}")

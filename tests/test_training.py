@@ -123,6 +123,7 @@ def test_cli_train_writes_its_files(tmp_path, capsys):
     (["--loss", "hinge"], "unknown loss 'hinge'"),
     (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
     (["--epochs", "0"], "--epochs and --batch-size must be >= 1"),
+    (["--weight-decay", "-1"], "--weight-decay must be >= 0"),
     (["--device", "tpu"], "unknown device 'tpu'"),
 ])
 def test_cli_train_rejects_bad_arguments(args, message, tmp_path):
