@@ -189,8 +189,13 @@ def _accumulate_leaf(tensor, grad, grad_outputs) -> None:
         return
     # NOTE: .grad must own its memory: a view, or an upstream gradient passed straight through,
     # may alias an array that the graph or the cached unit gradient still uses.
-    if grad.base is not None or any(grad is g for g in grad_outputs):
+    if grad.base is not None:
         grad = grad.copy()
+    else:
+        for upstream in grad_outputs:
+            if grad is upstream:
+                grad = grad.copy()
+                break
     tensor.grad = _make_tensor(grad, False)
 
 

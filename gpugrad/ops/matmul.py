@@ -28,9 +28,12 @@ def check_matmul_shapes(a_shape, b_shape, op="matmul"):
 
 class MatMul(Function):
     def forward(self, a, b):
-        check_matmul_shapes(a.shape, b.shape)
         self.saved = (a, b)
-        return self.backend.matmul(a, b)
+        try:
+            return self.backend.matmul(a, b)
+        except ValueError:
+            check_matmul_shapes(a.shape, b.shape)  # raises with both shapes named
+            raise
 
     def backward(self, grad_output):
         a, b = self.saved

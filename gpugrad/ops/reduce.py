@@ -45,8 +45,9 @@ class Sum(Function):
     def backward(self, grad_output):
         shape, dtype = self.saved
         grad = _expand(grad_output, shape, self.axes, self.keepdims)
-        # A read-only broadcast view: gradients are never written in place (leaves get a copy).
-        return self.backend.xp.broadcast_to(grad.astype(dtype, copy=False), shape)
+        out = self.backend.xp.empty(shape, dtype=dtype)
+        out[...] = grad  # broadcasting assignment: cheaper than broadcast_to's Python wrapper
+        return out
 
 
 class Mean(Sum):

@@ -32,16 +32,19 @@ class Optimizer:
         """(backend, parameter arrays, gradient arrays, states) per device, for parameters with a gradient."""
         groups = {}
         for p, state in zip(self.params, self.state):
-            if p.grad is None:
+            grad = p.grad
+            if grad is None:
                 continue
             backend = p.backend
-            if p.grad.backend is not backend:
-                raise RuntimeError(f"{type(self).__name__}: gradient on {p.grad.device} for a parameter on {p.device}")
-            group = groups.setdefault(backend, ([], [], []))
-            group[0].append(p.data)
-            group[1].append(p.grad.data)
-            group[2].append(state)
-        return [(backend, *group) for backend, group in groups.items()]
+            if grad.backend is not backend:
+                raise RuntimeError(f"{type(self).__name__}: gradient on {grad.device} for a parameter on {p.device}")
+            group = groups.get(backend)
+            if group is None:
+                group = groups[backend] = (backend, [], [], [])
+            group[1].append(p.data)
+            group[2].append(grad.data)
+            group[3].append(state)
+        return list(groups.values())
 
     def state_dict(self) -> dict:
         """{"hyperparameters": ..., "state": [{name: numpy array or number}, ...]} (no scratch buffers)."""
