@@ -160,6 +160,8 @@ class CupyBackend(Backend):
         if op_a is None or op_b is None:
             return cupy.matmul(a, b)
         m, k = a.shape
+        if b.shape[0] != k:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned")
         n = b.shape[1]
         out = cupy.empty((m, n), dtype=a.dtype)
         data_type, compute_type, scalar_type = types
