@@ -107,7 +107,7 @@ def gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr
                 h = h @ w
                 if i < len(W) - 1:
                     h = act(h)
-            loss = ((h - Y) ** 2).sum()
+            loss = F.mse_loss(h, Y, reduction="sum")  # L = sum((y_pred - y)^2), the lecture's loss
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -122,7 +122,7 @@ def gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr
         h = X
         for i, (w, b) in enumerate(zip(W, B)):
             h = F.linear(h, w, b, activation=activation if i < last else None)
-        loss = ((h - Y) ** 2).sum() if loss_kind == "sse" else F.cross_entropy(h, Y)
+        loss = F.mse_loss(h, Y, reduction="sum") if loss_kind == "sse" else F.cross_entropy(h, Y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -148,7 +148,8 @@ def torch_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr):
             h = torch.nn.functional.linear(h, w, b)
             if i < last:
                 h = act(h)
-        loss = ((h - Y) ** 2).sum() if loss_kind == "sse" else torch.nn.functional.cross_entropy(h, Y)
+        loss = torch.nn.functional.mse_loss(h, Y, reduction="sum") if loss_kind == "sse" else \
+            torch.nn.functional.cross_entropy(h, Y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -5,7 +5,7 @@ import numpy as np
 
 from .ops import activation as act
 from .ops import arith, matmul, shape
-from .ops.loss import CrossEntropy, check_labels
+from .ops.loss import MSE, CrossEntropy, check_labels
 from .tensor import Tensor, as_tensor_like
 
 __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax", "log_softmax", "maximum", "minimum",
@@ -100,9 +100,7 @@ def mse_loss(pred, target, reduction="mean"):
     pred, target = as_tensor_like((pred, target), "mse_loss")
     if pred.shape != target.shape:
         raise ValueError(f"mse_loss: pred of shape {pred.shape} and target of shape {target.shape} differ")
-    diff = pred - target
-    squared = diff * diff
-    return squared if reduction == "none" else squared.sum() if reduction == "sum" else squared.mean()
+    return MSE(reduction)(pred, target)
 
 
 def _labels(labels, like: Tensor):

@@ -1,6 +1,8 @@
 """Losses. Cross-entropy is one fused op (softmax + log + NLL, and dlogits in the same pass)."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd import Function
 
 
@@ -35,3 +37,27 @@ class CrossEntropy(Function):
         if grad_output is self.backend.unit_gradient(grad_output.shape, grad_output.dtype) and not self.retaining:
             return self.saved  # loss.backward(): dlogits as they are, no multiply by one
         return self.saved * grad_output
+
+
+class MSE(Function):
+    """(pred - target)^2 summed, averaged or kept: one op; saves only the difference."""
+
+    def __init__(self, reduction):
+        self.reduction = reduction
+
+    def forward(self, pred, target):
+        diff = pred - target
+        self.saved = diff
+        if self.reduction == "none":
+            return diff * diff
+        # NOTE: a dot product of the flat difference with itself: one pass, no squared array.
+        flat = diff.reshape(-1)
+        total = flat @ flat if diff.dtype != np.float16 else (flat.astype(np.float32) @ flat.astype(np.float32))
+        total = total.astype(diff.dtype) if hasattr(total, "astype") else np.asarray(total, diff.dtype)
+        return total / max(diff.size, 1) if self.reduction == "mean" else total
+
+    def backward(self, grad_output):
+        diff = self.saved
+        scale = 2.0 / max(diff.size, 1) if self.reduction == "mean" else 2.0
+        grad = diff * (grad_output * diff.dtype.type(scale))
+        return (grad if self.needs_input_grad[0] else None), (-grad if self.needs_input_grad[1] else None)
