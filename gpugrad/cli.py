@@ -38,6 +38,7 @@ def build_parser():
     train.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3 Adam, 0.1 SGD)")
     train.add_argument("--weight-decay", type=float, default=0.0,
                        help="AdamW's decoupled weight decay (adam) or L2 (sgd); default 0")
+    train.add_argument("--schedule", default="constant", help="learning rate per epoch: constant or cosine")
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
@@ -114,7 +115,7 @@ def _train(args) -> int:
     out = args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
     config = TrainConfig(dataset=args.dataset, hidden=args.hidden, activation=args.activation, loss=args.loss,
                          optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, epochs=args.epochs,
-                         batch_size=args.batch_size,
+                         batch_size=args.batch_size, schedule=args.schedule,
                          device=args.device, seed=args.seed, out=out)
     try:
         train(config)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ class TrainConfig:
     lr: float | None = None  # default: 1e-3 for Adam, 0.1 for SGD
     momentum: float = 0.9
     weight_decay: float = 0.0  # AdamW's decoupled decay with --optimizer adam, L2 with sgd
+    schedule: str = "constant"  # or "cosine": lr * (1 + cos(pi * epoch / epochs)) / 2, per epoch
     epochs: int = 30
     batch_size: int = 64
     device: str = "auto"
@@ -50,6 +52,8 @@ class TrainConfig:
             raise ValueError(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r} (choose from {', '.join(OPTIMIZERS)})")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"unknown schedule {self.schedule!r} (choose constant or cosine)")
         if self.weight_decay < 0:
             raise ValueError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         if self.epochs < 1 or self.batch_size < 1 or (self.lr is not None and self.lr <= 0):
@@ -126,9 +130,11 @@ def train(config: TrainConfig, log=print):
     show_bar = sys.stderr.isatty() if config.progress is None else config.progress
     log(f"gpugrad train: {config.dataset} ({len(data.X_train)} train / {len(data.X_test)} test), "
         f"MLP {[data.num_features, *config.hidden, outputs]} {config.activation}, {config.loss}, "
-        f"{config.optimizer} lr={lr} weight decay {config.weight_decay}, batch {config.batch_size}, {config.epochs} epochs, on {device}")
+        f"{config.optimizer} lr={lr} ({config.schedule}) weight decay {config.weight_decay}, batch {config.batch_size}, {config.epochs} epochs, on {device}")
     history = []
     for epoch in range(1, config.epochs + 1):
+        if config.schedule == "cosine":
+            opt.defaults["lr"] = lr * (1 + math.cos(math.pi * (epoch - 1) / config.epochs)) / 2
         bar = _progress(len(loader), show_bar, f"epoch {epoch}/{config.epochs}")
         started = time.perf_counter()
         total, seen = 0.0, 0

@@ -124,6 +124,7 @@ def test_cli_train_writes_its_files(tmp_path, capsys):
     (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
     (["--epochs", "0"], "--epochs and --batch-size must be >= 1"),
     (["--weight-decay", "-1"], "--weight-decay must be >= 0"),
+    (["--schedule", "step"], "unknown schedule 'step'"),
     (["--device", "tpu"], "unknown device 'tpu'"),
 ])
 def test_cli_train_rejects_bad_arguments(args, message, tmp_path):
