@@ -155,3 +155,8 @@ def test_train_on_the_gpu_matches_the_cpu_curve(cuda):
     _, cpu = train(TrainConfig(device="cpu", **config), log=lambda *_: None)
     _, gpu = train(TrainConfig(device=cuda, **config), log=lambda *_: None)
     np.testing.assert_allclose([r["train_loss"] for r in gpu], [r["train_loss"] for r in cpu], rtol=1e-4)
+
+
+def test_the_default_command_reaches_97_percent_on_digits():
+    _, history = train(TrainConfig(device="cpu", progress=False), log=lambda *_: None)
+    assert history[-1]["test_accuracy"] >= 0.97
