@@ -61,13 +61,3 @@ def test_threaded_optimizer_steps_match_one_thread(threaded, kind):
                 call(p, g, state, step, 0.01, 0.9, 0.999, 1e-8, 0.1, kind == "adamw")
         runs.append(p)
     np.testing.assert_array_equal(runs[0], runs[1])
-
-
-def test_nested_fused_ops_do_not_deadlock(threaded):
-    # Chunks larger than PARALLEL_MIN: bias_act_fwd's chunks call relu_fwd, which must not wait on the pool.
-    z, g = _arrays(rows=4 * PARALLEL_MIN // 500 + 3)
-    bias = np.ones(z.shape[1], np.float32)
-    y = threaded.bias_act_fwd(z.copy(), bias, "relu")
-    np.testing.assert_array_equal(y, Backend.bias_act_fwd(threaded, z.copy(), bias, "relu"))
-    pre, _ = threaded.bias_act_bwd(y, g, "sigmoid", True)
-    np.testing.assert_array_equal(pre, Backend.bias_act_bwd(threaded, y, g, "sigmoid", True)[0])

@@ -8,7 +8,6 @@ the GIL inside ufuncs, so the chunks run in parallel.
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -16,7 +15,6 @@ import numpy as np
 from .generic import Backend
 
 PARALLEL_MIN = 1 << 17  # elements below which one thread is faster than the pool's dispatch
-_worker = threading.local()  # set inside the pool's threads: work there never waits on the pool again
 
 
 def _cores() -> int:
@@ -39,7 +37,7 @@ class NumpyBackend(Backend):
     # -- the pool -----------------------------------------------------------------------------
     def _parallel(self, *arrays) -> bool:
         first = arrays[0]
-        return (self.threads > 1 and first.size >= PARALLEL_MIN and not getattr(_worker, "active", False)
+        return (self.threads > 1 and first.size >= PARALLEL_MIN
                 and all(a.flags.c_contiguous and a.dtype == first.dtype for a in arrays))
 
     def _map(self, fn, n: int, align: int = 1) -> None:
@@ -48,16 +46,7 @@ class NumpyBackend(Backend):
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="gpugrad-cpu")
         step = -(-n // self.threads // align) * align
         slices = [slice(start, min(start + step, n)) for start in range(0, n, step)]
-
-        def run(s):
-            # NOTE: a fused op calls other ops (bias_act_fwd calls relu_fwd): inside a worker they
-            # must run serially, or every worker would wait on the pool and none would be left.
-            _worker.active = True
-            try:
-                fn(s)
-            finally:
-                _worker.active = False
-        for future in [self._pool.submit(run, s) for s in slices]:
+        for future in [self._pool.submit(fn, s) for s in slices]:
             future.result()
 
     def _chunked(self, method, arrays, out, takes_out, **params):
