@@ -5,8 +5,8 @@ from . import functional
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .backend import CudaUnavailableError, get_backend
 from .gradcheck import GradcheckError, gradcheck
-from .tensor import (DeviceMismatchError, Tensor, arange, eye, full, manual_seed, ones, rand, randn, tensor,
-                     zeros)
+from .creation import arange, eye, full, manual_seed, ones, rand, randn, tensor, zeros
+from .tensor import DeviceMismatchError, Tensor
 from .ops.matmul import set_matmul_precision
 from .serialization import load, save
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from . import functional as F
-from .tensor import tensor
+from .creation import tensor
 from .viz import format_value, gradients, graph_of, render
 
 EXAMPLES = ("add-mul", "sigmoid-neuron", "max-router", "l2-vector", "two-layer")

@@ -15,7 +15,7 @@ from . import nn, optim
 from .autograd import no_grad
 from .backend import CudaUnavailableError, get_backend
 from .serialization import save
-from .tensor import manual_seed, tensor
+from .creation import manual_seed, tensor
 
 LOSSES = ("cross_entropy", "svm", "mse")
 OPTIMIZERS = ("sgd", "adam")

@@ -1,0 +1,86 @@
+"""Creating tensors: ``tensor``, ``zeros``, ``ones``, ``full``, ``eye``, ``arange``, ``randn``,
+``rand``, and ``manual_seed`` for every device's generator."""
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import backend_of, get_backend, is_cupy_array
+from .tensor import Tensor, _shape
+
+def _default_dtype(data, dtype):
+    if dtype is not None:
+        return np.dtype(dtype)
+    if isinstance(data, (np.ndarray, np.generic)) or is_cupy_array(data):
+        return None  # arrays keep their dtype
+    probe = np.asarray(data)
+    if probe.dtype == np.bool_:
+        return None
+    if probe.dtype.kind in "iuf":
+        return np.dtype(np.float32)  # Python numbers and lists are float32
+    return None
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False, name: str | None = None) -> Tensor:
+    """Make a tensor from Python numbers, lists, numpy or cupy arrays, or another tensor.
+
+    Python numbers and lists become float32; numpy arrays keep their dtype; ``device`` is "cpu",
+    "cuda" or "cuda:N" (default: where the data already is, else the CPU). The data is copied.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    backend = get_backend(device) if device is not None else (backend_of(data) if is_cupy_array(data) else get_backend("cpu"))
+    dtype = _default_dtype(data, dtype)
+    if is_cupy_array(data) and backend.kind == "cpu":
+        array = np.asarray(data.get(), dtype=dtype)
+    elif backend.kind == "cpu":
+        array = np.array(data, dtype=dtype, copy=True)
+    else:
+        array = backend.asarray(np.asarray(data) if not is_cupy_array(data) else data, dtype=dtype)
+        if array is data:
+            array = array.copy()
+    return Tensor(array, requires_grad=requires_grad, name=name)
+
+
+def _creator(fill):
+    def make(*shape, dtype=np.float32, device=None, requires_grad=False):
+        backend = get_backend(device)
+        return Tensor(fill(backend, _shape(shape), np.dtype(dtype)), requires_grad=requires_grad)
+    return make
+
+
+zeros = _creator(lambda b, shape, dtype: b.xp.zeros(shape, dtype=dtype))
+ones = _creator(lambda b, shape, dtype: b.xp.ones(shape, dtype=dtype))
+randn = _creator(lambda b, shape, dtype: b.randn(shape, dtype))
+rand = _creator(lambda b, shape, dtype: b.rand(shape, dtype))
+zeros.__doc__ = "zeros(*shape, dtype=float32, device=None, requires_grad=False)"
+ones.__doc__ = "ones(*shape, dtype=float32, device=None, requires_grad=False)"
+randn.__doc__ = "Standard normal samples from the device's seeded generator (see manual_seed)."
+rand.__doc__ = "Uniform [0, 1) samples from the device's seeded generator (see manual_seed)."
+
+
+def full(shape, fill_value, dtype=np.float32, device=None, requires_grad=False) -> Tensor:
+    backend = get_backend(device)
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    return Tensor(backend.xp.full(shape, fill_value, dtype=dtype), requires_grad=requires_grad)
+
+
+def eye(n, m=None, dtype=np.float32, device=None, requires_grad=False) -> Tensor:
+    return Tensor(get_backend(device).xp.eye(n, m, dtype=dtype), requires_grad=requires_grad)
+
+
+def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if stop is None:
+        start, stop = 0, start
+    if dtype is None:
+        dtype = np.int64 if all(isinstance(v, int) for v in (start, stop, step)) else np.float32
+    return Tensor(get_backend(device).xp.arange(start, stop, step, dtype=dtype), requires_grad=requires_grad)
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the generators of every device (those made later start from the same seed)."""
+    from . import backend as backend_module
+    backend_module.Backend._seed = int(seed)
+    for b in backend_module.all_backends():
+        b.seed(int(seed))
+
+
