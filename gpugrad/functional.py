@@ -122,7 +122,7 @@ def cross_entropy(logits, labels):
 def svm_loss(scores, labels, margin=1.0):
     """Multiclass SVM loss: mean over n of sum over j != y_n of max(0, s_j - s_y + margin)."""
     labels = _labels(labels, scores)
-    check_labels(scores.shape, labels, scores.backend, "svm_loss")
+    check_labels(scores.shape, labels, "svm_loss")
     xp = scores.backend.xp
     n, classes = scores.shape
     rows = xp.arange(n)

@@ -153,9 +153,14 @@ class Tensor:
         from .ops.shape import Cast
         return Cast(np.dtype(dtype))(self)
 
-    float = lambda self: self.astype(np.float32)  # noqa: E731
-    double = lambda self: self.astype(np.float64)  # noqa: E731
-    half = lambda self: self.astype(np.float16)  # noqa: E731
+    def float(self) -> "Tensor":
+        return self.astype(np.float32)
+
+    def double(self) -> "Tensor":
+        return self.astype(np.float64)
+
+    def half(self) -> "Tensor":
+        return self.astype(np.float16)
 
     def __repr__(self) -> str:
         body = np.array2string(self.backend.to_numpy(self.data), precision=4, threshold=40, edgeitems=3,

@@ -150,8 +150,8 @@ class Backend:
 
     @half_in_float32
     def leaky_relu_fwd(self, x, negative_slope=0.01, out=None):
-        slope = self.xp.asarray(negative_slope, dtype=x.dtype)
-        return self.xp.where(x > 0, x, x * slope) if out is None else self._assign(out, self.xp.where(x > 0, x, x * slope))
+        y = self.xp.where(x > 0, x, x * self.xp.asarray(negative_slope, dtype=x.dtype))
+        return y if out is None else self._assign(out, y)
 
     @half_in_float32
     def leaky_relu_bwd(self, y, grad_output, negative_slope=0.01):

@@ -6,7 +6,7 @@ import numpy as np
 from ..autograd import Function
 
 
-def check_labels(logits_shape, labels, backend, op, skip_range=False):
+def check_labels(logits_shape, labels, op, skip_range=False):
     if labels.dtype.kind not in "iu":
         raise TypeError(f"{op}: labels must be integer class indices, got dtype {labels.dtype}")
     if len(logits_shape) != 2 or labels.shape != (logits_shape[0],):
@@ -27,7 +27,7 @@ class CrossEntropy(Function):
         self.labels = labels
 
     def forward(self, logits):
-        check_labels(logits.shape, self.labels, self.backend, "cross_entropy",
+        check_labels(logits.shape, self.labels, "cross_entropy",
                      skip_range=self.backend.checks_labels_on_device(logits, self.labels))
         loss, dlogits = self.backend.softmax_xent(logits, self.labels)
         self.saved = dlogits
