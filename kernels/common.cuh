@@ -47,7 +47,7 @@ template <typename C> __device__ __forceinline__ C act_forward(int act, C x, C p
 // Backward from the saved output y and the upstream gradient g.
 template <typename C> __device__ __forceinline__ C act_backward(int act, C y, C g, C p) {
     switch (act) {
-    case ACT_RELU: return y > (C)0 ? g : (C)0;  // relu'(0) = 0
+    case ACT_RELU: return g * (y > (C)0 ? (C)1 : (C)0);  // relu'(0) = 0; a NaN dy stays NaN
     case ACT_SIGMOID: return ((C)1 - y) * y * g;  // the numpy backend's order of rounding
     case ACT_TANH: return g * ((C)1 - y * y);
     case ACT_LEAKY_RELU: return y > (C)0 ? g : g * p;

@@ -135,7 +135,9 @@ class Backend:
 
     @half_in_float32
     def relu_bwd(self, y, grad_output):
-        return self.xp.where(y > 0, grad_output, 0).astype(grad_output.dtype, copy=False)
+        # NOTE: dy * (y > 0), not where(y > 0, dy, 0): a NaN or inf upstream gradient stays visible
+        # (NaN) instead of being silently zeroed, and numpy's multiply is ~10x faster than its where.
+        return self.xp.multiply(grad_output, y > 0)
 
     @half_in_float32
     def tanh_fwd(self, x, out=None):
