@@ -25,6 +25,9 @@ def is_grad_enabled() -> bool:
 class _GradMode(contextlib.ContextDecorator):
     enabled = True
 
+    def _recreate_cm(self):  # a fresh instance per decorated call: recursion and threads nest correctly
+        return type(self)()
+
     def __enter__(self):
         self._previous = is_grad_enabled()
         _state.enabled = self.enabled

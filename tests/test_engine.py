@@ -125,6 +125,20 @@ def test_no_grad_records_nothing_and_restores(device):
     assert not f(x).requires_grad
 
 
+def test_no_grad_decorator_nests_through_recursion():
+    @gpugrad.no_grad()
+    def depth(n):
+        assert not gpugrad.is_grad_enabled()
+        if n:
+            depth(n - 1)
+            assert not gpugrad.is_grad_enabled()
+        return n
+
+    with gpugrad.enable_grad():
+        depth(3)
+        assert gpugrad.is_grad_enabled()
+
+
 def test_no_grad_restores_state_after_an_exception():
     with pytest.raises(ZeroDivisionError):
         with gpugrad.no_grad():
