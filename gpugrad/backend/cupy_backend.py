@@ -196,9 +196,10 @@ class CupyBackend(Backend):
     def apply_matmul_precision(self):
         from cupy._core import _routines_linalg as linalg
         tf32 = self.matmul_precision == "high"
+        # NOTE: for cupy.matmul (batched products); the direct GEMM path reads matmul_precision itself.
+        compute_type = getattr(linalg, "COMPUTE_TYPE_TF32" if tf32 else "COMPUTE_TYPE_DEFAULT")
         with self.device:
-            # NOTE: COMPUTE_TYPE_TF32 = 7, COMPUTE_TYPE_DEFAULT = 1 (full float32) in CuPy's cuBLAS wrapper.
-            linalg.set_compute_type(np.float32, getattr(linalg, "COMPUTE_TYPE_TF32", 7) if tf32 else getattr(linalg, "COMPUTE_TYPE_DEFAULT", 1))
+            linalg.set_compute_type(np.float32, compute_type)
 
     # -- launches -----------------------------------------------------------------------------
     def _grid(self, n: int, itemsize: int = 1) -> int:
@@ -256,7 +257,8 @@ class CupyBackend(Backend):
 
     # -- bias + activation ---------------------------------------------------------------------
     def bias_act_fwd(self, z, bias, activation):
-        if z.ndim == 0 or z.size == 0 or not _fits(z) or (bias is not None and not _fits(z.reshape(-1)[:1], bias)):
+        bias_fits = bias is None or (bias.dtype == z.dtype and bias.flags.c_contiguous)
+        if z.ndim == 0 or z.size == 0 or not _fits(z) or not bias_fits:
             return super().bias_act_fwd(z, bias, activation)
         cols = z.shape[-1]
         rows = z.size // cols
