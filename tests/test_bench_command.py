@@ -52,3 +52,15 @@ def test_numpy_reference_step_matches_gpugrad_gradients():
 
 def test_step_flops_counts_forward_and_both_gradients():
     assert step_flops([10, 20, 5], 4) == 2 * (2 * 4 * (10 * 20 + 20 * 5)) + 2 * 4 * 20 * 5
+
+
+def test_bench_plot_writes_a_png_or_says_why(tmp_path):
+    import importlib.util
+    plot = tmp_path / "bench.png"
+    result = subprocess.run([sys.executable, "-m", "gpugrad", "bench", "--quick", "--device", "cpu", "--model", "lecture",
+                             "--rounds", "1", "--plot", str(plot)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    if importlib.util.find_spec("matplotlib") is None:
+        assert "no plot: matplotlib is not installed" in result.stdout and not plot.exists()
+    else:
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
