@@ -207,19 +207,21 @@ class CupyBackend(Backend):
         per_thread = max(1, 64 // itemsize) if itemsize > 1 else 1
         return max(1, min(math.ceil(n / (BLOCK * per_thread)), self.sm_count * 32))
 
-    def _act_fwd(self, name, x, out, p=0.0):
-        fallback = getattr(Backend, name + "_fwd")
+    def _act_fwd(self, name, x, out, **params):
+        """The kernel <name>_fwd; the generic formula where the kernel does not apply. ``params``
+        is the activation's one parameter (negative_slope, alpha) or nothing."""
         if not _fits(x) or (out is not None and not _fits(x, out)) or x.size == 0:
-            return fallback(self, x, out=out, **({} if name in ("relu", "sigmoid", "tanh") else {_PARAM[name]: p}))
+            return getattr(Backend, name + "_fwd")(self, x, out=out, **params)
+        p = next(iter(params.values()), 0.0)
         y = cupy.empty_like(x) if out is None else out
         kernel = load_kernel("activation", f"{name}_fwd<{KERNEL_DTYPES[x.dtype]}>")
         kernel((self._grid(x.size, x.itemsize),), (BLOCK,), (x, y, np.int64(x.size), np.float64(p)))
         return y
 
-    def _act_bwd(self, name, y, grad_output, p=0.0):
+    def _act_bwd(self, name, y, grad_output, **params):
         if not _fits(y, grad_output) or y.size == 0:
-            fallback = getattr(Backend, name + "_bwd")
-            return fallback(self, y, grad_output, **({} if name in ("relu", "sigmoid", "tanh") else {_PARAM[name]: p}))
+            return getattr(Backend, name + "_bwd")(self, y, grad_output, **params)
+        p = next(iter(params.values()), 0.0)
         gx = cupy.empty_like(y)
         kernel = load_kernel("activation", f"{name}_bwd<{KERNEL_DTYPES[y.dtype]}>")
         kernel((self._grid(y.size, y.itemsize),), (BLOCK,), (y, grad_output, gx, np.int64(y.size), np.float64(p)))
@@ -244,16 +246,16 @@ class CupyBackend(Backend):
         return self._act_bwd("tanh", y, grad_output)
 
     def leaky_relu_fwd(self, x, negative_slope=0.01, out=None):
-        return self._act_fwd("leaky_relu", x, out, negative_slope)
+        return self._act_fwd("leaky_relu", x, out, negative_slope=negative_slope)
 
     def leaky_relu_bwd(self, y, grad_output, negative_slope=0.01):
-        return self._act_bwd("leaky_relu", y, grad_output, negative_slope)
+        return self._act_bwd("leaky_relu", y, grad_output, negative_slope=negative_slope)
 
     def elu_fwd(self, x, alpha=1.0, out=None):
-        return self._act_fwd("elu", x, out, alpha)
+        return self._act_fwd("elu", x, out, alpha=alpha)
 
     def elu_bwd(self, y, grad_output, alpha=1.0):
-        return self._act_bwd("elu", y, grad_output, alpha)
+        return self._act_bwd("elu", y, grad_output, alpha=alpha)
 
     # -- bias + activation ---------------------------------------------------------------------
     def bias_act_fwd(self, z, bias, activation):
@@ -376,9 +378,6 @@ class CupyBackend(Backend):
                                (np.float64(lr), np.float64(beta1), np.float64(beta2), np.float64(eps),
                                 np.float64(weight_decay), np.int32(bool(decoupled)),
                                 np.float64(lr / (1 - beta1 ** step)), np.float64(math.sqrt(1 - beta2 ** step))))
-
-
-_PARAM = {"leaky_relu": "negative_slope", "elu": "alpha"}
 
 
 # -- memory: a pool allocator that releases cached blocks and retries once before failing --------

@@ -10,9 +10,6 @@ import math
 
 import numpy as np
 
-ACTIVATIONS = (None, "relu", "sigmoid", "tanh", "leaky_relu", "elu")
-
-
 def compute_dtype(dtype):
     """Half precision is computed and accumulated in float32."""
     return np.float32 if np.dtype(dtype) == np.float16 else dtype
