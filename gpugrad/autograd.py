@@ -71,19 +71,37 @@ class Function:
     retaining = False  # set by the engine: True while a retain_graph backward runs
 
     def __call__(self, *inputs):
-        tensors = _as_tensor_like(inputs, type(self).__name__)
-        self.backend = backend = tensors[0].backend
-        outputs = self.forward(*[t.data for t in tensors])
-        record = False
-        if getattr(_state, "enabled", True):
+        tensors = _as_tensor_like(inputs, self)
+        first = tensors[0]
+        self.backend = backend = first.backend
+        # NOTE: one and two inputs spelled out: this is the per-op hot path of every model.
+        if len(tensors) == 1:
+            outputs = self.forward(first.data)
+            needs = (first.requires_grad,)
+        elif len(tensors) == 2:
+            second = tensors[1]
+            outputs = self.forward(first.data, second.data)
+            needs = (first.requires_grad, second.requires_grad)
+        else:
+            outputs = self.forward(*[t.data for t in tensors])
             needs = tuple([t.requires_grad for t in tensors])
-            record = True in needs
+        record = True in needs and getattr(_state, "enabled", True)
         if outputs.__class__ is not tuple:  # the common case: one output
             if outputs.__class__ is not backend.array_type:
                 outputs = _as_array(outputs)  # numpy returns scalars, not 0-d arrays, from 0-d inputs
             result = _make_tensor(outputs, record)
             if record:
-                self._record(tensors, needs, (result,))
+                self.serial = next(_serials)  # creation order, for stable listings and pictures
+                self.inputs = tensors
+                self.needs_input_grad = needs
+                generation = first.generation
+                for t in tensors:
+                    if t.generation > generation:
+                        generation = t.generation
+                self.generation = generation
+                result.creator = self
+                result.generation = generation + 1
+                self.outputs = (weakref.ref(result),)
             else:
                 self.saved = None
             return result
@@ -95,7 +113,7 @@ class Function:
         return results
 
     def _record(self, tensors, needs, results):
-        self.serial = next(_serials)  # creation order, for stable listings and pictures
+        self.serial = next(_serials)
         self.inputs = tensors
         self.needs_input_grad = needs
         generation = 0
@@ -106,7 +124,7 @@ class Function:
         for y in results:
             y.creator = self
             y.generation = generation + 1
-        self.outputs = [weakref.ref(y) for y in results]
+        self.outputs = tuple([weakref.ref(y) for y in results])
 
     def forward(self, *arrays):
         raise NotImplementedError
@@ -129,13 +147,16 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
     With ``capture`` (a dict), nothing is written to ``.grad``: the gradient of every tensor of the
     graph, leaves and intermediates, goes into ``capture[id(tensor)] = (tensor, gradient)``.
     """
-    pending = {id(root): [root, grad]}  # id(tensor) -> [tensor, summed gradient array]
+    # NOTE: pending maps id(tensor) -> summed gradient. The tensors themselves stay alive: the root
+    # holds its creator, every function holds its inputs.
+    pending = {id(root): grad}
     first = root.creator
     # NOTE: (generation, serial) orders the heap without ever comparing two functions.
     heap = [(-first.generation, -first.serial, first)]
     queued = {id(first)}
+    pop, push = heapq.heappop, heapq.heappush
     while heap:
-        function = heapq.heappop(heap)[2]
+        function = pop(heap)[2]
         if function.saved is _FREED:
             raise RuntimeError(
                 f"Trying to backward through the graph a second time ({function.name} has already "
@@ -145,44 +166,45 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
         grad_outputs = []
         for ref in function.outputs:
             output = ref()
-            entry = pending.pop(id(output), None) if output is not None else None
-            if entry is not None:
-                grad_outputs.append(entry[1])
-                if capture is not None:
-                    capture[id(output)] = (output, entry[1])
-            elif output is not None:  # an output nobody used: its gradient is zero
-                grad_outputs.append(output.backend.xp.zeros(output.data.shape, output.data.dtype))
-            else:
+            if output is None:
                 grad_outputs.append(None)
+                continue
+            g = pending.pop(id(output), None)
+            if g is None:  # an output nobody used: its gradient is zero
+                g = output.backend.xp.zeros(output.data.shape, output.data.dtype)
+            elif capture is not None:
+                capture[id(output)] = (output, g)
+            grad_outputs.append(g)
         function.retaining = retain_graph
         grad_inputs = function.backward(*grad_outputs)
-        if grad_inputs.__class__ is not tuple:
-            grad_inputs = (grad_inputs,)
         if not retain_graph:
             function.saved = _FREED
+        if grad_inputs.__class__ is not tuple:
+            grad_inputs = (grad_inputs,)
+        array_type = function.backend.array_type
         for tensor, grad_input, needed in zip(function.inputs, grad_inputs, function.needs_input_grad):
             if not needed or grad_input is None:
                 continue
-            if isinstance(grad_input, np.generic):
-                grad_input = np.asarray(grad_input)
-            if grad_input.shape != tensor.data.shape or grad_input.dtype != tensor.data.dtype:
+            data = tensor.data
+            if grad_input.__class__ is not array_type:
+                if isinstance(grad_input, np.generic):
+                    grad_input = np.asarray(grad_input)
+            if grad_input.shape != data.shape or grad_input.dtype != data.dtype:
                 _gradient_error(function, tensor, grad_input)
-            if tensor.creator is None:
+            creator = tensor.creator
+            if creator is None:
                 if capture is None:
                     _accumulate_leaf(tensor, grad_input, grad_outputs)
                 else:
                     previous = capture.get(id(tensor))
                     capture[id(tensor)] = (tensor, grad_input if previous is None else previous[1] + grad_input)
                 continue
-            entry = pending.get(id(tensor))
-            if entry is None:
-                pending[id(tensor)] = [tensor, grad_input]
-            else:
-                entry[1] = entry[1] + grad_input
-            creator = tensor.creator
+            key = id(tensor)
+            previous = pending.get(key)
+            pending[key] = grad_input if previous is None else previous + grad_input
             if id(creator) not in queued:
                 queued.add(id(creator))
-                heapq.heappush(heap, (-creator.generation, -creator.serial, creator))
+                push(heap, (-creator.generation, -creator.serial, creator))
 
 
 def _accumulate_leaf(tensor, grad, grad_outputs) -> None:

@@ -360,7 +360,7 @@ class Tensor:
         return self._inplace(other, "divide")
 
 
-def as_tensor_like(values, op_name: str):
+def as_tensor_like(values, op_name):
     """Turn an op's inputs into tensors on one device; Python scalars take the tensors' dtype."""
     if len(values) == 1 and isinstance(values[0], Tensor):
         return values
@@ -369,6 +369,8 @@ def as_tensor_like(values, op_name: str):
         if isinstance(a, Tensor) and isinstance(b, Tensor) and a.data.__class__ is b.data.__class__ and (
                 a.data.__class__ is np.ndarray or a.backend is b.backend):
             return values
+    if not isinstance(op_name, str):
+        op_name = op_name.name  # the Function itself (the hot path passes it; naming it costs nothing there)
     first = None
     for value in values:
         if isinstance(value, Tensor):

@@ -15,7 +15,6 @@ def compute_dtype(dtype):
     return np.float32 if np.dtype(dtype) == np.float16 else dtype
 
 
-_HALF = np.dtype(np.float16)
 
 
 def half_in_float32(method):
@@ -24,7 +23,7 @@ def half_in_float32(method):
 
     @functools.wraps(method)
     def wrapper(self, *arrays, out=None, **params):
-        if arrays[0].dtype is not _HALF:
+        if arrays[0].dtype.char != "e":  # not float16 (by char: unpickled arrays carry a copy of the dtype)
             return method(self, *arrays, out=out, **params) if out is not None else method(self, *arrays, **params)
         result = method(self, *[a.astype(np.float32) for a in arrays], **params).astype(np.float16)
         if out is None:
@@ -68,11 +67,15 @@ class Backend:
 
     def unit_gradient(self, shape, dtype):
         """A cached, never-written array of ones: the implicit gradient of a scalar's backward()."""
-        cache = self.__dict__.setdefault("_units", {})
-        key = (tuple(shape), np.dtype(dtype))
-        unit = cache.get(key)
+        cache = self.__dict__.get("_units")
+        if cache is None:
+            cache = self._units = {}
+        unit = cache.get((shape, dtype))  # the hot path: a tuple shape and an np.dtype, as arrays have them
         if unit is None:
-            unit = cache[key] = self.xp.ones(shape, dtype=dtype)
+            key = (tuple(shape), np.dtype(dtype))
+            unit = cache.get(key)
+        if unit is None:
+            unit = cache[key] = self.xp.ones(key[0], dtype=key[1])
             if self.xp is np:
                 unit.flags.writeable = False
         return unit
@@ -87,7 +90,7 @@ class Backend:
 
     def matmul(self, a, b):
         """a @ b; float16 is multiplied and accumulated in float32 (numpy's half matmul is neither fast nor exact)."""
-        if a.dtype == np.float16 and b.dtype == np.float16:
+        if a.dtype.char == "e" and b.dtype.char == "e":  # float16
             return self.xp.matmul(a.astype(np.float32), b.astype(np.float32)).astype(np.float16)
         return self.xp.matmul(a, b)
 

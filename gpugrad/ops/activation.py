@@ -15,18 +15,26 @@ class _Elementwise(Function):
     activation = ""
     params: dict = {}
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._fwd, cls._bwd = cls.activation + "_fwd", cls.activation + "_bwd"
+
     def forward(self, x):
         if x.dtype.kind != "f":
             raise TypeError(f"{self.activation}: needs floating-point input, got dtype {x.dtype}")
-        # NOTE: 0-d arrays go through as shape (1,): numpy ufuncs turn 0-d results into scalars.
-        y = getattr(self.backend, self.activation + "_fwd")(x.reshape(x.shape or (1,)), **self.params)
-        self.saved = y
-        return y.reshape(x.shape)
+        if not x.ndim:  # NOTE: 0-d goes through as shape (1,): numpy ufuncs turn 0-d results into scalars.
+            y = getattr(self.backend, self._fwd)(x.reshape(1), **self.params)
+            self.saved = y
+            return y.reshape(())
+        y = self.saved = getattr(self.backend, self._fwd)(x, **self.params)
+        return y
 
     def backward(self, grad_output):
         y = self.saved
-        return getattr(self.backend, self.activation + "_bwd")(y, grad_output.reshape(y.shape), **self.params) \
-            .reshape(grad_output.shape)
+        if grad_output.shape != y.shape:  # the 0-d case
+            return getattr(self.backend, self._bwd)(y, grad_output.reshape(y.shape), **self.params) \
+                .reshape(grad_output.shape)
+        return getattr(self.backend, self._bwd)(y, grad_output, **self.params)
 
 
 class Sigmoid(_Elementwise):

@@ -52,12 +52,16 @@ class MSE(Function):
             return diff * diff
         # NOTE: a dot product of the flat difference with itself: one pass, no squared array.
         flat = diff.reshape(-1)
-        total = flat @ flat if diff.dtype != np.float16 else (flat.astype(np.float32) @ flat.astype(np.float32))
-        total = total.astype(diff.dtype) if hasattr(total, "astype") else np.asarray(total, diff.dtype)
-        return total / max(diff.size, 1) if self.reduction == "mean" else total
+        if diff.dtype.char == "e":  # float16: accumulated in float32
+            total = flat.astype(np.float32) @ flat.astype(np.float32)
+            if self.reduction == "mean":
+                total = total / max(diff.size, 1)
+            return total.astype(diff.dtype)
+        total = flat @ flat
+        return total / diff.dtype.type(max(diff.size, 1)) if self.reduction == "mean" else total
 
     def backward(self, grad_output):
         diff = self.saved
         scale = 2.0 / max(diff.size, 1) if self.reduction == "mean" else 2.0
-        grad = diff * (grad_output * diff.dtype.type(scale))
+        grad = diff * (grad_output * scale)
         return (grad if self.needs_input_grad[0] else None), (-grad if self.needs_input_grad[1] else None)
