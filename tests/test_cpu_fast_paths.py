@@ -138,3 +138,17 @@ def test_blas_can_be_switched_off():
     env = dict(os.environ, GPUGRAD_CPU_BLAS="0")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "None"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cpu_relu_against_a_row_of_zeros_is_the_same_maximum(dtype):
+    rng = np.random.default_rng(3)
+    for shape in ((5, 64), (3, 2, 100), (7, 3)):  # the row path, a batch of rows, the scalar path
+        x = rng.standard_normal(shape).astype(dtype)
+        x.flat[:5] = [np.nan, -np.inf, np.inf, -0.0, 0.0]
+        y = CPU.relu_fwd(x)
+        np.testing.assert_array_equal(y, Backend.relu_fwd(CPU, x))
+        assert np.isnan(y.flat[0]) and y.flat[1] == 0 and y.flat[2] == np.inf
+        out = x.copy()
+        assert CPU.relu_fwd(out, out=out) is out
+        np.testing.assert_array_equal(out, y)

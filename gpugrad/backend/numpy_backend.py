@@ -1,11 +1,13 @@
-"""The CPU backend: numpy, with the generic formulas of ``generic.Backend`` and three CPU-only
-shortcuts that do the same arithmetic in fewer passes over memory:
+"""The CPU backend: numpy, with the generic formulas of ``generic.Backend`` and four CPU-only
+shortcuts that do the same arithmetic in fewer or faster passes over memory:
 
 - sigmoid as ``1 / (1 + exp(-x))`` in place: one exp and four passes where the generic form (the
   kernels') has two exps and seven. ``exp(-x)`` overflows to inf for x < -88.7 (float32) and the
   quotient is then exactly 0: only results below float32's smallest normal (1.2e-38) are lost,
   where the kernels keep subnormals. The two forms differ by at most 3 ulp elsewhere.
 - bias + sigmoid with the bias added and negated in the same pass;
+- ReLU as the maximum against a row of zeros, which numpy vectorizes (against the scalar 0 it
+  does not: 2.5x slower on 256 x 1024 float32);
 - optimizer updates through BLAS axpy/axpby when numpy's OpenBLAS is found (``cpu_blas``): one
   pass per update instead of two or three, spread over the cores.
 """
@@ -41,6 +43,21 @@ class NumpyBackend(Backend):
     @half_in_float32
     def _sigmoid_half(self, x, out=None):
         return _sigmoid_of_negated(np.negative(x, out=out))
+
+    def relu_fwd(self, x, out=None):
+        # NOTE: numpy's maximum against a scalar runs 2-4x slower than against an array (98 us
+        # against 42 us for 256 x 1024 float32 here): compare with a cached row of zeros instead.
+        if x.ndim and x.shape[-1] >= 64 and x.dtype.char in "fd":
+            return np.maximum(x, self._zero_row(x.shape[-1], x.dtype), out=out)
+        return super().relu_fwd(x, out=out)
+
+    def _zero_row(self, n, dtype):
+        rows = self.__dict__.setdefault("_zero_rows", {})
+        row = rows.get((n, dtype.char))
+        if row is None:
+            row = rows[(n, dtype.char)] = np.zeros(n, dtype)
+            row.flags.writeable = False
+        return row
 
     def bias_act_fwd(self, z, bias, activation):
         if activation != "sigmoid" or z.dtype.char == "e":
