@@ -50,12 +50,13 @@ class enable_grad(_GradMode):
 
 _FREED = object()
 _serials = itertools.count()
-_make_tensor = _as_tensor_like = None  # bound by gpugrad.tensor (it imports this module)
+_make_tensor = _as_tensor_like = _tensor_type = _cpu = None  # bound by gpugrad.tensor (it imports this module)
+_ndarray = np.ndarray
 
 
-def bind_tensor_type(make_tensor, as_tensor_like) -> None:
-    global _make_tensor, _as_tensor_like
-    _make_tensor, _as_tensor_like = make_tensor, as_tensor_like
+def bind_tensor_type(tensor_type, as_tensor_like, cpu_backend) -> None:
+    global _make_tensor, _as_tensor_like, _tensor_type, _cpu
+    _make_tensor, _as_tensor_like, _tensor_type, _cpu = tensor_type._make, as_tensor_like, tensor_type, cpu_backend
 
 
 class Function:
@@ -71,9 +72,16 @@ class Function:
     retaining = False  # set by the engine: True while a retain_graph backward runs
 
     def __call__(self, *inputs):
-        tensors = _as_tensor_like(inputs, self)
+        n = len(inputs)
+        if n == 1 and isinstance(inputs[0], _tensor_type):
+            tensors = inputs
+        elif n == 2 and isinstance(inputs[0], _tensor_type) and isinstance(inputs[1], _tensor_type) \
+                and inputs[0].data.__class__ is _ndarray and inputs[1].data.__class__ is _ndarray:
+            tensors = inputs  # two CPU tensors: nothing to convert or check
+        else:
+            tensors = _as_tensor_like(inputs, self)
         first = tensors[0]
-        self.backend = backend = first.backend
+        self.backend = backend = _cpu if first.data.__class__ is _ndarray else first.backend
         # NOTE: one and two inputs spelled out: this is the per-op hot path of every model.
         if len(tensors) == 1:
             outputs = self.forward(first.data)
@@ -153,7 +161,7 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
     first = root.creator
     # NOTE: (generation, serial) orders the heap without ever comparing two functions.
     heap = [(-first.generation, -first.serial, first)]
-    queued = {id(first)}
+    queued = {first}  # functions hash by identity
     pop, push = heapq.heappop, heapq.heappush
     while heap:
         function = pop(heap)[2]
@@ -163,18 +171,8 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
                 "freed what it saved). Pass retain_graph=True to the first backward() if you need "
                 "to backward through the graph again."
             )
-        grad_outputs = []
-        for ref in function.outputs:
-            output = ref()
-            if output is None:
-                grad_outputs.append(None)
-                continue
-            g = pending.pop(id(output), None)
-            if g is None:  # an output nobody used: its gradient is zero
-                g = output.backend.xp.zeros(output.data.shape, output.data.dtype)
-            elif capture is not None:
-                capture[id(output)] = (output, g)
-            grad_outputs.append(g)
+        grad_outputs = [_output_gradient(ref(), pending, capture) for ref in function.outputs] \
+            if len(function.outputs) != 1 else (_output_gradient(function.outputs[0](), pending, capture),)
         function.retaining = retain_graph
         grad_inputs = function.backward(*grad_outputs)
         if not retain_graph:
@@ -202,9 +200,21 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
             key = id(tensor)
             previous = pending.get(key)
             pending[key] = grad_input if previous is None else previous + grad_input
-            if id(creator) not in queued:
-                queued.add(id(creator))
+            if creator not in queued:
+                queued.add(creator)
                 push(heap, (-creator.generation, -creator.serial, creator))
+
+
+def _output_gradient(output, pending, capture):
+    """The summed gradient of one output of a function (None for an output that no longer exists)."""
+    if output is None:
+        return None
+    g = pending.pop(id(output), None)
+    if g is None:  # an output nobody used: its gradient is zero
+        return output.backend.xp.zeros(output.data.shape, output.data.dtype)
+    if capture is not None:
+        capture[id(output)] = (output, g)
+    return g
 
 
 def _accumulate_leaf(tensor, grad, grad_outputs) -> None:

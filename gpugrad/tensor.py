@@ -430,4 +430,4 @@ def _shape(shape):
     return tuple(int(n) for n in shape)
 
 
-autograd.bind_tensor_type(Tensor._make, as_tensor_like)
+autograd.bind_tensor_type(Tensor, as_tensor_like, _CPU)

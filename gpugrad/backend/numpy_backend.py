@@ -59,6 +59,14 @@ class NumpyBackend(Backend):
             row.flags.writeable = False
         return row
 
+    def sigmoid_bwd(self, y, grad_output):
+        if y.dtype.char == "e":
+            return super().sigmoid_bwd(y, grad_output)
+        gx = np.subtract(1, y)  # (1 - y) * y * dy, as the generic form rounds it, without its float16 wrapper
+        gx *= y
+        gx *= grad_output
+        return gx
+
     def bias_act_fwd(self, z, bias, activation):
         if activation != "sigmoid" or z.dtype.char == "e":
             return super().bias_act_fwd(z, bias, activation)
@@ -69,6 +77,17 @@ class NumpyBackend(Backend):
         return _sigmoid_of_negated(z)
 
     # -- optimizer updates through BLAS ------------------------------------------------------------
+    def sgd_step(self, params, grads, states, lr, momentum, dampening, nesterov, weight_decay):
+        blas = cpu_blas.blas()
+        if blas is None or momentum:
+            return super().sgd_step(params, grads, states, lr, momentum, dampening, nesterov, weight_decay)
+        decay = 1.0 - lr * weight_decay  # plain SGD, the common case: one axpy per parameter
+        for param, grad, state in zip(params, grads, states):
+            if blas.applies(grad, param):
+                blas.axpby(-lr, grad, decay, param)
+            else:
+                super()._sgd_one(param, grad, state, lr, momentum, dampening, nesterov, weight_decay)
+
     def _sgd_one(self, param, grad, state, lr, momentum, dampening, nesterov, weight_decay):
         blas = cpu_blas.blas()
         buf = state.get("momentum_buffer")

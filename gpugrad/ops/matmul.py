@@ -38,6 +38,9 @@ class MatMul(Function):
     def backward(self, grad_output):
         a, b = self.saved
         backend = self.backend
+        if a.ndim == 2 and b.ndim == 2:  # the common case, without the general bookkeeping below
+            return (backend.matmul(grad_output, b.T) if self.needs_input_grad[0] else None,
+                    backend.matmul(a.T, grad_output) if self.needs_input_grad[1] else None)
         # Promote vectors to matrices so one rule covers every case, then undo it.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
