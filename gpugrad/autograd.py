@@ -67,11 +67,13 @@ class Function:
     gradient per input (``None`` where ``self.needs_input_grad[i]`` is false).
     """
 
-    saved = None
-    generation = 0
-    retaining = False  # set by the engine: True while a retain_graph backward runs
+    # NOTE: slots, not a dict per node (ops add their own attributes through __dict__). ``retaining``
+    # is set by the engine: True while a retain_graph backward runs.
+    __slots__ = ("backend", "saved", "serial", "inputs", "needs_input_grad", "generation", "outputs", "retaining",
+                 "__dict__", "__weakref__")
 
     def __call__(self, *inputs):
+        self.saved = None
         n = len(inputs)
         if n == 1 and isinstance(inputs[0], _tensor_type):
             tensors = inputs
