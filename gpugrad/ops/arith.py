@@ -4,9 +4,16 @@ from __future__ import annotations
 from ..autograd import Function, sum_to
 
 
+def _shaped(grad, shape, dtype):
+    """Sum a broadcast gradient back to ``shape`` and give it ``dtype`` (nothing to do, the common case, costs nothing)."""
+    if grad.shape != shape:
+        grad = sum_to(grad, shape)
+    return grad if grad.dtype == dtype else grad.astype(dtype)
+
+
 def _to_input(grad, x):
     """Sum a broadcast gradient back to input ``x`` and give it x's dtype."""
-    return sum_to(grad, x.shape).astype(x.dtype, copy=False)
+    return _shaped(grad, x.shape, x.dtype)
 
 
 class Add(Function):
@@ -16,8 +23,8 @@ class Add(Function):
 
     def backward(self, grad_output):
         a_shape, a_dtype, b_shape, b_dtype = self.saved
-        ga = sum_to(grad_output, a_shape).astype(a_dtype, copy=False) if self.needs_input_grad[0] else None
-        gb = sum_to(grad_output, b_shape).astype(b_dtype, copy=False) if self.needs_input_grad[1] else None
+        ga = _shaped(grad_output, a_shape, a_dtype) if self.needs_input_grad[0] else None
+        gb = _shaped(grad_output, b_shape, b_dtype) if self.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -28,8 +35,8 @@ class Sub(Function):
 
     def backward(self, grad_output):
         a_shape, a_dtype, b_shape, b_dtype = self.saved
-        ga = sum_to(grad_output, a_shape).astype(a_dtype, copy=False) if self.needs_input_grad[0] else None
-        gb = (-sum_to(grad_output, b_shape)).astype(b_dtype, copy=False) if self.needs_input_grad[1] else None
+        ga = _shaped(grad_output, a_shape, a_dtype) if self.needs_input_grad[0] else None
+        gb = -_shaped(grad_output, b_shape, b_dtype) if self.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -170,8 +177,6 @@ class Where(Function):
         a_shape, a_dtype, b_shape, b_dtype = self.saved
         zero = grad_output.dtype.type(0)
         xp = self.backend.xp
-        ga = sum_to(xp.where(self.condition, grad_output, zero), a_shape).astype(a_dtype, copy=False) \
-            if self.needs_input_grad[0] else None
-        gb = sum_to(xp.where(self.condition, zero, grad_output), b_shape).astype(b_dtype, copy=False) \
-            if self.needs_input_grad[1] else None
+        ga = _shaped(xp.where(self.condition, grad_output, zero), a_shape, a_dtype) if self.needs_input_grad[0] else None
+        gb = _shaped(xp.where(self.condition, zero, grad_output), b_shape, b_dtype) if self.needs_input_grad[1] else None
         return ga, gb
