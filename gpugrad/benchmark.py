@@ -1,9 +1,10 @@
 """``gpugrad bench``: the same training step through gpugrad, hand-written numpy and PyTorch, on each device.
 
 Candidates run interleaved in rounds after a warm-up, GPU work synchronized before every clock
-read; the table gives medians. Models: the lecture's 2-layer net (64 x 1000-100-10, squared
-error, SGD), an MLP 784-1024-1024-10 at batch 256 (cross-entropy, SGD), and on the GPU 4 layers
-of 4096 at batch 4096.
+read; the table gives the median step time of each, and ratios as the median over rounds of the
+ratio within a round (paired: robust to a machine whose speed drifts from minute to minute).
+Models: the lecture's 2-layer net (64 x 1000-100-10, squared error, SGD), an MLP 784-1024-1024-10
+at batch 256 (cross-entropy, SGD), and on the GPU 4 layers of 4096 at batch 4096.
 """
 from __future__ import annotations
 
@@ -279,14 +280,20 @@ def run(args) -> int:
             times = measure(candidates, rounds, steps, warmup=2 if args.quick else 5, pause=0.02 if args.quick else 0.25)
             ceiling = matmul_ceiling_gflops(device, dtype)
             medians = {name: statistics.median(t) for name, t in times.items()}
+
+            def paired(name, reference):
+                # NOTE: the median over rounds of the ratio within each round: candidates of one round
+                # run seconds apart, so a machine that slows down for a minute moves both alike.
+                if reference not in times:
+                    return None
+                return statistics.median(a / b for a, b in zip(times[name], times[reference]))
             for name, median in medians.items():
                 results.append({
                     "model": model, "sizes": sizes, "batch": batch, "device": device, "impl": name,
                     "activation": args.activation, "dtype": dtype.name, "median_ms": median * 1e3,
                     "samples_per_s": batch / median, "gflops": flops / median / 1e9,
                     "pct_of_matmul_ceiling": 100 * flops / median / 1e9 / ceiling,
-                    "ratio_to_numpy": median / medians["numpy"] if "numpy" in medians else None,
-                    "ratio_to_torch": median / medians["torch"] if "torch" in medians else None,
+                    "ratio_to_numpy": paired(name, "numpy"), "ratio_to_torch": paired(name, "torch"),
                     "rounds_ms": [t * 1e3 for t in times[name]], "matmul_ceiling_gflops": ceiling,
                 })
         if model != "large" or "cpu" not in devices or len(devices) > 1:
