@@ -22,6 +22,9 @@ from .generic import Backend, half_in_float32
 
 
 
+_ZERO_ROWS: dict = {}  # (length, dtype char) -> a read-only row of zeros
+
+
 def _sigmoid_of_negated(t):
     """1 / (1 + exp(t)) in place, for t = -x."""
     with np.errstate(over="ignore"):  # exp(t) = inf -> 1 / inf = 0, the right limit
@@ -51,11 +54,15 @@ class NumpyBackend(Backend):
             return np.maximum(x, self._zero_row(x.shape[-1], x.dtype), out=out)
         return super().relu_fwd(x, out=out)
 
+    def relu_bwd(self, y, grad_output):
+        if y.dtype.char == "e":
+            return super().relu_bwd(y, grad_output)
+        return np.multiply(grad_output, y > 0)  # the generic form, without its float16 wrapper
+
     def _zero_row(self, n, dtype):
-        rows = self.__dict__.setdefault("_zero_rows", {})
-        row = rows.get((n, dtype.char))
+        row = _ZERO_ROWS.get((n, dtype.char))
         if row is None:
-            row = rows[(n, dtype.char)] = np.zeros(n, dtype)
+            row = _ZERO_ROWS[(n, dtype.char)] = np.zeros(n, dtype)
             row.flags.writeable = False
         return row
 
