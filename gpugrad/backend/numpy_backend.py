@@ -20,8 +20,6 @@ import numpy as np
 from . import cpu_blas
 from .generic import Backend, half_in_float32
 
-
-
 _ZERO_ROWS: dict = {}  # (length, dtype char) -> a read-only row of zeros
 
 
