@@ -15,11 +15,17 @@ import weakref
 
 import numpy as np
 
-_state = threading.local()
+class _State(threading.local):
+    # NOTE: a class default, not getattr(local, "enabled", True): a missing attribute of a thread-local
+    # raises and catches AttributeError inside getattr, 8x slower (0.36 against 0.04 us), every op.
+    enabled = True
+
+
+_state = _State()
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 class _GradMode(contextlib.ContextDecorator):
@@ -95,7 +101,7 @@ class Function:
         else:
             outputs = self.forward(*[t.data for t in tensors])
             needs = tuple([t.requires_grad for t in tensors])
-        record = True in needs and getattr(_state, "enabled", True)
+        record = True in needs and _state.enabled
         if outputs.__class__ is not tuple:  # the common case: one output
             if outputs.__class__ is not backend.array_type:
                 outputs = _as_array(outputs)  # numpy returns scalars, not 0-d arrays, from 0-d inputs
@@ -173,8 +179,13 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
                 "freed what it saved). Pass retain_graph=True to the first backward() if you need "
                 "to backward through the graph again."
             )
-        grad_outputs = [_output_gradient(ref(), pending, capture) for ref in function.outputs] \
-            if len(function.outputs) != 1 else (_output_gradient(function.outputs[0](), pending, capture),)
+        outputs = function.outputs
+        if len(outputs) == 1:
+            output = outputs[0]()
+            g = pending.pop(id(output), None) if output is not None and capture is None else None
+            grad_outputs = (g if g is not None else _output_gradient(output, pending, capture),)
+        else:
+            grad_outputs = [_output_gradient(ref(), pending, capture) for ref in outputs]
         function.retaining = retain_graph
         grad_inputs = function.backward(*grad_outputs)
         if not retain_graph:
