@@ -98,7 +98,7 @@ def mse_loss(pred, target, reduction="mean"):
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     pred, target = as_tensor_like((pred, target), "mse_loss")
-    if pred.shape != target.shape:
+    if pred.data.shape != target.data.shape:
         raise ValueError(f"mse_loss: pred of shape {pred.shape} and target of shape {target.shape} differ")
     return MSE(reduction)(pred, target)
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import get_backend
+
+_CPU = get_backend("cpu")
+
 
 
 class Optimizer:
@@ -35,14 +39,18 @@ class Optimizer:
             grad = p.grad
             if grad is None:
                 continue
-            backend = p.backend
-            if grad.backend is not backend:
-                raise RuntimeError(f"{type(self).__name__}: gradient on {grad.device} for a parameter on {p.device}")
+            data, grad_data = p.data, grad.data
+            if data.__class__ is np.ndarray and grad_data.__class__ is np.ndarray:
+                backend = _CPU  # both on the CPU: no device lookup
+            else:
+                backend = p.backend
+                if grad.backend is not backend:
+                    raise RuntimeError(f"{type(self).__name__}: gradient on {grad.device} for a parameter on {p.device}")
             group = groups.get(backend)
             if group is None:
                 group = groups[backend] = (backend, [], [], [])
-            group[1].append(p.data)
-            group[2].append(grad.data)
+            group[1].append(data)
+            group[2].append(grad_data)
             group[3].append(state)
         return list(groups.values())
 
