@@ -107,7 +107,7 @@ class Function:
             if outputs.__class__ is not backend.array_type:
                 outputs = _as_array(outputs)  # numpy returns scalars, not 0-d arrays, from 0-d inputs
             result = _make_tensor(outputs, record)
-            if record:
+            if record:  # NOTE: _record spelled out for one output (the hot path); keep the two alike
                 self.serial = next(_serials)  # creation order, for stable listings and pictures
                 self.inputs = tensors
                 self.needs_input_grad = needs

@@ -52,25 +52,12 @@ class NumpyBackend(Backend):
             return np.maximum(x, self._zero_row(x.shape[-1], x.dtype), out=out)
         return super().relu_fwd(x, out=out)
 
-    def relu_bwd(self, y, grad_output):
-        if y.dtype.char == "e":
-            return super().relu_bwd(y, grad_output)
-        return np.multiply(grad_output, y > 0)  # the generic form, without its float16 wrapper
-
     def _zero_row(self, n, dtype):
         row = _ZERO_ROWS.get((n, dtype.char))
         if row is None:
             row = _ZERO_ROWS[(n, dtype.char)] = np.zeros(n, dtype)
             row.flags.writeable = False
         return row
-
-    def sigmoid_bwd(self, y, grad_output):
-        if y.dtype.char == "e":
-            return super().sigmoid_bwd(y, grad_output)
-        gx = np.subtract(1, y)  # (1 - y) * y * dy, as the generic form rounds it, without its float16 wrapper
-        gx *= y
-        gx *= grad_output
-        return gx
 
     def bias_act_fwd(self, z, bias, activation):
         if activation != "sigmoid" or z.dtype.char == "e":
@@ -82,17 +69,6 @@ class NumpyBackend(Backend):
         return _sigmoid_of_negated(z)
 
     # -- optimizer updates through BLAS ------------------------------------------------------------
-    def sgd_step(self, params, grads, states, lr, momentum, dampening, nesterov, weight_decay):
-        blas = cpu_blas.blas()
-        if blas is None or momentum:
-            return super().sgd_step(params, grads, states, lr, momentum, dampening, nesterov, weight_decay)
-        decay = 1.0 - lr * weight_decay  # plain SGD, the common case: one axpy per parameter
-        for param, grad, state in zip(params, grads, states):
-            if blas.applies(grad, param):
-                blas.axpby(-lr, grad, decay, param)
-            else:
-                super()._sgd_one(param, grad, state, lr, momentum, dampening, nesterov, weight_decay)
-
     def _sgd_one(self, param, grad, state, lr, momentum, dampening, nesterov, weight_decay):
         blas = cpu_blas.blas()
         buf = state.get("momentum_buffer")
