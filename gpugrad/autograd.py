@@ -165,51 +165,55 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
     graph, leaves and intermediates, goes into ``capture[id(tensor)] = (tensor, gradient)``.
     """
     # NOTE: pending maps id(tensor) -> summed gradient. The tensors themselves stay alive: the root
-    # holds its creator, every function holds its inputs.
+    # holds its creator, every function holds its inputs. This loop runs once per node of every
+    # step: each line here costs about 0.05 us per node, so the common case (one output, no
+    # capture) takes the shortest way.
     pending = {id(root): grad}
     first = root.creator
     # NOTE: (generation, serial) orders the heap without ever comparing two functions.
     heap = [(-first.generation, -first.serial, first)]
     queued = {first}  # functions hash by identity
-    pop, push = heapq.heappop, heapq.heappush
+    pop, push, freed, simple = heapq.heappop, heapq.heappush, _FREED, capture is None
     while heap:
         function = pop(heap)[2]
-        if function.saved is _FREED:
+        if function.saved is freed:
             raise RuntimeError(
                 f"Trying to backward through the graph a second time ({function.name} has already "
                 "freed what it saved). Pass retain_graph=True to the first backward() if you need "
                 "to backward through the graph again."
             )
         outputs = function.outputs
-        if len(outputs) == 1:
-            output = outputs[0]()
-            g = pending.pop(id(output), None) if output is not None and capture is None else None
-            grad_outputs = (g if g is not None else _output_gradient(output, pending, capture),)
-        else:
-            grad_outputs = [_output_gradient(ref(), pending, capture) for ref in outputs]
         function.retaining = retain_graph
-        grad_inputs = function.backward(*grad_outputs)
+        if simple and len(outputs) == 1:
+            upstream = pending.pop(id(outputs[0]()), None)
+            if upstream is None:
+                upstream = _output_gradient(outputs[0](), pending, None)
+            grad_inputs = function.backward(upstream)
+        else:
+            upstream = [_output_gradient(ref(), pending, capture) for ref in outputs]
+            grad_inputs = function.backward(*upstream)
         if not retain_graph:
-            function.saved = _FREED
+            function.saved = freed
         if grad_inputs.__class__ is not tuple:
             grad_inputs = (grad_inputs,)
-        array_type = function.backend.array_type
         for tensor, grad_input, needed in zip(function.inputs, grad_inputs, function.needs_input_grad):
             if not needed or grad_input is None:
                 continue
             data = tensor.data
-            if grad_input.__class__ is not array_type:
-                if isinstance(grad_input, np.generic):
-                    grad_input = np.asarray(grad_input)
-            if grad_input.shape != data.shape or grad_input.dtype != data.dtype:
+            if grad_input.__class__ is not data.__class__ and isinstance(grad_input, np.generic):
+                grad_input = np.asarray(grad_input)
+            if grad_input.shape != data.shape or (grad_input.dtype is not data.dtype and grad_input.dtype != data.dtype):
                 _gradient_error(function, tensor, grad_input)
             creator = tensor.creator
             if creator is None:
-                if capture is None:
-                    _accumulate_leaf(tensor, grad_input, grad_outputs)
-                else:
+                if not simple:
                     previous = capture.get(id(tensor))
                     capture[id(tensor)] = (tensor, grad_input if previous is None else previous[1] + grad_input)
+                elif tensor.grad is None and grad_input.base is None and grad_input is not upstream \
+                        and upstream.__class__ is not list:
+                    tensor.grad = _make_tensor(grad_input, False)  # _accumulate_leaf's common case
+                else:
+                    _accumulate_leaf(tensor, grad_input, upstream if upstream.__class__ is list else (upstream,))
                 continue
             key = id(tensor)
             previous = pending.get(key)

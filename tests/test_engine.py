@@ -56,6 +56,25 @@ def test_backward_twice_needs_retain_graph(device):
         y.backward()
 
 
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_mse_backward_in_place_and_with_retain_graph(device, reduction):
+    # The loss scales its saved difference in place when the graph is freed after backward, and
+    # into a fresh array when retain_graph keeps it: both give 2 (p - t) (/ n for the mean).
+    p_np, t_np = np.array([[1.0, -2.0], [0.5, 3.0]]), np.array([[0.0, 1.0], [2.0, 3.0]])
+    expected = 2 * (p_np - t_np) / (p_np.size if reduction == "mean" else 1)
+    pred, target = T(p_np, device), T(t_np, device)
+    loss = F.mse_loss(pred, target, reduction=reduction)
+    loss.backward(retain_graph=True)
+    np.testing.assert_allclose(pred.grad.numpy(), expected, rtol=1e-15)
+    loss.backward()  # the saved difference was not scaled by the first call
+    np.testing.assert_allclose(pred.grad.numpy(), 2 * expected, rtol=1e-15)
+    np.testing.assert_allclose(target.grad.numpy(), -2 * expected, rtol=1e-15)
+    pred.grad = target.grad = None
+    (F.mse_loss(pred, target, reduction=reduction) * 3).backward()  # an upstream gradient of 3
+    np.testing.assert_allclose(pred.grad.numpy(), 3 * expected, rtol=1e-15)
+    np.testing.assert_allclose(target.grad.numpy(), -3 * expected, rtol=1e-15)
+
+
 def test_saved_arrays_are_freed_after_backward():
     x = T(np.ones(3))
     y = x.exp()

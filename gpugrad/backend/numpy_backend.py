@@ -70,6 +70,8 @@ class NumpyBackend(Backend):
 
     # -- optimizer updates through BLAS ------------------------------------------------------------
     def _sgd_one(self, param, grad, state, lr, momentum, dampening, nesterov, weight_decay):
+        if param.size < cpu_blas.MIN_ELEMENTS:  # the common small case first: no BLAS lookup
+            return super()._sgd_one(param, grad, state, lr, momentum, dampening, nesterov, weight_decay)
         blas = cpu_blas.blas()
         buf = state.get("momentum_buffer")
         if blas is None or not blas.applies(grad, param) or (buf is not None and not blas.applies(grad, buf)):
