@@ -2,8 +2,10 @@
 
 A ``Function`` computes its outputs from input arrays in ``forward`` and keeps (in ``saved``) only
 what ``backward`` needs. Outputs hold their creator; the creator holds its outputs by weakref, so
-a graph has no reference cycles. Backward walks the graph with a heap ordered by generation (an
-iterative loop: deep graphs cannot hit the recursion limit) and adds gradients at branches.
+a graph has no reference cycles. Backward walks the graph latest-recorded first (a heap keyed by
+the order of recording, which is a topological order: a function is recorded after the functions
+that made its inputs; an iterative loop, so deep graphs cannot hit the recursion limit) and adds
+gradients at branches.
 """
 from __future__ import annotations
 
@@ -76,7 +78,7 @@ class Function:
 
     # NOTE: slots, not a dict per node (ops add their own attributes through __dict__). ``retaining``
     # is set by the engine: True while a retain_graph backward runs.
-    __slots__ = ("backend", "saved", "serial", "inputs", "needs_input_grad", "generation", "outputs", "retaining",
+    __slots__ = ("backend", "saved", "serial", "inputs", "needs_input_grad", "outputs", "retaining",
                  "__dict__", "__weakref__")
 
     def __call__(self, *inputs):
@@ -108,16 +110,10 @@ class Function:
                 outputs = _as_array(outputs)  # numpy returns scalars, not 0-d arrays, from 0-d inputs
             result = _make_tensor(outputs, record)
             if record:  # NOTE: _record spelled out for one output (the hot path); keep the two alike
-                self.serial = next(_serials)  # creation order, for stable listings and pictures
+                self.serial = next(_serials)  # recording order: backward's order, and listings'
                 self.inputs = tensors
                 self.needs_input_grad = needs
-                generation = first.generation
-                for t in tensors:
-                    if t.generation > generation:
-                        generation = t.generation
-                self.generation = generation
                 result.creator = self
-                result.generation = generation + 1
                 self.outputs = (weakref.ref(result),)
             else:
                 self.saved = None
@@ -133,14 +129,8 @@ class Function:
         self.serial = next(_serials)
         self.inputs = tensors
         self.needs_input_grad = needs
-        generation = 0
-        for t in tensors:
-            if t.generation > generation:
-                generation = t.generation
-        self.generation = generation
         for y in results:
             y.creator = self
-            y.generation = generation + 1
         self.outputs = tuple([weakref.ref(y) for y in results])
 
     def forward(self, *arrays):
@@ -170,12 +160,12 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
     # capture) takes the shortest way.
     pending = {id(root): grad}
     first = root.creator
-    # NOTE: (generation, serial) orders the heap without ever comparing two functions.
-    heap = [(-first.generation, -first.serial, first)]
+    # NOTE: serials are unique: the heap never compares two functions.
+    heap = [(-first.serial, first)]
     queued = {first}  # functions hash by identity
     pop, push, freed, simple = heapq.heappop, heapq.heappush, _FREED, capture is None
     while heap:
-        function = pop(heap)[2]
+        function = pop(heap)[1]
         if function.saved is freed:
             raise RuntimeError(
                 f"Trying to backward through the graph a second time ({function.name} has already "
@@ -220,7 +210,7 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
             pending[key] = grad_input if previous is None else previous + grad_input
             if creator not in queued:
                 queued.add(creator)
-                push(heap, (-creator.generation, -creator.serial, creator))
+                push(heap, (-creator.serial, creator))
 
 
 def _output_gradient(output, pending, capture):

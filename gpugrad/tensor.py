@@ -18,7 +18,7 @@ class DeviceMismatchError(RuntimeError):
 
 
 class Tensor:
-    __slots__ = ("data", "grad", "requires_grad", "creator", "generation", "name", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "creator", "name", "__weakref__")
     __array_priority__ = 1000  # numpy_array + tensor -> Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False, name: str | None = None):
@@ -27,7 +27,6 @@ class Tensor:
         self.data = data
         self.grad = None
         self.creator = None
-        self.generation = 0
         self.name = name
         self.requires_grad = False
         if requires_grad:
@@ -39,7 +38,6 @@ class Tensor:
         tensor.data = data
         tensor.grad = None
         tensor.creator = None
-        tensor.generation = 0
         tensor.name = None
         tensor.requires_grad = requires_grad
         return tensor

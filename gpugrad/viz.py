@@ -56,7 +56,7 @@ def graph_of(output: Tensor):
         seen.add(id(f))
         functions.append(f)
         stack.extend(getattr(f, "inputs", ()))
-    functions.sort(key=lambda f: (f.generation, f.serial))
+    functions.sort(key=lambda f: f.serial)  # recording order is topological
     order = {}
     for f in functions:  # leaves in the order the gates first use them
         for t in f.inputs:
