@@ -71,6 +71,11 @@ class NumpyBackend(Backend):
     # -- optimizer updates through BLAS ------------------------------------------------------------
     def _sgd_one(self, param, grad, state, lr, momentum, dampening, nesterov, weight_decay):
         if param.size < cpu_blas.MIN_ELEMENTS:  # the common small case first: no BLAS lookup
+            if not momentum and not weight_decay:
+                # NOTE: the generic p -= lr * g, with numpy's own temporary: for small arrays it comes
+                # from numpy's allocation cache, cheaper than looking up a scratch buffer (0.7 us).
+                param -= lr * grad
+                return
             return super()._sgd_one(param, grad, state, lr, momentum, dampening, nesterov, weight_decay)
         blas = cpu_blas.blas()
         buf = state.get("momentum_buffer")

@@ -26,7 +26,8 @@ class _Elementwise(Function):
             y = getattr(self.backend, self._fwd)(x.reshape(1), **self.params)
             self.saved = y
             return y.reshape(())
-        y = self.saved = getattr(self.backend, self._fwd)(x, **self.params)
+        fwd = getattr(self.backend, self._fwd)
+        y = self.saved = fwd(x, **self.params) if self.params else fwd(x)
         return y
 
     def backward(self, grad_output):
@@ -34,7 +35,8 @@ class _Elementwise(Function):
         if grad_output.shape != y.shape:  # the 0-d case
             return getattr(self.backend, self._bwd)(y, grad_output.reshape(y.shape), **self.params) \
                 .reshape(grad_output.shape)
-        return getattr(self.backend, self._bwd)(y, grad_output, **self.params)
+        bwd = getattr(self.backend, self._bwd)
+        return bwd(y, grad_output, **self.params) if self.params else bwd(y, grad_output)
 
 
 class Sigmoid(_Elementwise):

