@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Python overhead per recorded op: gpugrad's forward + backward of one small op against the bare
-numpy calls that do the same arithmetic (the forward product and the two gradient products).
+numpy calls that do the same arithmetic (the forward product and the two gradient products), and
+the lecture's whole training step on tiny arrays against the hand-written numpy step.
 
     python bench/op_overhead.py
 """
@@ -44,6 +45,16 @@ def main():
         print(f"{name:42s} {us:7.2f} us")
     print(f"overhead per recorded op, forward + backward: {rows[3][1] - rows[2][1]:.2f} us "
           f"(forward alone: {rows[1][1] - rows[0][1]:.2f} us)")
+
+    # The lecture's whole step (two matmuls, sigmoid, squared error, backward, SGD) on arrays so
+    # small (4 x 8-8-4) that the arithmetic is negligible: what is left is the framework's Python.
+    from gpugrad.benchmark import gpugrad_setup, numpy_setup
+    tiny = ([8, 8, 4], 4, False, "sse", "sigmoid", np.float32)
+    gpugrad_step = gpugrad_setup(*tiny, "cpu", 1e-3)[0]
+    numpy_step = numpy_setup(*tiny, 1e-3)[0]
+    steps = {name: time_us(fn) for name, fn in (("numpy", numpy_step), ("gpugrad", gpugrad_step))}
+    print(f"the lecture's step at 4 x 8-8-4 (all overhead): gpugrad {steps['gpugrad']:.1f} us, "
+          f"numpy {steps['numpy']:.1f} us")
 
 
 if __name__ == "__main__":
