@@ -196,14 +196,11 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
                 _gradient_error(function, tensor, grad_input)
             creator = tensor.creator
             if creator is None:
-                if not simple:
+                if simple:
+                    _accumulate_leaf(tensor, grad_input, upstream)
+                else:
                     previous = capture.get(id(tensor))
                     capture[id(tensor)] = (tensor, grad_input if previous is None else previous[1] + grad_input)
-                elif tensor.grad is None and grad_input.base is None and grad_input is not upstream \
-                        and upstream.__class__ is not list:
-                    tensor.grad = _make_tensor(grad_input, False)  # _accumulate_leaf's common case
-                else:
-                    _accumulate_leaf(tensor, grad_input, upstream if upstream.__class__ is list else (upstream,))
                 continue
             key = id(tensor)
             previous = pending.get(key)
@@ -225,20 +222,16 @@ def _output_gradient(output, pending, capture):
     return g
 
 
-def _accumulate_leaf(tensor, grad, grad_outputs) -> None:
+def _accumulate_leaf(tensor, grad, upstream) -> None:
+    """Add ``grad`` into ``tensor.grad``; ``upstream`` is what the function got: one array or a list."""
     if tensor.grad is not None:
         total = tensor.grad.data + grad
         tensor.grad.data = np.asarray(total) if isinstance(total, np.generic) else total
         return
     # NOTE: .grad must own its memory: a view, or an upstream gradient passed straight through,
     # may alias an array that the graph or the cached unit gradient still uses.
-    if grad.base is not None:
+    if grad.base is not None or grad is upstream or (upstream.__class__ is list and any(grad is u for u in upstream)):
         grad = grad.copy()
-    else:
-        for upstream in grad_outputs:
-            if grad is upstream:
-                grad = grad.copy()
-                break
     tensor.grad = _make_tensor(grad, False)
 
 

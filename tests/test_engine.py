@@ -242,3 +242,17 @@ def test_leaf_gradients_own_their_memory():
     z = T(2.0)
     z.backward()
     assert z.grad.item() == 1.0
+
+
+def test_leaf_gradients_own_their_memory():
+    # Add passes its upstream gradient straight through and reshape returns a view of it: each
+    # leaf's .grad must still be an array of its own, not the caller's grad nor another leaf's.
+    x, w = T(np.ones((2, 2))), T(np.ones((2, 2)))
+    g = np.arange(4.0).reshape(2, 2)
+    (x + w).backward(gpugrad.tensor(g))
+    assert not np.shares_memory(x.grad.data, g) and not np.shares_memory(w.grad.data, g)
+    assert not np.shares_memory(x.grad.data, w.grad.data)
+    v = T(np.ones(4))
+    v.reshape(2, 2).backward(gpugrad.tensor(g))
+    assert v.grad.data.base is None and not np.shares_memory(v.grad.data, g)
+    np.testing.assert_array_equal(v.grad.numpy(), g.reshape(4))

@@ -63,10 +63,9 @@ class MSE(Function):
     def backward(self, grad_output):
         diff = self.saved
         scale = 2.0 / max(diff.size, 1) if self.reduction == "mean" else 2.0
-        if grad_output.__class__ is not np.ndarray or not grad_output.shape == ():
-            grad = diff * (grad_output * scale)  # "none", or a 0-d array on the GPU (no host read)
-        elif self.retaining:
-            grad = diff * (float(grad_output) * scale)
-        else:  # NOTE: diff is this op's own array and is freed after this call: scaled in place
+        if grad_output.__class__ is np.ndarray and grad_output.shape == () and not self.retaining:
+            # NOTE: a host scalar, and diff is this op's own array, freed after this call: scaled in place
             grad = np.multiply(diff, float(grad_output) * scale, out=diff)
+        else:  # "none", retain_graph, or a 0-d array on the GPU (no host read)
+            grad = diff * (grad_output * scale)
         return (grad if self.needs_input_grad[0] else None), (-grad if self.needs_input_grad[1] else None)
