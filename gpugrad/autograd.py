@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import os
 import threading
 import weakref
 
@@ -57,6 +58,20 @@ class enable_grad(_GradMode):
     enabled = True
 
 
+def _import_engine():
+    """The C parts (``gpugrad/_engine.c``), or None where the extension was not built or
+    ``GPUGRAD_PURE_PYTHON=1`` turns it off: then the same code runs in Python."""
+    if os.environ.get("GPUGRAD_PURE_PYTHON", "0") == "1":
+        return None
+    try:
+        from . import _engine as engine
+    except ImportError:
+        return None
+    return engine
+
+
+_engine = _import_engine()
+_FunctionBase = object if _engine is None else _engine.FunctionBase
 _FREED = object()
 _serials = itertools.count()
 _make_tensor = _as_tensor_like = _tensor_type = _cpu = None  # bound by gpugrad.tensor (it imports this module)
@@ -66,9 +81,12 @@ _ndarray = np.ndarray
 def bind_tensor_type(tensor_type, as_tensor_like, cpu_backend) -> None:
     global _make_tensor, _as_tensor_like, _tensor_type, _cpu
     _make_tensor, _as_tensor_like, _tensor_type, _cpu = tensor_type._make, as_tensor_like, tensor_type, cpu_backend
+    if _engine is not None:
+        _engine.configure_call(tensor_type, np.ndarray, cpu_backend, _state, _serials, _as_array, _call_python,
+                               _finish_many)
 
 
-class Function:
+class Function(_FunctionBase):
     """One node of the graph. Subclasses define ``forward(*arrays)`` and ``backward(*grads)``.
 
     ``forward`` receives backend arrays and returns one array (or a tuple); it stores what
@@ -77,53 +95,11 @@ class Function:
     """
 
     # NOTE: slots, not a dict per node (ops add their own attributes through __dict__). ``retaining``
-    # is set by the engine: True while a retain_graph backward runs.
+    # is set by the engine: True while a retain_graph backward runs. Calling a Function records it:
+    # ``_engine.FunctionBase`` does that in C for CPU tensors and hands every other case to
+    # ``_call_python``, which is also ``__call__`` itself where the extension is not built.
     __slots__ = ("backend", "saved", "serial", "inputs", "needs_input_grad", "outputs", "retaining",
                  "__dict__", "__weakref__")
-
-    def __call__(self, *inputs):
-        self.saved = None
-        n = len(inputs)
-        if n == 1 and isinstance(inputs[0], _tensor_type):
-            tensors = inputs
-        elif n == 2 and isinstance(inputs[0], _tensor_type) and isinstance(inputs[1], _tensor_type) \
-                and inputs[0].data.__class__ is _ndarray and inputs[1].data.__class__ is _ndarray:
-            tensors = inputs  # two CPU tensors: nothing to convert or check
-        else:
-            tensors = _as_tensor_like(inputs, self)
-        first = tensors[0]
-        self.backend = backend = _cpu if first.data.__class__ is _ndarray else first.backend
-        # NOTE: one and two inputs spelled out: this is the per-op hot path of every model.
-        if len(tensors) == 1:
-            outputs = self.forward(first.data)
-            needs = (first.requires_grad,)
-        elif len(tensors) == 2:
-            second = tensors[1]
-            outputs = self.forward(first.data, second.data)
-            needs = (first.requires_grad, second.requires_grad)
-        else:
-            outputs = self.forward(*[t.data for t in tensors])
-            needs = tuple([t.requires_grad for t in tensors])
-        record = True in needs and _state.enabled
-        if outputs.__class__ is not tuple:  # the common case: one output
-            if outputs.__class__ is not backend.array_type:
-                outputs = _as_array(outputs)  # numpy returns scalars, not 0-d arrays, from 0-d inputs
-            result = _make_tensor(outputs, record)
-            if record:  # NOTE: _record spelled out for one output (the hot path); keep the two alike
-                self.serial = next(_serials)  # recording order: backward's order, and listings'
-                self.inputs = tensors
-                self.needs_input_grad = needs
-                result.creator = self
-                self.outputs = (weakref.ref(result),)
-            else:
-                self.saved = None
-            return result
-        results = tuple(_make_tensor(_as_array(y), record) for y in outputs)
-        if record:
-            self._record(tensors, needs, results)
-        else:
-            self.saved = None
-        return results
 
     def _record(self, tensors, needs, results):
         self.serial = next(_serials)
@@ -144,6 +120,61 @@ class Function:
         return type(self).__name__
 
 
+def _call_python(self, *inputs):
+    """``Function.__call__``: forward on the inputs' arrays, the output wrapped, the node recorded."""
+    self.saved = None
+    n = len(inputs)
+    if n == 1 and isinstance(inputs[0], _tensor_type):
+        tensors = inputs
+    elif n == 2 and isinstance(inputs[0], _tensor_type) and isinstance(inputs[1], _tensor_type) \
+            and inputs[0].data.__class__ is _ndarray and inputs[1].data.__class__ is _ndarray:
+        tensors = inputs  # two CPU tensors: nothing to convert or check
+    else:
+        tensors = _as_tensor_like(inputs, self)
+    first = tensors[0]
+    self.backend = backend = _cpu if first.data.__class__ is _ndarray else first.backend
+    # NOTE: one and two inputs spelled out: this is the per-op hot path of every model.
+    if len(tensors) == 1:
+        outputs = self.forward(first.data)
+        needs = (first.requires_grad,)
+    elif len(tensors) == 2:
+        second = tensors[1]
+        outputs = self.forward(first.data, second.data)
+        needs = (first.requires_grad, second.requires_grad)
+    else:
+        outputs = self.forward(*[t.data for t in tensors])
+        needs = tuple([t.requires_grad for t in tensors])
+    record = True in needs and _state.enabled
+    if outputs.__class__ is not tuple:  # the common case: one output
+        if outputs.__class__ is not backend.array_type:
+            outputs = _as_array(outputs)  # numpy returns scalars, not 0-d arrays, from 0-d inputs
+        result = _make_tensor(outputs, record)
+        if record:  # NOTE: _record spelled out for one output (the hot path); keep the two alike
+            self.serial = next(_serials)  # recording order: backward's order, and listings'
+            self.inputs = tensors
+            self.needs_input_grad = needs
+            result.creator = self
+            self.outputs = (weakref.ref(result),)
+        else:
+            self.saved = None
+        return result
+    return _finish_many(self, tensors, needs, outputs, record)
+
+
+def _finish_many(self, tensors, needs, outputs, record):
+    """A function with several outputs: a tensor for each, recorded as one node."""
+    results = tuple(_make_tensor(_as_array(y), record) for y in outputs)
+    if record:
+        self._record(tensors, needs, results)
+    else:
+        self.saved = None
+    return results
+
+
+if _engine is None:
+    Function.__call__ = _call_python
+
+
 def _as_array(y):
     return np.asarray(y) if isinstance(y, np.generic) else y
 
@@ -153,7 +184,16 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
 
     With ``capture`` (a dict), nothing is written to ``.grad``: the gradient of every tensor of the
     graph, leaves and intermediates, goes into ``capture[id(tensor)] = (tensor, gradient)``.
+    The loop runs in C (``gpugrad._engine``) where that extension was built, else in Python
+    (``_run_backward_python``): the same walk, the same arithmetic in the same order.
     """
+    if capture is None and _engine is not None:
+        _engine.run_backward(root, grad, retain_graph)
+    else:
+        _run_backward_python(root, grad, retain_graph, capture)
+
+
+def _run_backward_python(root, grad, retain_graph: bool, capture: dict | None = None) -> None:
     # NOTE: pending maps id(tensor) -> summed gradient. The tensors themselves stay alive: the root
     # holds its creator, every function holds its inputs. This loop runs once per node of every
     # step: each line here costs about 0.05 us per node, so the common case (one output, no
@@ -167,11 +207,7 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
     while heap:
         function = pop(heap)[1]
         if function.saved is freed:
-            raise RuntimeError(
-                f"Trying to backward through the graph a second time ({function.name} has already "
-                "freed what it saved). Pass retain_graph=True to the first backward() if you need "
-                "to backward through the graph again."
-            )
+            _second_backward(function)
         outputs = function.outputs
         function.retaining = retain_graph
         if simple and len(outputs) == 1:
@@ -235,6 +271,14 @@ def _accumulate_leaf(tensor, grad, upstream) -> None:
     tensor.grad = _make_tensor(grad, False)
 
 
+def _second_backward(function) -> None:
+    raise RuntimeError(
+        f"Trying to backward through the graph a second time ({function.name} has already "
+        "freed what it saved). Pass retain_graph=True to the first backward() if you need "
+        "to backward through the graph again."
+    )
+
+
 def _gradient_error(function, tensor, grad) -> None:
     raise RuntimeError(
         f"{function.name} returned a gradient of shape {tuple(grad.shape)} and dtype {grad.dtype} "
@@ -252,3 +296,8 @@ def sum_to(grad, shape):
     if lead:
         summed = summed.reshape(summed.shape[lead:])
     return summed.astype(grad.dtype, copy=False)
+
+
+
+if _engine is not None:
+    _engine.configure(_FREED, _accumulate_leaf, _output_gradient, _gradient_error, _second_backward, _as_array)

@@ -96,12 +96,13 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad and has no graph")
         if grad is None:
-            if self.data.size != 1:
+            data = self.data
+            if data.size != 1:
                 raise RuntimeError(
                     f"backward() without a gradient needs a scalar output, got shape {self.shape}; "
                     "pass grad= with the same shape"
                 )
-            grad = self.backend.unit_gradient(self.data.shape, self.dtype)
+            grad = (_CPU if data.__class__ is np.ndarray else self.backend).unit_gradient(data.shape, data.dtype)
         else:
             grad = grad.data if isinstance(grad, Tensor) else self.backend.asarray(grad, dtype=self.dtype)
             if backend_of(grad) is not self.backend:

@@ -42,6 +42,15 @@ class Blas:
             axpby.argtypes = [n, real, ctypes.c_void_p, n, real, ctypes.c_void_p, n]
             axpby.restype = None
             self._axpy[dtype], self._axpby[dtype] = axpy, axpby
+        # NOTE: gpugrad's C extension calls the same functions without ctypes' argument conversion
+        # (about 1.5 us less per call); without the extension, ctypes calls them.
+        from ..autograd import _engine
+        self._c_axpby = None
+        if _engine is not None:
+            address = [ctypes.cast(table[dtype], ctypes.c_void_p).value
+                       for table in (self._axpy, self._axpby) for dtype in _PREFIX]
+            _engine.set_blas(*address)
+            self._c_axpby = _engine.axpby
 
     @staticmethod
     def applies(x, y) -> bool:
@@ -52,6 +61,9 @@ class Blas:
 
     def axpby(self, alpha: float, x, beta: float, y) -> None:
         """y = alpha * x + beta * y, in place. The caller has checked ``applies(x, y)``."""
+        if self._c_axpby is not None:
+            self._c_axpby(alpha, x, beta, y)
+            return
         n = y.size
         if not n:
             return
