@@ -193,7 +193,7 @@ def _loss_value(loss):
     return float(loss.item() if hasattr(loss, "item") else loss)
 
 
-def measure(candidates, rounds, seconds, warmup, pause=0.25):
+def measure(candidates, rounds, seconds, warmup, pause=0.25, per_step=False):
     """Median-ready times: each round runs every candidate once, in a rotated order, with a pause
     before each so that thread pools still spinning from the last one (OpenMP in PyTorch's CPU
     build keeps its threads busy for a while) do not slow down the next.
@@ -201,7 +201,13 @@ def measure(candidates, rounds, seconds, warmup, pause=0.25):
     Each candidate runs about ``seconds`` per round (as many steps as its warm-up says fit): on
     the CPU the first steps after switching candidates run slower (caches, sleeping BLAS
     threads), and 30 ms rounds of the lecture's net measured gpugrad 5% slower against numpy
-    than 150 ms rounds did."""
+    than 150 ms rounds did.
+
+    A round's figure is its mean step time, or with ``per_step`` (the CPU, where a step ends when
+    it returns) the median of its steps' own times: on a shared machine a burst of stolen time
+    lands on a few steps of one candidate's round and moves that round's mean by several percent,
+    not its median. Returns ``{name: [figure per round]}`` and, with ``per_step``, also each
+    round's mean in ``{name: [...]}``."""
     steps = {}
     for name, (step, sync) in candidates.items():
         for _ in range(warmup):
@@ -212,18 +218,30 @@ def measure(candidates, rounds, seconds, warmup, pause=0.25):
         sync()
         steps[name] = max(1, min(5000, round(seconds / max(time.perf_counter() - start, 1e-7))))
     times = {name: [] for name in candidates}
+    means = {name: [] for name in candidates}
     names = list(candidates)
+    clock = time.perf_counter
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             step, sync = candidates[name]
             time.sleep(pause)
             sync()
-            start = time.perf_counter()
+            if per_step:
+                each = [0.0] * steps[name]
+                start = clock()
+                for i in range(steps[name]):
+                    t0 = clock()
+                    step()
+                    each[i] = clock() - t0
+                means[name].append((clock() - start) / steps[name])
+                times[name].append(statistics.median(each))
+                continue
+            start = clock()
             for _ in range(steps[name]):
                 step()
             sync()
-            times[name].append((time.perf_counter() - start) / steps[name])
-    return times
+            times[name].append((clock() - start) / steps[name])
+    return (times, means) if per_step else times
 
 
 def loss_difference(model, activation, dtype, devices, steps=5):
@@ -284,17 +302,19 @@ def run(args) -> int:
                 candidates["torch"] = torch_setup(sizes, batch, biases, loss_kind, args.activation, dtype,
                                                   "cpu" if device == "cpu" else "cuda", lr)
             flops = step_flops(sizes, batch)
-            times = measure(candidates, rounds, 0.02 if args.quick else 0.15, warmup=2 if args.quick else 5,
-                            pause=0.02 if args.quick else 0.25)
+            per_step = device == "cpu"
+            measured = measure(candidates, rounds, 0.02 if args.quick else 0.15, warmup=2 if args.quick else 5,
+                               pause=0.02 if args.quick else 0.25, per_step=per_step)
+            times, means = measured if per_step else (measured, measured)
             ceiling = matmul_ceiling_gflops(device, dtype)
             medians = {name: statistics.median(t) for name, t in times.items()}
 
-            def paired(name, reference):
+            def paired(name, reference, figures=times):
                 # NOTE: the median over rounds of the ratio within each round: candidates of one round
                 # run seconds apart, so a machine that slows down for a minute moves both alike.
-                if reference not in times:
+                if reference not in figures:
                     return None
-                return statistics.median(a / b for a, b in zip(times[name], times[reference]))
+                return statistics.median(a / b for a, b in zip(figures[name], figures[reference]))
             for name, median in medians.items():
                 results.append({
                     "model": model, "sizes": sizes, "batch": batch, "device": device, "impl": name,
@@ -303,6 +323,9 @@ def run(args) -> int:
                     "pct_of_matmul_ceiling": 100 * flops / median / 1e9 / ceiling,
                     "ratio_to_numpy": paired(name, "numpy"), "ratio_to_torch": paired(name, "torch"),
                     "rounds_ms": [t * 1e3 for t in times[name]], "matmul_ceiling_gflops": ceiling,
+                    "statistic": "median step of each round" if per_step else "mean step of each round",
+                    "round_means_ms": [t * 1e3 for t in means[name]],
+                    "ratio_to_numpy_of_round_means": paired(name, "numpy", means),
                 })
         if model != "large" or "cpu" not in devices or len(devices) > 1:
             diff = loss_difference(model, args.activation, dtype, [d for d in devices if not (model == "large" and d == "cpu")])

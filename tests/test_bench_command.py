@@ -10,7 +10,7 @@ from gpugrad.benchmark import MODELS, numpy_step, step_flops
 
 FIELDS = {"model", "sizes", "batch", "device", "impl", "activation", "dtype", "median_ms", "samples_per_s", "gflops",
           "pct_of_matmul_ceiling", "ratio_to_numpy", "ratio_to_torch", "rounds_ms", "matmul_ceiling_gflops",
-          "max_rel_loss_diff_vs_numpy"}
+          "max_rel_loss_diff_vs_numpy", "statistic", "round_means_ms", "ratio_to_numpy_of_round_means"}
 
 
 def test_bench_quick_writes_json_with_every_field(tmp_path):
@@ -27,7 +27,9 @@ def test_bench_quick_writes_json_with_every_field(tmp_path):
         assert row["median_ms"] > 0 and row["samples_per_s"] > 0
         assert row["max_rel_loss_diff_vs_numpy"] < 1e-4  # the same function, computed two ways
     numpy_row = next(r for r in rows if r["impl"] == "numpy")
-    assert numpy_row["ratio_to_numpy"] == 1.0
+    assert numpy_row["ratio_to_numpy"] == 1.0 and numpy_row["statistic"] == "median step of each round"
+    for row in rows:  # the median of a round's steps is at most their mean plus timer noise
+        assert all(m <= mean * 1.05 for m, mean in zip(row["rounds_ms"], row["round_means_ms"]))
 
 
 def test_bench_rejects_bad_arguments():
