@@ -6,6 +6,11 @@ a graph has no reference cycles. Backward walks the graph latest-recorded first 
 the order of recording, which is a topological order: a function is recorded after the functions
 that made its inputs; an iterative loop, so deep graphs cannot hit the recursion limit) and adds
 gradients at branches.
+
+Recording a call and the backward loop run in C (``gpugrad/_engine.c``) where that optional
+extension was built; the Python versions here (``_call_python``, ``_run_backward_python``) are the
+reference, run where it was not (or with ``GPUGRAD_PURE_PYTHON=1``), and are what the C code calls
+back for every case it does not take itself.
 """
 from __future__ import annotations
 
@@ -296,7 +301,6 @@ def sum_to(grad, shape):
     if lead:
         summed = summed.reshape(summed.shape[lead:])
     return summed.astype(grad.dtype, copy=False)
-
 
 
 if _engine is not None:

@@ -77,6 +77,26 @@ def test_blas_axpby_matches_numpy(dtype):
     assert not blas.applies(np.ones(big, np.float16), np.ones(big, np.float16)), "half"
 
 
+
+@needs_blas
+def test_the_c_axpby_refuses_what_blas_cannot_take():
+    from gpugrad.autograd import _engine
+    if _engine is None:
+        pytest.skip("gpugrad._engine is not built: the ctypes path above is the one in use")
+    cpu_blas.blas()  # hands the extension the BLAS functions
+    with pytest.raises(ValueError, match="float32 or float64.*got formats"):
+        _engine.axpby(1.0, np.ones(4, np.float32), 1.0, np.ones(4, np.float64))
+    with pytest.raises(ValueError, match="16 and 12 bytes"):
+        _engine.axpby(1.0, np.ones(4, np.float32), 1.0, np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="got formats i and i"):
+        _engine.axpby(1.0, np.ones(4, np.int32), 1.0, np.ones(4, np.int32))
+    frozen = np.ones(4, np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises((BufferError, ValueError)):
+        _engine.axpby(1.0, np.ones(4, np.float32), 1.0, frozen)
+    with pytest.raises((BufferError, ValueError)):
+        _engine.axpby(1.0, np.ones((4, 2), np.float32).T, 1.0, np.ones((2, 4), np.float32))
+
 OPTIMIZERS = {
     "sgd": dict(cls=optim.SGD, lr=0.1),
     "sgd wd": dict(cls=optim.SGD, lr=0.1, weight_decay=0.3),

@@ -343,7 +343,8 @@ def test_the_c_parts_are_built_in_ci_and_the_python_versions_pass_the_same_tests
         pytest.skip("gpugrad._engine is not built (pip install -e . builds it)")
     assert autograd.Function.__mro__[1] is autograd._engine.FunctionBase
     root = Path(__file__).resolve().parent
-    suites = ["test_engine.py", "test_gradcheck_ops.py", "test_tensor_api.py", "test_nn_optim.py", "test_lecture.py"]
+    suites = ["test_engine.py", "test_gradcheck_ops.py", "test_tensor_api.py", "test_nn_optim.py", "test_lecture.py",
+              "test_cpu_fast_paths.py"]
     env = dict(os.environ, GPUGRAD_PURE_PYTHON="1")
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not gpu",
                            *[str(root / s) for s in suites]], capture_output=True, text=True, env=env,
