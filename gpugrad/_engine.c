@@ -8,7 +8,7 @@
  * (_call_python), functions with several outputs (_finish_many), the leaf-gradient copy rule
  * (_accumulate_leaf), an unused output's zero gradient (_output_gradient), the error for a second
  * backward and the error for a gradient of the wrong shape or dtype. ``autograd`` hands those in
- * once through ``configure`` and ``configure_call``. Built as an optional extension: without a
+ * once through ``configure``. Built as an optional extension: without a
  * compiler gpugrad runs the Python versions (the test suite runs both).
  */
 #define PY_SSIZE_T_CLEAN
@@ -308,19 +308,6 @@ done:
     return result;
 }
 
-static PyObject *configure(PyObject *self, PyObject *args) {
-    PyObject *freed, *accumulate, *output_gradient, *gradient_error, *second, *as_array;
-    if (!PyArg_ParseTuple(args, "OOOOOO:configure", &freed, &accumulate, &output_gradient, &gradient_error,
-                          &second, &as_array))
-        return NULL;
-    Py_XSETREF(FREED, Py_NewRef(freed));
-    Py_XSETREF(ACCUMULATE_LEAF, Py_NewRef(accumulate));
-    Py_XSETREF(OUTPUT_GRADIENT, Py_NewRef(output_gradient));
-    Py_XSETREF(GRADIENT_ERROR, Py_NewRef(gradient_error));
-    Py_XSETREF(SECOND_BACKWARD, Py_NewRef(second));
-    Py_XSETREF(AS_ARRAY, Py_NewRef(as_array));
-    Py_RETURN_NONE;
-}
 
 
 /* -- Function.__call__ ------------------------------------------------------------------------- */
@@ -359,7 +346,7 @@ static PyObject *function_call(PyObject *self, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     if (!TENSOR) {
-        PyErr_SetString(PyExc_RuntimeError, "gpugrad._engine: configure_call() was not called");
+        PyErr_SetString(PyExc_RuntimeError, "gpugrad._engine: configure() was not called");
         return NULL;
     }
     Py_ssize_t n = PyTuple_GET_SIZE(args);
@@ -447,23 +434,24 @@ static PyTypeObject FunctionBase = {
     .tp_new = PyType_GenericNew,
 };
 
-static PyObject *configure_call(PyObject *self, PyObject *args) {
-    PyObject *tensor, *ndarray, *cpu, *state, *serials, *as_array, *call, *finish;
-    if (!PyArg_ParseTuple(args, "O!O!OOOOOO:configure_call", &PyType_Type, &tensor, &PyType_Type, &ndarray, &cpu,
-                          &state, &serials, &as_array, &call, &finish))
+/* Every handle on the Python side, once, from autograd.bind_tensor_type. */
+static PyObject *configure(PyObject *self, PyObject *args) {
+    PyObject *tensor, *ndarray, *cpu, *state, *serials, *call, *finish, *freed, *accumulate, *output_gradient,
+        *gradient_error, *second, *as_array;
+    if (!PyArg_ParseTuple(args, "O!O!OOOOOOOOOOO:configure", &PyType_Type, &tensor, &PyType_Type, &ndarray, &cpu,
+                          &state, &serials, &call, &finish, &freed, &accumulate, &output_gradient, &gradient_error,
+                          &second, &as_array))
         return NULL;
     if (!PyIter_Check(serials)) {
-        PyErr_SetString(PyExc_TypeError, "configure_call: serials must be an iterator");
+        PyErr_SetString(PyExc_TypeError, "configure: serials must be an iterator");
         return NULL;
     }
-    Py_XSETREF(TENSOR, (PyTypeObject *)Py_NewRef(tensor));
-    Py_XSETREF(NDARRAY, (PyTypeObject *)Py_NewRef(ndarray));
-    Py_XSETREF(CPU, Py_NewRef(cpu));
-    Py_XSETREF(STATE, Py_NewRef(state));
-    Py_XSETREF(SERIALS, Py_NewRef(serials));
-    Py_XSETREF(AS_ARRAY, Py_NewRef(as_array));
-    Py_XSETREF(CALL_PYTHON, Py_NewRef(call));
-    Py_XSETREF(FINISH_MANY, Py_NewRef(finish));
+    PyObject **slots[] = {(PyObject **)&TENSOR, (PyObject **)&NDARRAY, &CPU, &STATE, &SERIALS, &CALL_PYTHON,
+                          &FINISH_MANY, &FREED, &ACCUMULATE_LEAF, &OUTPUT_GRADIENT, &GRADIENT_ERROR,
+                          &SECOND_BACKWARD, &AS_ARRAY};
+    PyObject *values[] = {tensor, ndarray, cpu, state, serials, call, finish, freed, accumulate, output_gradient,
+                          gradient_error, second, as_array};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) Py_XSETREF(*slots[i], Py_NewRef(values[i]));
     Py_RETURN_NONE;
 }
 
@@ -535,12 +523,11 @@ done:
 static PyMethodDef methods[] = {
     {"run_backward", run_backward, METH_VARARGS,
      "run_backward(root, grad, retain_graph): accumulate d(root)/d(leaf) into every leaf's .grad."},
-    {"configure_call", configure_call, METH_VARARGS,
-     "configure_call(tensor_type, ndarray, cpu_backend, grad_mode_state, serials, as_array, call_python, finish_many)"},
     {"set_blas", set_blas, METH_VARARGS, "set_blas(saxpy, daxpy, saxpby, daxpby): the addresses of the ILP64 cblas functions"},
     {"axpby", axpby, METH_VARARGS, "axpby(alpha, x, beta, y): y = alpha x + beta y in place, through BLAS"},
     {"configure", configure, METH_VARARGS,
-     "configure(freed, accumulate_leaf, output_gradient, gradient_error, second_backward, as_array)"},
+     "configure(tensor_type, ndarray, cpu_backend, grad_mode_state, serials, call_python, finish_many, freed, "
+     "accumulate_leaf, output_gradient, gradient_error, second_backward, as_array)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -86,9 +86,9 @@ _ndarray = np.ndarray
 def bind_tensor_type(tensor_type, as_tensor_like, cpu_backend) -> None:
     global _make_tensor, _as_tensor_like, _tensor_type, _cpu
     _make_tensor, _as_tensor_like, _tensor_type, _cpu = tensor_type._make, as_tensor_like, tensor_type, cpu_backend
-    if _engine is not None:
-        _engine.configure_call(tensor_type, np.ndarray, cpu_backend, _state, _serials, _as_array, _call_python,
-                               _finish_many)
+    if _engine is not None:  # NOTE: every function named here is defined below; this runs after the import
+        _engine.configure(tensor_type, np.ndarray, cpu_backend, _state, _serials, _call_python, _finish_many, _FREED,
+                          _accumulate_leaf, _output_gradient, _gradient_error, _second_backward, _as_array)
 
 
 class Function(_FunctionBase):
@@ -302,6 +302,3 @@ def sum_to(grad, shape):
         summed = summed.reshape(summed.shape[lead:])
     return summed.astype(grad.dtype, copy=False)
 
-
-if _engine is not None:
-    _engine.configure(_FREED, _accumulate_leaf, _output_gradient, _gradient_error, _second_backward, _as_array)
