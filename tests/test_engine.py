@@ -304,6 +304,21 @@ def test_a_failing_forward_records_nothing_and_the_graph_still_works():
     np.testing.assert_array_equal(x.grad.numpy(), [2, 2, 2])
 
 
+
+def test_arrays_of_another_type_take_the_general_call_and_the_same_backward():
+    # NOTE: the C call takes only numpy arrays and hands others (CuPy's on the GPU) to _call_python;
+    # an ndarray subclass walks that path on the CPU, through a backward with branches and a leaf.
+    class Foreign(np.ndarray):
+        pass
+
+    x = gpugrad.Tensor(np.arange(3.0).view(Foreign), requires_grad=True)
+    w = gpugrad.Tensor(np.full(3, 2.0).view(Foreign), requires_grad=True)
+    y = (x * w + x * x).sum()
+    assert type(y.data) is Foreign and y.creator is not None
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), 2.0 + 2 * np.arange(3.0))
+    np.testing.assert_array_equal(w.grad.numpy(), np.arange(3.0))
+
 def test_a_training_step_leaks_no_references():
     import sys
     rng = np.random.default_rng(0)
