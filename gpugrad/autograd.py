@@ -301,4 +301,3 @@ def sum_to(grad, shape):
     if lead:
         summed = summed.reshape(summed.shape[lead:])
     return summed.astype(grad.dtype, copy=False)
-

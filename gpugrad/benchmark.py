@@ -206,8 +206,7 @@ def measure(candidates, rounds, seconds, warmup, pause=0.25, per_step=False):
     A round's figure is its mean step time, or with ``per_step`` (the CPU, where a step ends when
     it returns) the median of its steps' own times: on a shared machine a burst of stolen time
     lands on a few steps of one candidate's round and moves that round's mean by several percent,
-    not its median. Returns ``{name: [figure per round]}`` and, with ``per_step``, also each
-    round's mean in ``{name: [...]}``."""
+    not its median. Returns ``({name: [figure per round]}, {name: [mean step per round]})``."""
     steps = {}
     for name, (step, sync) in candidates.items():
         for _ in range(warmup):
@@ -223,25 +222,22 @@ def measure(candidates, rounds, seconds, warmup, pause=0.25, per_step=False):
     clock = time.perf_counter
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            step, sync = candidates[name]
+            step, sync, n = *candidates[name], steps[name]
             time.sleep(pause)
             sync()
-            if per_step:
-                each = [0.0] * steps[name]
-                start = clock()
-                for i in range(steps[name]):
+            each = [0.0] * n if per_step else None
+            start = clock()
+            for i in range(n):
+                if per_step:
                     t0 = clock()
                     step()
                     each[i] = clock() - t0
-                means[name].append((clock() - start) / steps[name])
-                times[name].append(statistics.median(each))
-                continue
-            start = clock()
-            for _ in range(steps[name]):
-                step()
+                else:
+                    step()
             sync()
-            times[name].append((clock() - start) / steps[name])
-    return (times, means) if per_step else times
+            means[name].append((clock() - start) / n)
+            times[name].append(statistics.median(each) if per_step else means[name][-1])
+    return times, means
 
 
 def loss_difference(model, activation, dtype, devices, steps=5):
@@ -303,9 +299,8 @@ def run(args) -> int:
                                                   "cpu" if device == "cpu" else "cuda", lr)
             flops = step_flops(sizes, batch)
             per_step = device == "cpu"
-            measured = measure(candidates, rounds, 0.02 if args.quick else 0.15, warmup=2 if args.quick else 5,
-                               pause=0.02 if args.quick else 0.25, per_step=per_step)
-            times, means = measured if per_step else (measured, measured)
+            times, means = measure(candidates, rounds, 0.02 if args.quick else 0.15, warmup=2 if args.quick else 5,
+                                   pause=0.02 if args.quick else 0.25, per_step=per_step)
             ceiling = matmul_ceiling_gflops(device, dtype)
             medians = {name: statistics.median(t) for name, t in times.items()}
 

@@ -7,6 +7,7 @@ import numpy as np
 from .backend import backend_of, get_backend, is_cupy_array
 from .tensor import Tensor, _shape
 
+
 def _default_dtype(data, dtype):
     if dtype is not None:
         return np.dtype(dtype)
@@ -82,5 +83,3 @@ def manual_seed(seed: int) -> None:
     backend_module.Backend._seed = int(seed)
     for b in backend_module.all_backends():
         b.seed(int(seed))
-
-

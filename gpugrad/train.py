@@ -130,7 +130,8 @@ def train(config: TrainConfig, log=print):
     show_bar = sys.stderr.isatty() if config.progress is None else config.progress
     log(f"gpugrad train: {config.dataset} ({len(data.X_train)} train / {len(data.X_test)} test), "
         f"MLP {[data.num_features, *config.hidden, outputs]} {config.activation}, {config.loss}, "
-        f"{config.optimizer} lr={lr} ({config.schedule}) weight decay {config.weight_decay}, batch {config.batch_size}, {config.epochs} epochs, on {device}")
+        f"{config.optimizer} lr={lr} ({config.schedule}) weight decay {config.weight_decay}, "
+        f"batch {config.batch_size}, {config.epochs} epochs, on {device}")
     history = []
     for epoch in range(1, config.epochs + 1):
         if config.schedule == "cosine":

@@ -10,11 +10,10 @@ import math
 
 import numpy as np
 
+
 def compute_dtype(dtype):
     """Half precision is computed and accumulated in float32."""
     return np.float32 if np.dtype(dtype) == np.float16 else dtype
-
-
 
 
 def half_in_float32(method):

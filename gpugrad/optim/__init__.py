@@ -13,7 +13,6 @@ from ..backend import get_backend
 _CPU = get_backend("cpu")
 
 
-
 class Optimizer:
     def __init__(self, params, defaults: dict):
         self.params = list(params)
@@ -34,29 +33,18 @@ class Optimizer:
 
     def _groups(self):
         """(backend, parameter arrays, gradient arrays, states) per device, for parameters with a gradient."""
-        params, grads, states = [], [], []
-        for p, state in zip(self.params, self.state):  # the common case first: everything on the CPU
-            grad = p.grad
-            if grad is None:
-                continue
-            data, grad_data = p.data, grad.data
-            if data.__class__ is not np.ndarray or grad_data.__class__ is not np.ndarray:
-                return self._device_groups()
-            params.append(data)
-            grads.append(grad_data)
-            states.append(state)
-        return [(_CPU, params, grads, states)] if params else []
-
-    def _device_groups(self):
         groups = {}
         for p, state in zip(self.params, self.state):
             grad = p.grad
             if grad is None:
                 continue
             data, grad_data = p.data, grad.data
-            backend = p.backend
-            if grad.backend is not backend:
-                raise RuntimeError(f"{type(self).__name__}: gradient on {grad.device} for a parameter on {p.device}")
+            if data.__class__ is np.ndarray and grad_data.__class__ is np.ndarray:
+                backend = _CPU  # both on the CPU: no device lookup
+            else:
+                backend = p.backend
+                if grad.backend is not backend:
+                    raise RuntimeError(f"{type(self).__name__}: gradient on {grad.device} for a parameter on {p.device}")
             group = groups.get(backend)
             if group is None:
                 group = groups[backend] = (backend, [], [], [])
