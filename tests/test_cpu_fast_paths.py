@@ -77,7 +77,6 @@ def test_blas_axpby_matches_numpy(dtype):
     assert not blas.applies(np.ones(big, np.float16), np.ones(big, np.float16)), "half"
 
 
-
 @needs_blas
 def test_the_c_axpby_refuses_what_blas_cannot_take():
     from gpugrad.autograd import _engine
@@ -96,6 +95,7 @@ def test_the_c_axpby_refuses_what_blas_cannot_take():
         _engine.axpby(1.0, np.ones(4, np.float32), 1.0, frozen)
     with pytest.raises((BufferError, ValueError)):
         _engine.axpby(1.0, np.ones((4, 2), np.float32).T, 1.0, np.ones((2, 4), np.float32))
+
 
 OPTIMIZERS = {
     "sgd": dict(cls=optim.SGD, lr=0.1),
