@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import backend_of, get_backend, is_cupy_array
+from .dtypes import check_numeric
 from .tensor import Tensor, _shape
 
 
@@ -13,7 +14,11 @@ def _default_dtype(data, dtype):
         return np.dtype(dtype)
     if isinstance(data, (np.ndarray, np.generic)) or is_cupy_array(data):
         return None  # arrays keep their dtype
-    probe = np.asarray(data)
+    try:
+        probe = np.asarray(data)
+    except ValueError as error:  # ragged nested lists
+        raise ValueError(f"tensor: cannot make a tensor from ragged nested sequences ({error})") from None
+    check_numeric(probe, "tensor")
     if probe.dtype == np.bool_:
         return None
     if probe.dtype.kind in "iuf":
@@ -29,6 +34,9 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False, name: str
     """
     if isinstance(data, Tensor):
         data = data.data
+    if data is None or isinstance(data, (str, bytes, dict, set)):
+        raise TypeError(f"tensor: cannot make a tensor from {type(data).__name__} {data!r:.40}; "
+                        "expected numbers, bools, nested lists of them, or an array")
     backend = get_backend(device) if device is not None else (backend_of(data) if is_cupy_array(data) else get_backend("cpu"))
     dtype = _default_dtype(data, dtype)
     if is_cupy_array(data) and backend.kind == "cpu":

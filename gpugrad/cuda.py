@@ -36,8 +36,8 @@ def synchronize(device="cuda") -> None:
 
 
 def _pool(device):
+    backend = get_backend(device)  # CudaUnavailableError without CuPy or a GPU
     import cupy
-    backend = get_backend(device)
     return cupy.get_default_memory_pool(), backend.index
 
 
@@ -60,7 +60,7 @@ def reset_peak_memory_stats(device="cuda") -> None:
     reset_peak(index)
 
 
-def empty_cache() -> None:
+def empty_cache(device="cuda") -> None:
     """Release the pool's cached free blocks back to the driver."""
-    import cupy
-    cupy.get_default_memory_pool().free_all_blocks()
+    pool, _ = _pool(device)
+    pool.free_all_blocks()

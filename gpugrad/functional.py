@@ -76,20 +76,30 @@ def linear(x, weight, bias=None, activation=None):
     return matmul.Linear(activation)(*inputs)
 
 
+def _sequence(tensors, op):
+    if isinstance(tensors, Tensor) or not hasattr(tensors, "__iter__"):
+        raise TypeError(f"{op}: expected a sequence of tensors, got {type(tensors).__name__}")
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError(f"{op}: expected a non-empty sequence of tensors, got an empty one")
+    return tensors
+
+
 def concatenate(tensors, axis=0):
-    """Join tensors along an existing axis."""
-    return shape.Concatenate(axis)(*tensors)
+    """Join tensors along an existing axis; mixed dtypes promote as in PyTorch."""
+    return shape.Concatenate(axis)(*_sequence(tensors, "concatenate"))
 
 
 def stack(tensors, axis=0):
-    """Join same-shaped tensors along a new axis."""
-    return shape.Stack(axis)(*tensors)
+    """Join same-shaped tensors along a new axis; mixed dtypes promote as in PyTorch."""
+    return shape.Stack(axis)(*_sequence(tensors, "stack"))
 
 
 def where(condition, a, b):
     """Elementwise ``a`` where ``condition`` else ``b``; the gradient flows to the chosen input."""
-    a, b = as_tensor_like((a, b), "where")
-    cond = condition.data if isinstance(condition, Tensor) else a.backend.asarray(condition)
+    first = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
+    backend = first.backend if first is not None else as_tensor_like((a,), "where")[0].backend
+    cond = condition.data if isinstance(condition, Tensor) else backend.asarray(condition)
     return arith.Where(cond.astype(bool, copy=False))(a, b)
 
 
@@ -98,6 +108,8 @@ def mse_loss(pred, target, reduction="mean"):
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     pred, target = as_tensor_like((pred, target), "mse_loss")
+    if pred.dtype.kind != "f":
+        raise TypeError(f"mse_loss: predictions must be floating point, got dtype {pred.dtype}; convert with .float()")
     if pred.data.shape != target.data.shape:
         raise ValueError(f"mse_loss: pred of shape {pred.shape} and target of shape {target.shape} differ")
     return MSE(reduction)(pred, target)
@@ -122,6 +134,8 @@ def cross_entropy(logits, labels):
 def svm_loss(scores, labels, margin=1.0):
     """Multiclass SVM loss: mean over n of sum over j != y_n of max(0, s_j - s_y + margin)."""
     labels = _labels(labels, scores)
+    if scores.dtype.kind != "f":
+        raise TypeError(f"svm_loss: scores must be floating point, got dtype {scores.dtype}; convert with .float()")
     check_labels(scores.shape, labels, "svm_loss")
     xp = scores.backend.xp
     n, classes = scores.shape
@@ -130,4 +144,4 @@ def svm_loss(scores, labels, margin=1.0):
     margins = relu(scores - correct + margin)
     others = xp.ones((n, classes), dtype=scores.dtype)
     others[rows, labels] = 0  # j != y_n
-    return (margins * others).sum() / max(n, 1)
+    return (margins * others).sum() / (n if n else float("nan"))  # NaN: a mean over an empty batch

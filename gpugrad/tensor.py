@@ -8,9 +8,8 @@ import numpy as np
 from . import autograd
 from .backend import backend_of, get_backend, is_cupy_array
 from .backend import _CPU
+from .dtypes import DEFAULT_FLOAT, FLOAT_DTYPES, check_numeric, result_type
 from .ops import activation, arith, matmul, reduce, shape as shape_ops
-
-FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 class DeviceMismatchError(RuntimeError):
@@ -18,16 +17,25 @@ class DeviceMismatchError(RuntimeError):
 
 
 class Tensor:
-    __slots__ = ("data", "grad", "requires_grad", "creator", "name", "__weakref__")
-    __array_priority__ = 1000  # numpy_array + tensor -> Tensor.__radd__
+    """An n-dimensional array on one device, with reverse-mode autodiff.
+
+    ``.data`` is the raw numpy or CuPy array. Changes through the Tensor API (``+=``, ``x[i] = v``,
+    ``add_``, optimizer steps) bump the tensor's version, which backward checks; writing into
+    ``.data`` directly is not tracked (as with PyTorch's ``.data``).
+    """
+    __slots__ = ("data", "grad", "requires_grad", "creator", "name", "_version", "__weakref__")
+    __array_priority__ = 1000
+    __array_ufunc__ = None  # numpy_array + tensor -> Tensor.__radd__, never numpy's loop over tensors
 
     def __init__(self, data, requires_grad: bool = False, name: str | None = None):
         if not (isinstance(data, np.ndarray) or is_cupy_array(data)):
             data = np.asarray(data)
+        check_numeric(data, "Tensor")
         self.data = data
         self.grad = None
         self.creator = None
         self.name = name
+        self._version = [0]  # a box: detached tensors and views share it
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -39,6 +47,7 @@ class Tensor:
         tensor.grad = None
         tensor.creator = None
         tensor.name = None
+        tensor._version = [0]
         tensor.requires_grad = requires_grad
         return tensor
 
@@ -116,12 +125,33 @@ class Tensor:
         autograd.run_backward(self, grad, retain_graph)
 
     def detach(self) -> "Tensor":
-        return Tensor._make(self.data, False)
+        """The same data (and version counter), outside the graph."""
+        tensor = Tensor._make(self.data, False)
+        tensor._version = self._version
+        return tensor
+
+    def clone(self) -> "Tensor":
+        """A copy of the data; differentiable."""
+        return shape_ops.Clone()(self)
+
+    @property
+    def version(self) -> int:
+        """How many times the data was changed in place through the Tensor API."""
+        return self._version[0]
 
     def zero_grad(self) -> None:
         self.grad = None
 
     # -- conversion ---------------------------------------------------------------------------
+    def __array__(self, dtype=None, copy=None):
+        if self.data.__class__ is not np.ndarray and not isinstance(self.data, np.ndarray):
+            raise TypeError(f"can't convert a tensor on {self.device} to a numpy array: use .numpy() or .cpu() "
+                            "to copy it to host memory first")
+        if copy is False and dtype is not None and np.dtype(dtype) != self.data.dtype:
+            raise ValueError("a copy is needed to convert the tensor to this dtype")
+        array = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return array.copy() if copy else array
+
     def numpy(self) -> np.ndarray:
         """A host numpy copy of the data."""
         return np.array(self.backend.to_numpy(self.data), copy=True)
@@ -241,7 +271,7 @@ class Tensor:
 
     def _compare(self, other, ufunc_name):
         a, b = as_tensor_like((self, other), ufunc_name)
-        return Tensor._make(getattr(a.backend.xp, ufunc_name)(a.data, b.data), False)
+        return Tensor._make(autograd._as_array(getattr(a.backend.xp, ufunc_name)(a.data, b.data)), False)
 
     def __lt__(self, other):
         return self._compare(other, "less")
@@ -309,6 +339,8 @@ class Tensor:
         return shape_ops.Transpose(axes)(self)
 
     def swapaxes(self, axis1, axis2):
+        axis1 = shape_ops.check_axis(axis1, self.ndim, "swapaxes", self.shape)
+        axis2 = shape_ops.check_axis(axis2, self.ndim, "swapaxes", self.shape)
         axes = list(range(self.ndim))
         axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
         return shape_ops.Transpose(tuple(axes))(self)
@@ -318,58 +350,112 @@ class Tensor:
         return self if shape == self.shape else shape_ops.BroadcastTo(shape)(self)
 
     def squeeze(self, axis=None):
+        """Remove axes of size 1 (all of them, or those named; a named axis of another size stays, as in PyTorch)."""
         if axis is None:
-            shape = tuple(n for n in self.shape if n != 1)
-        else:
-            axes = {a % self.ndim for a in ((axis,) if isinstance(axis, int) else axis)}
-            for a in axes:
-                if self.shape[a] != 1:
-                    raise ValueError(f"squeeze: axis {a} of shape {self.shape} has size {self.shape[a]}, not 1")
-            shape = tuple(n for i, n in enumerate(self.shape) if i not in axes)
-        return self.reshape(shape)
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        named = axis if isinstance(axis, (tuple, list)) else (axis,)
+        axes = {shape_ops.check_axis(a, self.ndim, "squeeze", self.shape) for a in named}
+        return self.reshape(tuple(n for i, n in enumerate(self.shape) if i not in axes or n != 1))
 
     def unsqueeze(self, axis):
-        axis = axis % (self.ndim + 1)
+        """Insert an axis of size 1 at ``axis`` (in -ndim-1 .. ndim)."""
+        axis = shape_ops.check_axis(axis, self.ndim + 1, "unsqueeze", self.shape)
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
     def flatten(self):
         return self.reshape(-1)
 
-    # -- in-place updates (outside the graph: optimizers, no_grad blocks) ---------------------
-    def _inplace(self, other, ufunc_name):
+    # -- in-place updates (outside the graph: optimizers, no_grad blocks); each bumps the version --
+    def _check_inplace(self, other, op):
         if autograd.is_grad_enabled() and (self.requires_grad or getattr(other, "requires_grad", False)):
             raise RuntimeError(
-                "in-place update of a tensor that requires grad while recording a graph; "
-                "wrap it in gpugrad.no_grad()"
+                f"{op}: in-place change of a tensor that requires grad while recording a graph; "
+                "wrap it in gpugrad.no_grad() (or use an out-of-place op)"
             )
-        value = as_tensor_like((self, other), ufunc_name)[1].data
-        getattr(self.backend.xp, ufunc_name)(self.data, value, out=self.data)
+
+    def _inplace(self, other, ufunc_name, op):
+        self._check_inplace(other, op)
+        value = as_tensor_like((self, other), op)[1].data
+        try:
+            getattr(self.backend.xp, ufunc_name)(self.data, value, out=self.data, casting="same_kind")
+        except (TypeError, ValueError) as error:  # numpy's casting and broadcasting errors
+            raise type(error)(f"{op}: cannot update a tensor of shape {self.shape} and dtype {self.dtype} in place "
+                              f"with one of shape {tuple(value.shape)} and dtype {value.dtype}") from None
+        self._version[0] += 1
         return self
 
     def __iadd__(self, other):
-        return self._inplace(other, "add")
+        return self._inplace(other, "add", "+=")
 
     def __isub__(self, other):
-        return self._inplace(other, "subtract")
+        return self._inplace(other, "subtract", "-=")
 
     def __imul__(self, other):
-        return self._inplace(other, "multiply")
+        return self._inplace(other, "multiply", "*=")
 
     def __itruediv__(self, other):
-        return self._inplace(other, "divide")
+        return self._inplace(other, "divide", "/=")
+
+    def add_(self, other, alpha=1):
+        return self._inplace(other if alpha == 1 else other * alpha, "add", "add_")
+
+    def sub_(self, other, alpha=1):
+        return self._inplace(other if alpha == 1 else other * alpha, "subtract", "sub_")
+
+    def mul_(self, other):
+        return self._inplace(other, "multiply", "mul_")
+
+    def div_(self, other):
+        return self._inplace(other, "divide", "div_")
+
+    def copy_(self, source):
+        self[...] = source
+        return self
+
+    def fill_(self, value):
+        self[...] = value
+        return self
+
+    def zero_(self):
+        return self.fill_(0)
+
+    def __setitem__(self, index, value):
+        self._check_inplace(value, "setitem")
+        if isinstance(value, Tensor):
+            if value.backend is not self.backend:
+                raise DeviceMismatchError(f"setitem: value on {value.device}, tensor on {self.device}")
+            value = value.data
+        elif not _is_python_number(value):
+            value = self.backend.asarray(value if self.device == "cpu" else np.asarray(value))
+        try:
+            self.data[_index_data(index, self)] = value
+        except (IndexError, ValueError, TypeError) as error:
+            raise type(error)(f"setitem on a tensor of shape {self.shape}: {error}") from None
+        self._version[0] += 1
 
 
-def as_tensor_like(values, op_name):
-    """Turn an op's inputs into tensors on one device; Python scalars take the tensors' dtype."""
-    if len(values) == 1 and isinstance(values[0], Tensor):
+def as_tensor_like(values, op):
+    """Turn an op's inputs into tensors on one device.
+
+    ``op`` is the Function (or a name). Where the function ``promotes``, the inputs are brought to
+    one dtype by PyTorch's rule (``dtypes.result_type``; a Cast node gives each input its gradient
+    in its own dtype) and, for "float", integers become float32.
+    """
+    promotes = getattr(op, "promotes", None)
+    n = len(values)
+    if n == 1 and isinstance(values[0], Tensor):
+        if promotes == "float" and values[0].data.dtype.kind != "f":
+            return [Tensor._make(values[0].data.astype(DEFAULT_FLOAT), False)]  # integers never require grad
         return values
-    if len(values) == 2:  # fast path: two tensors whose arrays share a type (and so, for numpy, a device)
+    if n == 2:  # the hot path: two tensors on one device with one dtype
         a, b = values
-        if isinstance(a, Tensor) and isinstance(b, Tensor) and a.data.__class__ is b.data.__class__ and (
+        if isinstance(a, Tensor) and isinstance(b, Tensor) and a.data.__class__ is b.data.__class__ and \
+                a.data.dtype == b.data.dtype and (promotes != "float" or a.data.dtype.kind == "f") and (
                 a.data.__class__ is np.ndarray or a.backend is b.backend):
             return values
-    if not isinstance(op_name, str):
-        op_name = op_name.name  # the Function itself (the hot path passes it; naming it costs nothing there)
+    op_name = op if isinstance(op, str) else op.name
+    if n == 0:
+        raise ValueError(f"{op_name}: needs at least one tensor, got none")
     first = None
     for value in values:
         if isinstance(value, Tensor):
@@ -379,28 +465,35 @@ def as_tensor_like(values, op_name):
                 raise DeviceMismatchError(
                     f"{op_name}: expected all tensors on one device, got {first.device} and {value.device}"
                 )
-    if first is None:
-        first = Tensor(np.asarray(values[0], dtype=np.float32 if _is_python_number(values[0]) else None))
-    out = []
+    backend = first.backend if first is not None else _CPU
+    arrays = []
     for value in values:
-        if isinstance(value, Tensor):
-            out.append(value)
-            continue
-        backend = first.backend
-        if _is_python_number(value) or isinstance(value, np.generic):
-            dtype = first.dtype if first.dtype.kind == "f" or not isinstance(value, float) else np.float32
-            out.append(Tensor._make(backend.xp.asarray(value, dtype=dtype), False))
-        elif isinstance(value, np.ndarray) or is_cupy_array(value):
+        if isinstance(value, Tensor) or _is_python_number(value):
+            arrays.append(value)
+        elif isinstance(value, (np.ndarray, np.generic)) or is_cupy_array(value):
             if backend_of(value) is not backend:
                 raise DeviceMismatchError(
-                    f"{op_name}: got an array on {backend_of(value).name} and a tensor on {first.device}; "
+                    f"{op_name}: got an array on {backend_of(value).name} and a tensor on {backend.name}; "
                     "move it explicitly with gpugrad.tensor(..., device=...) or .to()"
                 )
-            out.append(Tensor._make(value, False))
+            arrays.append(Tensor._make(backend.asarray(value), False))
         elif isinstance(value, (list, tuple)):
-            out.append(Tensor._make(backend.asarray(np.asarray(value, dtype=first.dtype)), False))
+            array = check_numeric(np.asarray(value, dtype=first.dtype if first is not None else None), op_name)
+            arrays.append(Tensor._make(backend.asarray(array), False))
         else:
             raise TypeError(f"{op_name}: unsupported operand of type {type(value).__name__}")
+    dtype = result_type(*arrays)
+    if promotes == "float" and dtype.kind != "f":
+        dtype = DEFAULT_FLOAT
+    out = []
+    for value in arrays:
+        if not isinstance(value, Tensor):  # a Python number takes the result's dtype
+            out.append(Tensor._make(backend.xp.asarray(value, dtype=dtype), False))
+        elif promotes and value.data.dtype != dtype:
+            out.append(shape_ops.Cast(dtype)(value) if value.requires_grad else
+                       Tensor._make(value.data.astype(dtype), False))
+        else:
+            out.append(value)
     return out
 
 
@@ -411,6 +504,8 @@ def _index_data(index, tensor):
     for item in items:
         if isinstance(item, Tensor):
             item = item.data
+        elif isinstance(item, float):
+            raise IndexError(f"indexing a tensor of shape {tensor.shape}: float {item} is not a valid index")
         elif isinstance(item, list):
             item = np.asarray(item)
         if isinstance(item, np.ndarray) and tensor.device != "cpu":
@@ -429,4 +524,4 @@ def _shape(shape):
     return tuple(int(n) for n in shape)
 
 
-autograd.bind_tensor_type(Tensor, as_tensor_like, _CPU)
+autograd.bind_tensor_type(Tensor, as_tensor_like)

@@ -67,20 +67,3 @@ def test_bench_plot_writes_a_png_or_says_why(tmp_path):
         assert "no plot: matplotlib is not installed" in result.stdout and not plot.exists()
     else:
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_lecture_phases_script_times_every_phase_of_each_candidate(tmp_path):
-    import importlib.util
-    path = Path(__file__).resolve().parents[1] / "bench" / "lecture_phases.py"
-    spec = importlib.util.spec_from_file_location("lecture_phases", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out = tmp_path / "phases.json"
-    assert module.main(["--rounds", "2", "--steps", "3", "--pause", "0", "--json", str(out)]) == 0
-    result = json.loads(out.read_text())["us_per_step"]
-    assert {"gpugrad", "numpy"} <= set(result)
-    for phases in result.values():
-        assert set(phases) == set(module.PHASES)
-        assert all(v > 0 for v in phases.values())
-        parts = sum(v for k, v in phases.items() if k != "step")
-        assert 0.5 * parts <= phases["step"] <= 2 * parts  # medians of parts, not an exact sum

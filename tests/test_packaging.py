@@ -1,5 +1,4 @@
-"""The wheel ships kernels/*.cu as gpugrad/kernels, and a non-editable install finds them; the C
-extension is in the wheel where a compiler is found, and a wheel built without one works too."""
+"""The wheel ships kernels/*.cu as gpugrad/kernels, and a non-editable install finds them."""
 import os
 import subprocess
 import sys
@@ -38,42 +37,11 @@ def test_wheel_ships_the_kernels_and_an_installed_copy_finds_them(tmp_path):
     installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
                                 str(wheel)], capture_output=True, text=True, timeout=300)
     assert installed.returncode == 0, installed.stderr
-    assert any(n.startswith("gpugrad/_engine") and n.endswith((".so", ".pyd")) for n in names)
-    probe = ("import gpugrad, gpugrad.backend as b, gpugrad.data as d, gpugrad.autograd as a; "
+    probe = ("import gpugrad, gpugrad.backend as b, gpugrad.data as d; "
              "print(b.kernel_dir()); print(sorted(p.name for p in b.kernel_dir().glob('*.cu'))); "
-             "print(gpugrad.__file__); print(len(d.digits().X_train)); print(a._engine.__file__)")
+             "print(gpugrad.__file__); print(len(d.digits().X_train))")
     out = _run_installed(probe, target, tmp_path)
     assert out.returncode == 0, out.stderr
-    folder, listed, module, digits, engine = out.stdout.strip().splitlines()
+    folder, listed, module, digits = out.stdout.strip().splitlines()
     assert Path(folder).is_relative_to(target) and Path(module).is_relative_to(target)
-    assert Path(engine).is_relative_to(target)
     assert listed == str(sources) and digits == "1438"
-
-
-@pytest.mark.slow
-def test_without_a_c_compiler_the_wheel_builds_and_runs_the_python_versions(tmp_path):
-    pytest.importorskip("setuptools")
-    import shutil
-    # NOTE: a copy without build outputs: pip builds in the source tree, where an earlier build's
-    # build/ folder (the test above) or an editable install's .so would end up in the wheel.
-    source = tmp_path / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns("build", ".git", ".venv*", "*.so", "*.pyd",
-                                                                "*.egg-info", "__pycache__", "runs", "dist"))
-    env = dict(os.environ, CC="false", LDSHARED="false")  # every compile fails, as with no compiler
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=300,
-                           env=env)
-    if built.returncode != 0 and "No module named" in built.stderr:
-        pytest.skip(f"cannot build a wheel here: {built.stderr.strip().splitlines()[-1]}")
-    assert built.returncode == 0, built.stderr
-    wheel = next((tmp_path / "dist").glob("gpugrad-*.whl"))
-    assert not any(n.startswith("gpugrad/_engine") and n.endswith((".so", ".pyd")) for n in zipfile.ZipFile(wheel).namelist())
-    target = tmp_path / "site"
-    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
-                                str(wheel)], capture_output=True, text=True, timeout=300)
-    assert installed.returncode == 0, installed.stderr
-    probe = ("import gpugrad, gpugrad.autograd as a; x = gpugrad.tensor([1.0, 2.0], requires_grad=True); "
-             "(x * x).sum().backward(); print(a._engine, x.grad.numpy().tolist())")
-    out = _run_installed(probe, target, tmp_path)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["None", "[2.0,", "4.0]"]

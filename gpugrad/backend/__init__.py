@@ -10,7 +10,6 @@ import importlib
 import numpy as np
 
 from .generic import Backend
-from .numpy_backend import NumpyBackend
 
 __all__ = ["Backend", "CudaUnavailableError", "get_backend", "backend_of", "parse_device",
            "is_cupy_array", "all_backends"]
@@ -20,7 +19,7 @@ class CudaUnavailableError(RuntimeError):
     """``cuda`` was asked for but cannot be used (CuPy missing, or no visible GPU)."""
 
 
-_CPU = NumpyBackend()
+_CPU = Backend()
 _CUDA: dict[int, Backend] = {}
 
 

@@ -370,8 +370,10 @@ class CupyBackend(Backend):
             if not _fits(param, grad) or param.dtype == np.float16:
                 self._adam_one(param, grad, state, state["step"], lr, beta1, beta2, eps, weight_decay, decoupled)
                 continue
-            m = state.setdefault("exp_avg", cupy.zeros_like(param))
-            v = state.setdefault("exp_avg_sq", cupy.zeros_like(param))
+            m, v = state.get("exp_avg"), state.get("exp_avg_sq")
+            if m is None:  # NOTE: not setdefault, whose default would allocate and zero-fill every step
+                m = state["exp_avg"] = cupy.zeros_like(param)
+                v = state["exp_avg_sq"] = cupy.zeros_like(param)
             groups.setdefault((param.dtype, state["step"]), []).append((param, grad, m, v))
         for (dtype, step), slots in groups.items():
             self._launch_multi("adam_step", slots, 0,

@@ -222,7 +222,7 @@ class Backend:
         exp = xp.exp(shifted)
         total = exp.sum(axis=1, keepdims=True)
         rows = xp.arange(n)
-        loss = (xp.log(total[:, 0]) - shifted[rows, labels]).sum() / max(n, 1)
+        loss = (xp.log(total[:, 0]) - shifted[rows, labels]).sum() / (n if n else np.nan)  # NaN: a mean of nothing
         exp /= total
         exp[rows, labels] -= 1
         exp /= max(n, 1)
@@ -260,7 +260,9 @@ class Backend:
                 buf *= momentum
                 buf += d if not dampening else (1 - dampening) * d
             if nesterov:
-                extra = state.setdefault("scratch2", xp.empty_like(param))
+                extra = state.get("scratch2")
+                if extra is None:
+                    extra = state["scratch2"] = xp.empty_like(param)
                 xp.multiply(buf, momentum, out=extra)
                 d += extra
             else:
@@ -277,8 +279,10 @@ class Backend:
     def _adam_one(self, param, grad, state, step, lr, beta1, beta2, eps, weight_decay, decoupled):
         xp = self.xp
         s = self._scratch(state, param)
-        m = state.setdefault("exp_avg", xp.zeros_like(param))
-        v = state.setdefault("exp_avg_sq", xp.zeros_like(param))
+        m, v = state.get("exp_avg"), state.get("exp_avg_sq")
+        if m is None:  # NOTE: not setdefault, whose default would allocate and zero-fill on every step
+            m = state["exp_avg"] = xp.zeros_like(param)
+            v = state["exp_avg_sq"] = xp.zeros_like(param)
         if weight_decay and decoupled:
             param *= 1 - lr * weight_decay
         elif weight_decay:

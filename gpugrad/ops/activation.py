@@ -8,10 +8,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
+from .shape import check_axis
 
 
 class _Elementwise(Function):
     """y = act(x) through ``backend.<act>_fwd``; dx = ``backend.<act>_bwd(y, dy)``."""
+    promotes = "float"  # an integer input is computed as float32
+    saves_inputs = ()
+    saves_output = True
     activation = ""
     params: dict = {}
 
@@ -20,8 +24,6 @@ class _Elementwise(Function):
         cls._fwd, cls._bwd = cls.activation + "_fwd", cls.activation + "_bwd"
 
     def forward(self, x):
-        if x.dtype.kind != "f":
-            raise TypeError(f"{self.activation}: needs floating-point input, got dtype {x.dtype}")
         if not x.ndim:  # NOTE: 0-d goes through as shape (1,): numpy ufuncs turn 0-d results into scalars.
             y = getattr(self.backend, self._fwd)(x.reshape(1), **self.params)
             self.saved = y
@@ -48,7 +50,14 @@ class Tanh(_Elementwise):
 
 
 class ReLU(_Elementwise):
+    """max(0, x); integer tensors stay integer (PyTorch's rule), floating ones take the fused path."""
+    promotes = None
     activation = "relu"
+
+    def forward(self, x):
+        if x.dtype.kind in "iu":
+            return self.backend.xp.maximum(x, x.dtype.type(0))
+        return super().forward(x)
 
 
 class LeakyReLU(_Elementwise):
@@ -73,12 +82,24 @@ def _work(x):
     return x.astype(np.float32) if x.dtype == np.float16 else x
 
 
+def _axis(x, axis, op):
+    return check_axis(axis, x.ndim, op, x.shape)
+
+
 class Softmax(Function):
+    promotes = "float"
+    saves_inputs = ()
+    saves_output = True
+
     def __init__(self, axis=-1):
         self.axis = axis
 
     def forward(self, x):
         xp = self.backend.xp
+        self.axis = _axis(x, self.axis, "softmax")
+        if x.size == 0:
+            self.saved = x.copy()
+            return self.saved
         w = _work(x)
         e = xp.exp(w - w.max(axis=self.axis, keepdims=True))
         e /= e.sum(axis=self.axis, keepdims=True)
@@ -94,11 +115,19 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    promotes = "float"
+    saves_inputs = ()
+    saves_output = True
+
     def __init__(self, axis=-1):
         self.axis = axis
 
     def forward(self, x):
         xp = self.backend.xp
+        self.axis = _axis(x, self.axis, "log_softmax")
+        if x.size == 0:
+            self.saved = x.copy()
+            return self.saved
         w = _work(x)
         shifted = w - w.max(axis=self.axis, keepdims=True)
         y = shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))

@@ -1,6 +1,8 @@
 """Elementwise arithmetic: + - * / **, negation, exp, log, sqrt, abs, maximum, minimum, where."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd import Function, sum_to
 
 
@@ -17,6 +19,9 @@ def _to_input(grad, x):
 
 
 class Add(Function):
+    promotes = "same"
+    saves_inputs = ()
+
     def forward(self, a, b):
         self.saved = (a.shape, a.dtype, b.shape, b.dtype)
         return a + b
@@ -29,6 +34,9 @@ class Add(Function):
 
 
 class Sub(Function):
+    promotes = "same"
+    saves_inputs = ()
+
     def forward(self, a, b):
         self.saved = (a.shape, a.dtype, b.shape, b.dtype)
         return a - b
@@ -41,6 +49,8 @@ class Sub(Function):
 
 
 class Mul(Function):
+    promotes = "same"
+
     def forward(self, a, b):
         self.saved = (a, b)
         return a * b
@@ -53,6 +63,9 @@ class Mul(Function):
 
 
 class Div(Function):
+    """True division: integers are divided as float32 (PyTorch's rule)."""
+    promotes = "float"
+
     def forward(self, a, b):
         self.saved = (a, b)
         return a / b
@@ -65,6 +78,11 @@ class Div(Function):
 
 
 class Pow(Function):
+    """a ** b. PyTorch's conventions at the special points: d/da is 0 where b == 0 (also at a == 0),
+    d/db is 0 where a == 0 and b >= 0, and NaN where a < 0."""
+    promotes = "same"
+    saves_output = True
+
     def forward(self, a, b):
         y = a ** b
         self.saved = (a, b, y)
@@ -73,13 +91,13 @@ class Pow(Function):
     def backward(self, grad_output):
         a, b, y = self.saved
         xp = self.backend.xp
+        zero = grad_output.dtype.type(0)
         ga = gb = None
-        if self.needs_input_grad[0]:
-            ga = _to_input(grad_output * b * a ** (b - 1), a)
-        if self.needs_input_grad[1]:
-            # NOTE: d(a^b)/db = a^b log a; defined as 0 where a == 0 (the limit for b > 0).
-            log_a = xp.log(xp.where(a > 0, a, 1))
-            gb = _to_input(grad_output * y * log_a, b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.needs_input_grad[0]:
+                ga = _to_input(xp.where(b == 0, zero, grad_output * b * a ** (b - 1)), a)
+            if self.needs_input_grad[1]:
+                gb = _to_input(xp.where((a == 0) & (b >= 0), zero, grad_output * y * xp.log(a)), b)
         return ga, gb
 
 
@@ -96,6 +114,8 @@ class Square(Function):
 
 
 class Neg(Function):
+    saves_inputs = ()
+
     def forward(self, x):
         return -x
 
@@ -104,6 +124,10 @@ class Neg(Function):
 
 
 class Exp(Function):
+    promotes = "float"
+    saves_inputs = ()
+    saves_output = True
+
     def forward(self, x):
         y = self.backend.xp.exp(x)
         self.saved = y
@@ -114,6 +138,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    promotes = "float"
+
     def forward(self, x):
         self.saved = x
         return self.backend.xp.log(x)
@@ -123,6 +149,10 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    promotes = "float"
+    saves_inputs = ()
+    saves_output = True
+
     def forward(self, x):
         y = self.backend.xp.sqrt(x)
         self.saved = y
@@ -143,6 +173,7 @@ class Abs(Function):
 
 class Maximum(Function):
     """Elementwise max; on ties each input gets half the gradient."""
+    promotes = "same"
     take_max = True
 
     def forward(self, a, b):
@@ -166,6 +197,9 @@ class Minimum(Maximum):
 
 
 class Where(Function):
+    promotes = "same"
+    saves_inputs = ()
+
     def __init__(self, condition):
         self.condition = condition
 

@@ -20,13 +20,21 @@ def check_labels(logits_shape, labels, op, skip_range=False):
                          f"got values from {low} to {high}")
 
 
+def check_float(array, op, what="scores"):
+    if array.dtype.kind != "f":
+        raise TypeError(f"{op}: {what} must be floating point, got dtype {array.dtype}; convert with .float()")
+
+
 class CrossEntropy(Function):
-    """Mean over the batch of -log softmax(logits)[label]; saves only dlogits."""
+    """Mean over the batch of -log softmax(logits)[label]; saves only dlogits. An empty batch gives NaN
+    (a mean over nothing, as in PyTorch) and an empty gradient."""
+    saves_inputs = ()
 
     def __init__(self, labels):
         self.labels = labels
 
     def forward(self, logits):
+        check_float(logits, "cross_entropy", "logits")
         check_labels(logits.shape, self.labels, "cross_entropy",
                      skip_range=self.backend.checks_labels_on_device(logits, self.labels))
         loss, dlogits = self.backend.softmax_xent(logits, self.labels)
@@ -40,32 +48,30 @@ class CrossEntropy(Function):
 
 
 class MSE(Function):
-    """(pred - target)^2 summed, averaged or kept: one op; saves only the difference."""
+    """(pred - target)^2 summed, averaged or kept: one op; saves only the difference. The mean over
+    zero elements is NaN, as in PyTorch."""
+    promotes = "same"
+    saves_inputs = ()
 
     def __init__(self, reduction):
         self.reduction = reduction
 
     def forward(self, pred, target):
+        check_float(pred, "mse_loss", "predictions")
         diff = pred - target
         self.saved = diff
         if self.reduction == "none":
             return diff * diff
-        # NOTE: a dot product of the flat difference with itself: one pass, no squared array.
-        flat = diff.ravel()  # a view (diff is fresh and contiguous); reshape(-1) costs 0.5 us more
+        flat = diff.reshape(-1)
         if diff.dtype.char == "e":  # float16: accumulated in float32
-            total = flat.astype(np.float32) @ flat.astype(np.float32)
-            if self.reduction == "mean":
-                total = total / max(diff.size, 1)
-            return total.astype(diff.dtype)
-        total = flat @ flat
-        return total / diff.dtype.type(max(diff.size, 1)) if self.reduction == "mean" else total
+            flat = flat.astype(np.float32)
+        total = flat @ flat  # NOTE: a dot product of the flat difference with itself: one pass, no squared array
+        if self.reduction == "mean":
+            total = total / (diff.size if diff.size else np.nan)
+        return self.backend.xp.asarray(total, dtype=diff.dtype)
 
     def backward(self, grad_output):
         diff = self.saved
         scale = 2.0 / max(diff.size, 1) if self.reduction == "mean" else 2.0
-        if grad_output.__class__ is np.ndarray and grad_output.shape == () and not self.retaining:
-            # NOTE: a host scalar, and diff is this op's own array, freed after this call: scaled in place
-            grad = np.multiply(diff, float(grad_output) * scale, out=diff)
-        else:  # "none", retain_graph, or a 0-d array on the GPU (no host read)
-            grad = diff * (grad_output * scale)
+        grad = diff * (grad_output * diff.dtype.type(scale))
         return (grad if self.needs_input_grad[0] else None), (-grad if self.needs_input_grad[1] else None)

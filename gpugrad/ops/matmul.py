@@ -26,8 +26,16 @@ def check_matmul_shapes(a_shape, b_shape, op="matmul"):
             raise ValueError(f"{op}: batch dimensions of shapes {tuple(a_shape)} and {tuple(b_shape)} do not broadcast")
 
 
+def check_same_dtype(a, b, op, names=("operands", "")):
+    """matmul and linear refuse mixed dtypes in the forward, as PyTorch does: no silent upcast of a model."""
+    if a.dtype != b.dtype:
+        raise TypeError(f"{op}: the {names[0]} have different dtypes ({a.dtype} and {b.dtype}); PyTorch refuses "
+                        f"this too. Convert one{names[1]}, e.g. x.float() or x.astype('{b.dtype}')")
+
+
 class MatMul(Function):
     def forward(self, a, b):
+        check_same_dtype(a, b, "matmul")
         self.saved = (a, b)
         try:
             return self.backend.matmul(a, b)
@@ -74,10 +82,16 @@ class Linear(Function):
     Saves x, weight and the output y (the activation's gradient is computed from y).
     """
 
+    saves_output = True
+
     def __init__(self, activation=None):
         self.activation = activation
 
     def forward(self, x, weight, bias=None):
+        check_same_dtype(x, weight, "linear", ("input and the weight", " (the data with x.float(), or the "
+                                                                        "model with model.double())"))
+        if bias is not None:
+            check_same_dtype(bias, weight, "linear", ("bias and the weight", ""))
         if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
             raise ValueError(f"linear: input of shape {tuple(x.shape)} does not match weight of shape "
                              f"{tuple(weight.shape)} (expected (..., {weight.shape[-1] if weight.ndim else '?'}) "

@@ -4,21 +4,20 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
+from .shape import check_axis
 
 
-def normalize_axis(axis, ndim: int, op: str):
+def normalize_axis(axis, ndim: int, op: str, shape=None):
+    """The sorted tuple of axes to reduce (a 0-d tensor reduces over nothing, taking axis 0 or -1)."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    out = []
-    for a in axes:
-        a = int(a)
-        if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimension(s)")
-        out.append(a % ndim if ndim else 0)
-    if len(set(out)) != len(out):
+    if isinstance(axis, (tuple, list)):
+        axes = [check_axis(a, ndim, op, shape) for a in axis]
+    else:
+        axes = [check_axis(axis, ndim, op, shape)]
+    if len(set(axes)) != len(axes):
         raise ValueError(f"{op}: repeated axis in {axis}")
-    return tuple(sorted(out))
+    return tuple(sorted(axes)) if ndim else ()
 
 
 def _accumulator(dtype):
@@ -28,36 +27,43 @@ def _accumulator(dtype):
 def _expand(grad, input_shape, axes, keepdims):
     """Reshape a reduced gradient so it broadcasts against the input."""
     if not keepdims:
-        shape = [1 if i in axes else n for i, n in enumerate(input_shape)]
-        grad = grad.reshape(shape)
+        grad = grad.reshape([1 if i in axes else n for i, n in enumerate(input_shape)])
     return grad
 
 
 class Sum(Function):
+    saves_inputs = ()
+
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
-        self.axes = normalize_axis(self.axis, x.ndim, "sum")
+        self.axes = normalize_axis(self.axis, x.ndim, type(self).__name__.lower(), x.shape)
         self.saved = (x.shape, x.dtype)
-        return x.sum(axis=self.axes, keepdims=self.keepdims, dtype=_accumulator(x.dtype)).astype(x.dtype, copy=False)
+        return self._reduce(x)
+
+    def _reduce(self, x):
+        return x.sum(axis=self.axes, keepdims=self.keepdims, dtype=_accumulator(x.dtype)).astype(x.dtype, copy=False) \
+            if x.dtype.kind == "f" else x.sum(axis=self.axes, keepdims=self.keepdims)
 
     def backward(self, grad_output):
         shape, dtype = self.saved
         grad = _expand(grad_output, shape, self.axes, self.keepdims)
         out = self.backend.xp.empty(shape, dtype=dtype)
-        out[...] = grad  # broadcasting assignment: cheaper than broadcast_to's Python wrapper
+        out[...] = grad  # broadcasting assignment
         return out
 
 
 class Mean(Sum):
-    def forward(self, x):
-        self.axes = normalize_axis(self.axis, x.ndim, "mean")
-        self.count = int(np.prod([x.shape[a] for a in self.axes])) if self.axes else 1
-        self.saved = (x.shape, x.dtype)
+    """The mean; a mean over zero elements is NaN (with no warning), as in PyTorch."""
+
+    def _reduce(self, x):
         if x.dtype.kind != "f":
-            raise TypeError(f"mean needs floating-point data, got dtype {x.dtype}")
-        return x.mean(axis=self.axes, keepdims=self.keepdims, dtype=_accumulator(x.dtype)).astype(x.dtype, copy=False)
+            raise TypeError(f"mean needs floating-point data, got dtype {x.dtype}; convert with .float()")
+        self.count = int(np.prod([x.shape[a] for a in self.axes]))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            total = x.sum(axis=self.axes, keepdims=self.keepdims, dtype=_accumulator(x.dtype))
+            return (total / (self.count if self.count else np.nan)).astype(x.dtype, copy=False)
 
     def backward(self, grad_output):
         return super().backward(grad_output / max(self.count, 1))
@@ -71,9 +77,11 @@ class Max(Function):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
-        self.axes = normalize_axis(self.axis, x.ndim, self.op)
-        if x.size == 0:
-            raise ValueError(f"{self.op}: cannot reduce an empty tensor of shape {tuple(x.shape)}")
+        self.axes = normalize_axis(self.axis, x.ndim, self.op, x.shape)
+        empty = [a for a in self.axes if x.shape[a] == 0]
+        if empty:
+            raise ValueError(f"{self.op}: cannot reduce over axis {empty[0]} of shape {tuple(x.shape)}, "
+                             "which has size 0 (PyTorch refuses this too)")
         reduce = x.max if self.op == "max" else x.min
         y = reduce(axis=self.axes, keepdims=True)
         self.saved = (x, y)

@@ -6,7 +6,26 @@ import numpy as np
 from ..autograd import Function, sum_to
 
 
+class AxisError(ValueError, IndexError):
+    """An axis out of range for a tensor's shape (numpy raises ValueError, PyTorch IndexError: both catch it)."""
+
+
+def check_axis(axis, ndim: int, op: str, shape=None) -> int:
+    """``axis`` as an index in 0 .. ndim-1, or an error naming the op, the axis and the shape.
+    A 0-d tensor takes axis 0 or -1 (PyTorch's rule)."""
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{op}: axis must be an integer, got {axis!r} ({type(axis).__name__})")
+    bound = max(ndim, 1)
+    if not -bound <= axis < bound:
+        where = f"shape {tuple(shape)}" if shape is not None else f"{ndim} dimension(s)"
+        raise AxisError(f"{op}: axis {axis} is out of range for {where} (valid: {-bound} .. {bound - 1})")
+    return int(axis) % bound if ndim else 0
+
+
 class Reshape(Function):
+    saves_inputs = ()
+    is_view = True
+
     def __init__(self, shape):
         self.shape = shape
 
@@ -23,14 +42,20 @@ class Reshape(Function):
 
 
 class Transpose(Function):
+    saves_inputs = ()
+    is_view = True
+
     def __init__(self, axes):
         self.axes = axes
 
     def forward(self, x):
         axes = self.axes if self.axes else tuple(reversed(range(x.ndim)))
-        if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+        if len(axes) != x.ndim:
+            raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation for shape {tuple(x.shape)}")
+        axes = tuple(check_axis(a, x.ndim, "transpose", x.shape) for a in axes)
+        if sorted(axes) != list(range(x.ndim)):
             raise ValueError(f"transpose: axes {tuple(self.axes)} are not a permutation for shape {tuple(x.shape)}")
-        self.axes = tuple(a % x.ndim for a in axes)
+        self.axes = axes
         return x.transpose(self.axes)
 
     def backward(self, grad_output):
@@ -38,6 +63,9 @@ class Transpose(Function):
 
 
 class BroadcastTo(Function):
+    saves_inputs = ()
+    is_view = True
+
     def __init__(self, shape):
         self.shape = tuple(shape)
 
@@ -60,8 +88,12 @@ def _is_basic_index(index) -> bool:
 
 
 class GetItem(Function):
+    saves_inputs = ()
+    is_view = True
+
     def __init__(self, index):
         self.index = index
+        self.is_view = _is_basic_index(index)
 
     def forward(self, x):
         self.saved = (x.shape, x.dtype)
@@ -81,25 +113,34 @@ class GetItem(Function):
 
 
 class Concatenate(Function):
+    promotes = "same"
+    saves_inputs = ()
+
     def __init__(self, axis=0):
         self.axis = axis
 
     def forward(self, *arrays):
-        shapes = [a.shape for a in arrays]
+        shapes = [tuple(a.shape) for a in arrays]
+        ndim = arrays[0].ndim
+        if ndim == 0:
+            raise ValueError(f"concatenate: 0-d tensors cannot be concatenated (shapes {shapes}); use stack")
+        self.axis = check_axis(self.axis, ndim, "concatenate", shapes[0])
         try:
             y = self.backend.xp.concatenate(arrays, axis=self.axis)
         except ValueError as error:
-            raise ValueError(f"concatenate: shapes {[tuple(s) for s in shapes]} along axis {self.axis}: {error}") from None
+            raise ValueError(f"concatenate: shapes {shapes} along axis {self.axis}: {error}") from None
         self.saved = shapes
         return y
 
     def backward(self, grad_output):
-        axis = self.axis % grad_output.ndim
-        bounds = np.cumsum([s[axis] for s in self.saved])[:-1]
-        return tuple(self.backend.xp.split(grad_output, [int(b) for b in bounds], axis=axis))
+        bounds = np.cumsum([s[self.axis] for s in self.saved])[:-1]
+        return tuple(self.backend.xp.split(grad_output, [int(b) for b in bounds], axis=self.axis))
 
 
 class Stack(Function):
+    promotes = "same"
+    saves_inputs = ()
+
     def __init__(self, axis=0):
         self.axis = axis
 
@@ -107,14 +148,18 @@ class Stack(Function):
         shapes = {tuple(a.shape) for a in arrays}
         if len(shapes) != 1:
             raise ValueError(f"stack: all tensors need the same shape, got {sorted(shapes)}")
+        self.axis = check_axis(self.axis, arrays[0].ndim + 1, "stack", arrays[0].shape)
         return self.backend.xp.stack(arrays, axis=self.axis)
 
     def backward(self, grad_output):
         xp = self.backend.xp
-        return tuple(xp.squeeze(part, axis=self.axis) for part in xp.split(grad_output, grad_output.shape[self.axis], axis=self.axis))
+        count = grad_output.shape[self.axis]
+        return tuple(xp.squeeze(part, axis=self.axis) for part in xp.split(grad_output, count, axis=self.axis))
 
 
 class Cast(Function):
+    saves_inputs = ()
+
     def __init__(self, dtype):
         self.dtype = dtype
 
@@ -126,8 +171,19 @@ class Cast(Function):
         return grad_output.astype(self.saved)
 
 
+class Clone(Function):
+    saves_inputs = ()
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, grad_output):
+        return grad_output
+
+
 class ToDevice(Function):
     """Copy to another device; the gradient is copied back."""
+    saves_inputs = ()
 
     def __init__(self, target):
         self.target = target

@@ -6,11 +6,27 @@ when numpy's OpenBLAS is found, else in-place numpy with reused scratch buffers.
 """
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from ..backend import get_backend
 
 _CPU = get_backend("cpu")
+
+
+def check_hyperparameter(optimizer: str, name: str, value, low=0.0, high=math.inf, low_open=False, high_open=False):
+    """A real, finite number in the range, or a one-line error naming the optimizer and the value."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{optimizer}: {name} must be a number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    below = value <= low if low_open else value < low
+    above = value >= high if high_open else value > high
+    if not math.isfinite(value) or below or above:
+        left, right = "(" if low_open else "[", ")" if high_open or high == math.inf else "]"
+        raise ValueError(f"{optimizer}: {name} must be a finite number in {left}{low:g}, {high:g}{right}, got {value!r}")
+    return value
 
 
 class Optimizer:
@@ -48,6 +64,7 @@ class Optimizer:
             group = groups.get(backend)
             if group is None:
                 group = groups[backend] = (backend, [], [], [])
+            p._version[0] += 1  # the step changes the parameter in place: graphs that saved it are stale
             group[1].append(data)
             group[2].append(grad_data)
             group[3].append(state)
@@ -60,14 +77,29 @@ class Optimizer:
         return {"hyperparameters": dict(self.defaults), "state": state}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        if len(state_dict["state"]) != len(self.params):
-            raise ValueError(f"{type(self).__name__}.load_state_dict: {len(state_dict['state'])} parameter states "
-                             f"for {len(self.params)} parameters")
+        """Load what ``state_dict`` returned. Everything is checked first: on any mismatch it raises,
+        naming all of them, and changes nothing."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or set(state_dict) != {"hyperparameters", "state"}:
+            raise ValueError(f"{name}.load_state_dict: expected a dict with keys 'hyperparameters' and 'state', "
+                             f"got {sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__}")
+        saved_states, problems = list(state_dict["state"]), []
+        if len(saved_states) != len(self.params):
+            problems.append(f"{len(saved_states)} parameter states for {len(self.params)} parameters")
+        unknown = sorted(set(state_dict["hyperparameters"]) - set(self.defaults))
+        if unknown:
+            problems.append(f"unknown hyperparameters {unknown}")
+        for i, (p, saved) in enumerate(zip(self.params, saved_states)):
+            for key, value in saved.items():
+                if np.ndim(value) and tuple(np.shape(value)) != p.shape:
+                    problems.append(f"state {i} {key!r} has shape {tuple(np.shape(value))}, the parameter {p.shape}")
+        if problems:
+            raise ValueError(f"{name}.load_state_dict: " + "; ".join(problems))
         self.defaults.update(state_dict["hyperparameters"])
-        for p, own, saved in zip(self.params, self.state, state_dict["state"]):
+        for p, own, saved in zip(self.params, self.state, saved_states):
             own.clear()
             for k, v in saved.items():
-                own[k] = p.backend.asarray(np.asarray(v)) if np.ndim(v) else v
+                own[k] = p.backend.asarray(np.asarray(v, dtype=p.dtype)) if np.ndim(v) else v
 
 
 class SGD(Optimizer):
@@ -75,9 +107,10 @@ class SGD(Optimizer):
     d = b (or d + momentum * b with Nesterov). PyTorch's formulation."""
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
-        if lr <= 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: lr must be > 0 and momentum, weight_decay >= 0 (lr={lr}, momentum={momentum}, "
-                             f"weight_decay={weight_decay})")
+        lr = check_hyperparameter("SGD", "lr", lr, low_open=True)
+        momentum = check_hyperparameter("SGD", "momentum", momentum)
+        dampening = check_hyperparameter("SGD", "dampening", dampening, high=1.0)
+        weight_decay = check_hyperparameter("SGD", "weight_decay", weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
@@ -96,9 +129,13 @@ class Adam(Optimizer):
     decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        if lr <= 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or eps < 0 or weight_decay < 0:
-            raise ValueError(f"{type(self).__name__}: invalid hyperparameters lr={lr}, betas={betas}, eps={eps}, "
-                             f"weight_decay={weight_decay}")
+        name = type(self).__name__
+        lr = check_hyperparameter(name, "lr", lr, low_open=True)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"{name}: betas must be a pair of numbers, got {betas!r}")
+        betas = tuple(check_hyperparameter(name, f"betas[{i}]", b, high=1.0, high_open=True) for i, b in enumerate(betas))
+        eps = check_hyperparameter(name, "eps", eps)
+        weight_decay = check_hyperparameter(name, "weight_decay", weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
 
     def step(self):  # arrays only, no graph: nothing to turn off

@@ -1,0 +1,91 @@
+"""The dtype vocabulary, defined once: floating types, the default float, and PyTorch's promotion.
+
+Promotion follows ``torch.result_type``:
+
+- categories rank bool < integer < floating; within a category numpy's ``promote_types`` decides
+  (float16 + float32 -> float32, int8 + uint8 -> int16); across categories the higher category's
+  type wins (int64 + float16 -> float16, not numpy's float64);
+- operands come in three priorities: tensors with dimensions, 0-d tensors, Python numbers. A
+  lower-priority operand changes the result only when its category is higher: float32 (3,) +
+  float64 0-d -> float32; int64 (3,) + 0.5 -> float32 (Python floats count as the default
+  float type, float32; Python ints as int64; bools as bool);
+- integer inputs to real-valued math (``/``, exp, log, sqrt, sigmoid, tanh, softmax, ...) are
+  computed in the default float type: ``int / int`` and ``int.exp()`` are float32.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+DEFAULT_FLOAT = np.dtype(np.float32)
+
+
+def is_float(dtype) -> bool:
+    return np.dtype(dtype).kind == "f"
+
+
+def _category(dtype) -> int:
+    kind = dtype.kind
+    return 0 if kind == "b" else 2 if kind == "f" else 1 if kind in "iu" else 3
+
+
+def promote_types(a, b) -> np.dtype:
+    """PyTorch's ``promote_types``: the higher category wins; within one, numpy's rule."""
+    a, b = np.dtype(a), np.dtype(b)
+    if a == b:
+        return a
+    ca, cb = _category(a), _category(b)
+    if ca != cb:
+        return a if ca > cb else b
+    result = np.promote_types(a, b)
+    return np.dtype(np.int64) if ca == 1 and result.kind == "f" else result  # uint64 + int64
+
+
+def _python_number_dtype(value) -> np.dtype:
+    if isinstance(value, bool):
+        return np.dtype(np.bool_)
+    if isinstance(value, numbers.Integral):
+        return np.dtype(np.int64)
+    return DEFAULT_FLOAT
+
+
+def _combine(higher, lower):
+    """torch's combine_categories: ``lower`` (a lower-priority group) counts only if its category is higher."""
+    if higher is None:
+        return lower
+    if lower is None:
+        return higher
+    if higher.kind == "f":
+        return higher
+    if higher.kind == "b" or lower.kind == "f":
+        return promote_types(higher, lower)
+    return higher
+
+
+def result_type(*operands) -> np.dtype:
+    """The dtype of an elementwise op on ``operands`` (tensors, arrays, numpy or Python numbers)."""
+    groups = [None, None, None]  # dimensioned, 0-d, Python numbers
+    for value in operands:
+        if isinstance(value, numbers.Number) and not isinstance(value, np.generic):
+            group, dtype = 2, _python_number_dtype(value)
+        else:
+            data = getattr(value, "data", value) if not isinstance(value, np.generic) else value
+            group, dtype = (1 if data.ndim == 0 else 0), np.dtype(data.dtype)
+        groups[group] = dtype if groups[group] is None else promote_types(groups[group], dtype)
+    return _combine(groups[0], _combine(groups[1], groups[2]))
+
+
+def float_result(dtype) -> np.dtype:
+    """The dtype real-valued math returns for ``dtype``: floats keep theirs, the rest float32."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype.kind == "f" else DEFAULT_FLOAT
+
+
+def check_numeric(array, where: str):
+    """Refuse arrays of strings, objects and other non-numbers with a one-line error."""
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: cannot make a tensor of dtype {array.dtype} (from {type(array).__name__}); "
+                        "expected numbers or bools")
+    return array
