@@ -44,6 +44,8 @@ def build_parser():
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", default=None, help="output folder (default runs/<timestamp>)")
+    train.add_argument("--resume", default=None, metavar="RUN_DIR",
+                       help="continue an interrupted run from its folder (its options are used)")
 
     from .benchmark import add_arguments as add_bench_arguments
     add_bench_arguments(commands.add_parser("bench", help="training-step benchmarks: gpugrad, numpy, PyTorch"))
@@ -111,18 +113,46 @@ def main(argv=None) -> int:
 
 def _train(args) -> int:
     from .backend import CudaUnavailableError
-    from .train import TrainConfig, train
-    out = args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
+    from .train import TrainConfig, TrainingStopped, new_run_folder, train
     config = TrainConfig(dataset=args.dataset, hidden=args.hidden, activation=args.activation, loss=args.loss,
                          optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, epochs=args.epochs,
                          batch_size=args.batch_size, schedule=args.schedule,
-                         device=args.device, seed=args.seed, out=out)
+                         device=args.device, seed=args.seed, out=args.out)
     try:
-        train(config)
+        if args.resume is None:
+            config.check()  # a bad option is reported before a run folder is made for it
+            if config.out is None:
+                config.out = str(new_run_folder())
+        train(config, log=_print_or_stop, resume=args.resume)
     except (ValueError, CudaUnavailableError, ImportError) as error:
         print(f"gpugrad train: error: {error}", file=sys.stderr)
         return 2
+    except TrainingStopped as stopped:
+        print(f"gpugrad train: {stopped}", file=sys.stderr)
+        return stopped.exit_code
+    except MemoryError as error:
+        detail = str(error).splitlines()[0] if str(error) else "an allocation failed"
+        print(f"gpugrad train: out of memory ({detail}); try smaller --hidden or --batch-size", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        _silence_stdout()
+        print("gpugrad train: the output pipe was closed; stopped (files written so far are kept)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _print_or_stop(*args):
+    print(*args, flush=True)  # a closed pipe (gpugrad train | head) raises here, between epochs
+
+
+def _silence_stdout():
+    """After a closed pipe, point stdout at /dev/null so that Python's exit flush cannot fail again."""
+    import os
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

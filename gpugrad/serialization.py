@@ -1,63 +1,161 @@
-"""``gpugrad.save`` / ``gpugrad.load``: tensors, arrays and numbers in nested dicts and lists, as .npz.
+"""``gpugrad.save`` / ``gpugrad.load``: tensors, arrays and numbers in nested dicts, lists and tuples, as .npz.
 
-Files are read with ``allow_pickle=False``: loading never runs code. Nesting is stored as
-slash-separated keys plus a small JSON description of the structure.
+Files are read with ``allow_pickle=False``: loading never runs code. Each array is stored under a
+generated name (``a0``, ``a1``, ...) and the nesting as a small JSON description in one more
+entry, so no key can collide with another or with the description. Dict keys may be str, int,
+float, bool or None and come back with their type. ``save`` writes a temporary file beside the
+target and renames it over the target: a crash never leaves half a checkpoint.
 """
 from __future__ import annotations
 
 import json
+import math
+import os
+import zipfile
+from pathlib import Path
 
 import numpy as np
 
 from .tensor import Tensor
 
 _STRUCTURE = "__gpugrad_structure__"
+_FORMAT = 2
+_KEY_TYPES = {str: "str", int: "int", float: "float", bool: "bool", type(None): "none"}
 
 
-def _flatten(obj, prefix, arrays):
+class CheckpointError(ValueError):
+    """A file that ``gpugrad.load`` cannot read: not an .npz, truncated, or written by something else."""
+
+
+def _encode_key(key, where):
+    tag = _KEY_TYPES.get(type(key))
+    if tag is None:
+        raise TypeError(f"gpugrad.save: dict key {key!r} at {where or 'the top level'} is a {type(key).__name__}; "
+                        "keys must be str, int, float, bool or None")
+    if tag == "float" and not math.isfinite(key):
+        return [tag, repr(key)]
+    return [tag, key]
+
+
+def _decode_key(pair):
+    tag, key = pair
+    return float(key) if tag == "float" else key
+
+
+def _flatten(obj, where, arrays):
     if isinstance(obj, dict):
-        return {"dict": [[str(k), _flatten(v, f"{prefix}{k}/", arrays)] for k, v in obj.items()]}
+        return {"dict": [[_encode_key(k, where), _flatten(v, f"{where}[{k!r}]", arrays)] for k, v in obj.items()]}
     if isinstance(obj, (list, tuple)):
-        return {"list" if isinstance(obj, list) else "tuple": [_flatten(v, f"{prefix}{i}/", arrays) for i, v in enumerate(obj)]}
-    if obj is None or isinstance(obj, (bool, int, float, str)):
+        kind = "list" if isinstance(obj, list) else "tuple"
+        return {kind: [_flatten(v, f"{where}[{i}]", arrays) for i, v in enumerate(obj)]}
+    if obj is None or isinstance(obj, (bool, int, str)):
         return {"value": obj}
-    key = prefix.rstrip("/") or "value"
+    if isinstance(obj, float):
+        return {"float": repr(obj)}  # repr keeps nan and inf, which JSON cannot hold
+    name = f"a{len(arrays)}"
     if isinstance(obj, Tensor):
-        arrays[key] = obj.numpy()
-        return {"tensor": key}
-    array = obj.get() if hasattr(obj, "get") and not isinstance(obj, np.ndarray) else np.asarray(obj)
-    if array.dtype == object:
-        raise TypeError(f"gpugrad.save: cannot store {type(obj).__name__} at {key!r} (numbers, arrays and tensors only)")
-    arrays[key] = array
-    return {"array": key}
+        arrays[name] = obj.numpy()
+        return {"tensor": name, "requires_grad": bool(obj.requires_grad)}
+    if isinstance(obj, np.generic):
+        array, kind = np.asarray(obj), "scalar"
+    elif isinstance(obj, np.ndarray):
+        array, kind = obj, "array"
+    elif type(obj).__module__.startswith("cupy"):
+        array, kind = obj.get(), "array"
+    else:
+        raise TypeError(f"gpugrad.save: cannot store a {type(obj).__name__} at {where or 'the top level'} "
+                        "(dicts, lists, tuples, None, bools, numbers, strings, arrays and tensors only)")
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"gpugrad.save: cannot store an array of dtype {array.dtype} at {where or 'the top level'}")
+    arrays[name] = array
+    return {kind: name}
 
 
-def _rebuild(node, archive):
+def _rebuild(node, archive, path):
     if "dict" in node:
-        return {k: _rebuild(v, archive) for k, v in node["dict"]}
+        # NOTE: format 1 (gpugrad 0.1's first files) stored plain string keys
+        return {(_decode_key(k) if isinstance(k, list) else k): _rebuild(v, archive, path) for k, v in node["dict"]}
     if "list" in node:
-        return [_rebuild(v, archive) for v in node["list"]]
+        return [_rebuild(v, archive, path) for v in node["list"]]
     if "tuple" in node:
-        return tuple(_rebuild(v, archive) for v in node["tuple"])
+        return tuple(_rebuild(v, archive, path) for v in node["tuple"])
     if "value" in node:
         return node["value"]
-    if "tensor" in node:
-        return Tensor(archive[node["tensor"]].copy())
-    return archive[node["array"]].copy()
+    if "float" in node:
+        return float(node["float"])
+    for kind in ("tensor", "array", "scalar"):
+        if kind in node:
+            name = node[kind]
+            if name not in archive.files:
+                raise CheckpointError(f"gpugrad.load: {path} is damaged: its index names {name!r}, which is missing")
+            array = archive[name]
+            if kind == "tensor":
+                return Tensor(array.copy(), requires_grad=node.get("requires_grad", False))
+            return array[()] if kind == "scalar" else array.copy()
+    raise CheckpointError(f"gpugrad.load: {path} has an index entry gpugrad does not know: {node!r:.80}")
 
 
 def save(obj, path) -> None:
-    """Write ``obj`` (a state dict, an optimizer state, nested dicts and lists of tensors/arrays/numbers)."""
+    """Write ``obj`` (a state dict, an optimizer state, nested dicts/lists/tuples of tensors, arrays,
+    numbers and strings) to ``path``, atomically. Anything else is refused before a byte is written."""
     arrays: dict = {}
     structure = _flatten(obj, "", arrays)
-    arrays[_STRUCTURE] = np.array(json.dumps(structure))
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
+    arrays[_STRUCTURE] = np.array(json.dumps({"format": _FORMAT, "root": structure}))
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def _describe(path) -> str:
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"\x93NUMPY"):
+        return "a single .npy array, not an .npz archive (read it with numpy.load)"
+    if head.startswith(b"PK"):
+        return "a damaged or truncated zip archive"
+    if head[:1] == b"\x80":
+        return "a pickle (perhaps an old PyTorch checkpoint): gpugrad reads only .npz files, never pickles"
+    return "not an .npz archive"
 
 
 def load(path):
-    """Read what ``save`` wrote; tensors come back on the CPU (move them with ``.to``)."""
-    with np.load(path, allow_pickle=False) as archive:
-        if _STRUCTURE not in archive.files:
-            return {k: Tensor(archive[k].copy()) for k in archive.files}  # a plain .npz of arrays
-        return _rebuild(json.loads(str(archive[_STRUCTURE])), archive)
+    """Read what ``save`` wrote (or a plain .npz of arrays); tensors come back on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"gpugrad.load: no such file: {path}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        raise CheckpointError(f"gpugrad.load: cannot read {path}: {_describe(path)}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise CheckpointError(f"gpugrad.load: cannot read {path}: {_describe(path)}")
+    with archive:
+        files = archive.files
+        foreign = [n for n in archive.zip.namelist() if not n.endswith(".npy")]
+        if foreign:
+            hint = " (a PyTorch .pt checkpoint: load it with torch.load and convert the tensors)" \
+                if any(n.endswith("data.pkl") for n in foreign) else ""
+            raise CheckpointError(f"gpugrad.load: {path} is a zip archive but not an .npz of arrays: it holds "
+                                  f"{foreign[:3]}{hint}")
+        try:
+            if _STRUCTURE not in files:
+                return {k: Tensor(archive[k].copy()) for k in files}  # a plain .npz of arrays
+            index = json.loads(str(archive[_STRUCTURE]))
+            if isinstance(index, dict) and "format" not in index:
+                return _rebuild(index, archive, path)  # format 1: the structure itself
+            if not isinstance(index, dict) or index.get("format") != _FORMAT:
+                raise CheckpointError(f"gpugrad.load: {path} was written in a format this gpugrad does not read "
+                                      f"({index.get('format') if isinstance(index, dict) else index!r:.40})")
+            return _rebuild(index["root"], archive, path)
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
+            if isinstance(error, CheckpointError):
+                raise
+            raise CheckpointError(f"gpugrad.load: {path} is damaged ({type(error).__name__}: {error})") from None

@@ -1,24 +1,49 @@
-"""The training loop behind ``gpugrad train``: an MLP on a bundled data set, on the CPU or a GPU."""
+"""The training loop behind ``gpugrad train``: an MLP on a bundled data set, on the CPU or a GPU.
+
+A run keeps its work. Its folder is made (and checked writable) before the first step and holds
+``config.json`` from the start; after every epoch the history (``history.json`` / ``.csv``) and a
+checkpoint (``checkpoint.npz``: model, optimizer, epoch, the loader's and the device's RNG state)
+are written atomically. Ctrl-C finishes the current step, writes a checkpoint of exactly that
+point and says how to resume (``gpugrad train --resume RUN_DIR``); on the CPU a resumed run ends
+with the same weights as one never interrupted. A non-finite loss stops the run with the files kept.
+"""
 from __future__ import annotations
 
 import csv
+import dataclasses
+import io
 import json
 import math
+import os
+import platform
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from . import data as datasets
 from . import functional as F
 from . import nn, optim
 from .autograd import no_grad
 from .backend import CudaUnavailableError, get_backend
-from .serialization import save
 from .creation import manual_seed, tensor
+from .serialization import load, save
 
 LOSSES = ("cross_entropy", "svm", "mse")
 OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine")
+
+
+class TrainingStopped(Exception):
+    """The run stopped early with its files kept; ``exit_code`` is what the command returns."""
+
+    def __init__(self, message, exit_code):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -52,15 +77,21 @@ class TrainConfig:
             raise ValueError(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r} (choose from {', '.join(OPTIMIZERS)})")
-        if self.schedule not in ("constant", "cosine"):
+        if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r} (choose constant or cosine)")
-        if self.weight_decay < 0:
-            raise ValueError(f"--weight-decay must be >= 0, got {self.weight_decay}")
-        if self.epochs < 1 or self.batch_size < 1 or (self.lr is not None and self.lr <= 0):
-            raise ValueError(f"--epochs and --batch-size must be >= 1 and --lr > 0 "
+        if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+            raise ValueError(f"--weight-decay must be a finite number >= 0, got {self.weight_decay}")
+        if not math.isfinite(self.momentum) or self.momentum < 0:
+            raise ValueError(f"--momentum must be a finite number >= 0, got {self.momentum}")
+        if self.epochs < 1 or self.batch_size < 1 or (self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0)):
+            raise ValueError(f"--epochs and --batch-size must be >= 1 and --lr a finite number > 0 "
                              f"(got {self.epochs}, {self.batch_size}, {self.lr})")
         if self.dataset == "toy" and self.loss != "mse":
             raise ValueError("the toy data set is a regression: use --loss mse")
+
+    def options(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()
+                if k not in ("history", "progress")}
 
 
 def resolve_device(device: str) -> str:
@@ -73,6 +104,44 @@ def resolve_device(device: str) -> str:
         return "cuda:0"
     except CudaUnavailableError:
         return "cpu"
+
+
+def new_run_folder(parent="runs") -> Path:
+    """``runs/<timestamp>``, with ``-2``, ``-3``, ... when a run started in the same second holds it."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 10_000):
+        folder = Path(parent) / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            continue
+    raise OSError(f"no free run folder under {parent} for {stamp}")
+
+
+def prepare_output(out: Path, resuming: bool) -> Path:
+    """Make the output folder (or check a resumed one) and prove it writable, before any work."""
+    out = Path(out)
+    if resuming:
+        if not (out / "config.json").is_file() or not (out / "checkpoint.npz").is_file():
+            raise ValueError(f"--resume {out}: not a run folder with config.json and checkpoint.npz")
+    else:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ValueError(f"output folder {out}: a file is in the way") from None
+        except OSError as error:
+            raise ValueError(f"output folder {out}: cannot create it ({error.strerror})") from None
+        if (out / "config.json").exists():
+            raise ValueError(f"output folder {out} holds a run already: continue it with --resume {out}, "
+                             "or give another --out")
+    probe = out / f".write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"output folder {out} is not writable ({error.strerror})") from None
+    return out
 
 
 def _loss(name, outputs, labels, num_classes):
@@ -109,16 +178,87 @@ def _progress(total, enabled, desc):
     return tqdm(total=total, desc=desc, leave=False, file=sys.stderr)
 
 
-def train(config: TrainConfig, log=print):
-    """Train; return (model, history). Writes history.json/.csv, loss.png and model.npz to ``config.out``."""
+class _StopRequest:
+    """SIGINT sets a flag that the loop reads after each step; a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc_info):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def _finite_or_none(value):
+    return value if value is None or math.isfinite(value) else None
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def write_history(out: Path, history) -> None:
+    """history.json (valid JSON: a non-finite number is null) and history.csv (empty field), atomically."""
+    rows = [{k: _finite_or_none(v) if isinstance(v, float) else v for k, v in r.items()} for r in history]
+    _write_text_atomically(out / "history.json", json.dumps(rows, indent=2, allow_nan=False))
+    buffer = io.StringIO()
+    fields = ["epoch", "train_loss", "test_loss", "test_accuracy", "samples_per_s"]
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_text_atomically(out / "history.csv", buffer.getvalue())
+
+
+def _versions(device):
+    from . import __version__
+    found = {"gpugrad": __version__, "numpy": np.__version__, "python": platform.python_version()}
+    if device.startswith("cuda"):
+        import cupy
+        found["cupy"] = cupy.__version__
+    return found
+
+
+def _rng_state(backend):
+    rng = getattr(backend, "rng", None)
+    return json.dumps(rng.bit_generator.state) if isinstance(rng, np.random.Generator) else None
+
+
+def train(config: TrainConfig, log=print, resume: str | None = None):
+    """Train; return (model, history). With ``config.out`` (or ``resume``), writes config.json, then
+    after every epoch history.json/.csv and checkpoint.npz, and at the end model.npz and loss.png."""
+    out = None
+    checkpoint = None
+    if resume is not None:
+        out = prepare_output(Path(resume), resuming=True)
+        saved = json.loads((out / "config.json").read_text())["options"]
+        saved["hidden"] = tuple(saved["hidden"])
+        config = TrainConfig(**{**saved, "progress": config.progress, "out": str(out)})
+        checkpoint = load(out / "checkpoint.npz")
     config.check()
     device = resolve_device(config.device)
+    if config.out and out is None:
+        out = prepare_output(Path(config.out), resuming=False)
     manual_seed(config.seed)
     data = datasets.load(config.dataset)
     num_classes = data.num_classes
     outputs = num_classes if num_classes is not None else data.y_train.shape[1]
+    sizes = [data.num_features, *map(int, config.hidden), outputs]
     # Initialised on the CPU, then moved: the same seed gives the same weights on every device.
-    model = nn.MLP([data.num_features, *map(int, config.hidden), outputs], activation=config.activation).to(device)
+    model = nn.MLP(sizes, activation=config.activation).to(device)
     lr = config.lr if config.lr is not None else (1e-3 if config.optimizer == "adam" else 0.1)
     if config.optimizer == "adam":
         opt = optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
@@ -127,56 +267,102 @@ def train(config: TrainConfig, log=print):
     loader = datasets.DataLoader(data.X_train, data.y_train, config.batch_size, shuffle=True, seed=config.seed,
                                  device=device)
     X_test, y_test = tensor(data.X_test, device=device), tensor(data.y_test, device=device)
+    history, first_epoch, skip_steps, partial = [], 1, 0, (0.0, 0)
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        opt.load_state_dict(checkpoint["optimizer"])
+        history = list(checkpoint["history"])
+        first_epoch, skip_steps = checkpoint["epoch"], checkpoint["step"]
+        partial = (checkpoint["partial_loss"], checkpoint["partial_seen"])
+        loader.rng.bit_generator.state = json.loads(checkpoint["loader_rng"])
+        if checkpoint["device_rng"] is not None and _rng_state(get_backend(device)) is not None:
+            get_backend(device).rng.bit_generator.state = json.loads(checkpoint["device_rng"])
+    elif out is not None:
+        _write_text_atomically(out / "config.json", json.dumps(
+            {"options": config.options(), "layer_sizes": sizes, "device": device, "versions": _versions(device),
+             "command": sys.argv}, indent=2))
     show_bar = sys.stderr.isatty() if config.progress is None else config.progress
     log(f"gpugrad train: {config.dataset} ({len(data.X_train)} train / {len(data.X_test)} test), "
-        f"MLP {[data.num_features, *config.hidden, outputs]} {config.activation}, {config.loss}, "
+        f"MLP {sizes} {config.activation}, {config.loss}, "
         f"{config.optimizer} lr={lr} ({config.schedule}) weight decay {config.weight_decay}, "
-        f"batch {config.batch_size}, {config.epochs} epochs, on {device}")
-    history = []
-    for epoch in range(1, config.epochs + 1):
-        if config.schedule == "cosine":
-            opt.defaults["lr"] = lr * (1 + math.cos(math.pi * (epoch - 1) / config.epochs)) / 2
-        bar = _progress(len(loader), show_bar, f"epoch {epoch}/{config.epochs}")
-        started = time.perf_counter()
-        total, seen = 0.0, 0
-        running = []
-        for xb, yb in loader:
-            loss = _loss(config.loss, model(xb), yb, num_classes)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            running.append(loss)
-            seen += len(xb)
+        f"batch {config.batch_size}, {config.epochs} epochs, on {device}"
+        + (f", resumed at epoch {first_epoch} step {skip_steps}" if checkpoint is not None else ""))
+
+    def write_checkpoint(epoch, step, loader_rng, partial_loss, partial_seen):
+        if out is None:
+            return
+        save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "step": step,
+              "partial_loss": float(partial_loss), "partial_seen": int(partial_seen), "loader_rng": loader_rng,
+              "device_rng": _rng_state(get_backend(device)),
+              "history": [{k: _finite_or_none(v) if isinstance(v, float) else v for k, v in r.items()}
+                          for r in history]}, out / "checkpoint.npz")
+        write_history(out, history)
+
+    with _StopRequest() as stop:
+        for epoch in range(first_epoch, config.epochs + 1):
+            if config.schedule == "cosine":
+                opt.defaults["lr"] = lr * (1 + math.cos(math.pi * (epoch - 1) / config.epochs)) / 2
+            bar = _progress(len(loader), show_bar, f"epoch {epoch}/{config.epochs}")
+            started = time.perf_counter()
+            loader_rng = json.dumps(loader.rng.bit_generator.state)  # before this epoch's permutation
+            running, seen = [], 0
+            step = 0
+            for step, (xb, yb) in enumerate(loader, start=1):
+                if step <= skip_steps:
+                    continue
+                loss = _loss(config.loss, model(xb), yb, num_classes)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                running.append((loss, len(xb)))
+                seen += len(xb)
+                if bar is not None:
+                    bar.update(1)
+                if stop.requested:
+                    break
+            # One device-to-host transfer per epoch, not per batch.
+            total = partial[0] + sum(l.item() * n for l, n in running)
+            seen_all = partial[1] + seen
             if bar is not None:
-                bar.update(1)
-        # One device-to-host transfer per epoch, not per batch.
-        sizes = [min(config.batch_size, len(loader.X) - i * config.batch_size) for i in range(len(running))]
-        total = sum(l.item() * s for l, s in zip(running, sizes))
-        get_backend(device).synchronize()
-        elapsed = time.perf_counter() - started
-        if bar is not None:
-            bar.close()
-        test_loss, accuracy = _evaluate(model, X_test, y_test, config, num_classes)
-        record = {"epoch": epoch, "train_loss": total / max(seen, 1), "test_loss": test_loss,
-                  "test_accuracy": accuracy, "samples_per_s": seen / elapsed if elapsed > 0 else None}
-        history.append(record)
-        acc = f", test accuracy {accuracy:.4f}" if accuracy is not None else ""
-        log(f"epoch {epoch:3d}: train loss {record['train_loss']:.4f}, test loss {test_loss:.4f}{acc}, "
-            f"{record['samples_per_s']:.0f} samples/s")
-    if config.out:
-        write_outputs(Path(config.out), model, history, log)
+                bar.close()
+            if stop.requested and step < len(loader):
+                write_checkpoint(epoch, step, loader_rng, total, seen_all)
+                raise TrainingStopped(
+                    f"interrupted at epoch {epoch}, step {step} of {len(loader)}: checkpoint and history are in "
+                    f"{out}; continue with: gpugrad train --resume {out}" if out is not None else
+                    f"interrupted at epoch {epoch}, step {step} of {len(loader)} (no --out: nothing was written)", 130)
+            skip_steps, partial = 0, (0.0, 0)
+            get_backend(device).synchronize()
+            elapsed = time.perf_counter() - started
+            train_loss = total / max(seen_all, 1)
+            test_loss, accuracy = _evaluate(model, X_test, y_test, config, num_classes)
+            record = {"epoch": epoch, "train_loss": train_loss, "test_loss": test_loss, "test_accuracy": accuracy,
+                      "samples_per_s": seen / elapsed if elapsed > 0 else None}
+            history.append(record)
+            if not math.isfinite(train_loss):
+                if out is not None:
+                    write_history(out, history)  # the last checkpoint stays the last finite one
+                raise TrainingStopped(
+                    f"the training loss became {train_loss} in epoch {epoch}: lower the learning rate (--lr "
+                    f"{opt.defaults['lr']:g} now) or check the data for NaN or inf"
+                    + (f"; files up to epoch {epoch - 1} are in {out}" if out is not None else ""), 3)
+            write_checkpoint(epoch + 1, 0, json.dumps(loader.rng.bit_generator.state), 0.0, 0)
+            acc = f", test accuracy {accuracy:.4f}" if accuracy is not None else ""
+            log(f"epoch {epoch:3d}: train loss {train_loss:.4f}, test loss {test_loss:.4f}{acc}, "
+                f"{record['samples_per_s']:.0f} samples/s")
+            if stop.requested:
+                raise TrainingStopped(f"interrupted after epoch {epoch}: files are in {out}; continue with: "
+                                      f"gpugrad train --resume {out}" if out is not None else
+                                      f"interrupted after epoch {epoch}", 130)
+    if out is not None:
+        write_outputs(out, model, history, log)
     return model, history
 
 
 def write_outputs(out: Path, model, history, log=print):
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "history.json").write_text(json.dumps(history, indent=2))
-    with open(out / "history.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
+    write_history(out, history)
     save(model.state_dict(), out / "model.npz")
-    written = ["history.json", "history.csv", "model.npz"]
+    written = ["config.json", "history.json", "history.csv", "checkpoint.npz", "model.npz"]
     try:
         import matplotlib
         matplotlib.use("Agg")

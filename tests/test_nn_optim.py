@@ -150,7 +150,7 @@ def test_state_dict_round_trip_and_strict_errors():
     sd = a.state_dict()
     del sd["0.bias"]
     sd["extra"] = np.zeros(1)
-    with pytest.raises(KeyError, match=r"missing keys \['0.bias'\], unexpected keys \['extra'\]"):
+    with pytest.raises(KeyError, match=r"missing keys \['0.bias'\]; unexpected keys \['extra'\]"):
         b.load_state_dict(sd)
     result = b.load_state_dict(sd, strict=False)
     assert result.missing_keys == ["0.bias"] and result.unexpected_keys == ["extra"]

@@ -66,8 +66,8 @@ def test_save_and_load_round_trip(tmp_path):
     for p, q in zip(model.parameters(), fresh.parameters()):
         np.testing.assert_array_equal(p.numpy(), q.numpy())
     with np.load(tmp_path / "ck.npz", allow_pickle=False) as archive:  # nothing pickled
-        assert "model/0.weight" in archive.files
-    with pytest.raises(TypeError, match="cannot store object"):
+        assert all(name.startswith("a") or name == "__gpugrad_structure__" for name in archive.files)
+    with pytest.raises(TypeError, match=r"cannot store a object at \['bad'\]"):
         gpugrad.save({"bad": object()}, tmp_path / "bad.npz")
 
 
@@ -123,7 +123,8 @@ def test_cli_train_writes_its_files(tmp_path, capsys):
     (["--loss", "hinge"], "unknown loss 'hinge'"),
     (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
     (["--epochs", "0"], "--epochs and --batch-size must be >= 1"),
-    (["--weight-decay", "-1"], "--weight-decay must be >= 0"),
+    (["--weight-decay", "-1"], "--weight-decay must be a finite number >= 0"),
+    (["--lr", "nan"], "--lr a finite number > 0"),
     (["--schedule", "step"], "unknown schedule 'step'"),
     (["--device", "tpu"], "unknown device 'tpu'"),
 ])

@@ -204,7 +204,7 @@ class Backend:
         grad_pre = self.activation_bwd(activation, y, grad_output)
         grad_bias = None
         if need_bias:
-            rows = grad_pre.reshape(-1, grad_pre.shape[-1])
+            rows = grad_pre.reshape(math.prod(grad_pre.shape[:-1]), grad_pre.shape[-1])
             grad_bias = rows.sum(axis=0, dtype=compute_dtype(rows.dtype)).astype(rows.dtype, copy=False)
         return grad_pre, grad_bias
 

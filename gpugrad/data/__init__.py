@@ -90,11 +90,21 @@ def load(name: str, **kwargs) -> Dataset:
 
 class DataLoader:
     """Minibatches of (X, y) as tensors. The whole data set is copied to ``device`` once; each
-    epoch slices a fresh permutation there (no per-batch host-to-device copies)."""
+    epoch slices a fresh permutation there (no per-batch host-to-device copies).
 
-    def __init__(self, X, y, batch_size: int, shuffle: bool = True, drop_last: bool = False, seed=None, device=None):
+    Floating-point features come out as ``dtype`` (default float32, the dtype of gpugrad's layers:
+    float64 numpy data would otherwise meet float32 weights); integer labels keep theirs. Pass
+    ``dtype=None`` to keep the data's own dtype.
+    """
+
+    def __init__(self, X, y, batch_size: int, shuffle: bool = True, drop_last: bool = False, seed=None, device=None,
+                 dtype=np.float32):
         X = X.data if isinstance(X, Tensor) else X
         y = y.data if isinstance(y, Tensor) else y
+        if dtype is not None:
+            dtype = np.dtype(dtype)
+            X = X.astype(dtype, copy=False) if X.dtype.kind == "f" else X
+            y = y.astype(dtype, copy=False) if y.dtype.kind == "f" else y
         if len(X) != len(y):
             raise ValueError(f"DataLoader: X has {len(X)} samples but y has {len(y)}")
         if batch_size < 1:

@@ -11,6 +11,13 @@ from ..tensor import Tensor
 LoadResult = namedtuple("LoadResult", ["missing_keys", "unexpected_keys"])
 
 
+class StateDictError(KeyError, ValueError):
+    """``load_state_dict`` refused a state dict (keys or shapes); nothing was loaded."""
+
+    def __str__(self):  # KeyError would print the message in quotes
+        return str(self.args[0])
+
+
 class Parameter(Tensor):
     """A tensor that a ``Module`` owns and an optimizer updates (``requires_grad=True``)."""
 
@@ -79,22 +86,35 @@ class Module:
         return OrderedDict((name, p.detach()) for name, p in self.named_parameters())
 
     def load_state_dict(self, state_dict, strict: bool = True) -> LoadResult:
-        """Copy values in by name; with ``strict``, missing or unexpected keys raise a KeyError naming them."""
+        """Copy values in by name. Every key and shape is checked first: on any mismatch (missing or
+        unexpected keys with ``strict``, a shape that differs) it raises one error naming all of them
+        and changes nothing."""
         own = dict(self.named_parameters())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict for {type(self).__name__}: missing keys {missing}, "
-                           f"unexpected keys {unexpected}")
+        values, problems = {}, []
         for name, param in own.items():
             if name not in state_dict:
                 continue
             value = state_dict[name]
-            value = value.numpy() if isinstance(value, Tensor) else np.asarray(value) if not hasattr(value, "get") else value.get()
+            value = value.numpy() if isinstance(value, Tensor) else value.get() if hasattr(value, "get") and \
+                not isinstance(value, (dict, np.ndarray)) else np.asarray(value)
             if tuple(value.shape) != param.shape:
-                raise ValueError(f"load_state_dict: {name} has shape {tuple(value.shape)} in the state dict "
-                                 f"and {param.shape} in the model")
+                problems.append(f"{name} has shape {tuple(value.shape)} in the state dict and {param.shape} in the model")
+            elif value.dtype.kind not in "biuf":
+                problems.append(f"{name} has dtype {value.dtype} in the state dict")
+            values[name] = value
+        if strict and missing:
+            problems.append(f"missing keys {missing}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys {unexpected}")
+        if problems:
+            raise StateDictError(f"load_state_dict for {type(self).__name__}: " + "; ".join(problems) +
+                                 " (nothing was loaded)")
+        for name, value in values.items():
+            param = own[name]
             param.data[...] = param.backend.asarray(value.astype(param.dtype, copy=False))
+            param._version[0] += 1
         return LoadResult(missing, unexpected)
 
     def train(self, mode: bool = True):
@@ -118,6 +138,25 @@ class Module:
                     p.data = target.asarray(p.backend.to_numpy(p.data))
                 p.grad = None
         return self
+
+    def astype(self, dtype):
+        """Convert every floating-point parameter to ``dtype`` in place (gradients are dropped)."""
+        dtype = np.dtype(dtype)
+        for p in self.parameters():
+            if p.dtype != dtype and p.dtype.kind == "f":
+                p.data = p.data.astype(dtype)
+                p.grad = None
+                p._version[0] += 1
+        return self
+
+    def float(self):
+        return self.astype(np.float32)
+
+    def double(self):
+        return self.astype(np.float64)
+
+    def half(self):
+        return self.astype(np.float16)
 
     def cpu(self):
         return self.to("cpu")

@@ -5,6 +5,8 @@ swap only the last two axes, and sum back over broadcast batch dimensions.
 """
 from __future__ import annotations
 
+import math
+
 from ..autograd import Function, sum_to
 
 
@@ -26,11 +28,10 @@ def check_matmul_shapes(a_shape, b_shape, op="matmul"):
             raise ValueError(f"{op}: batch dimensions of shapes {tuple(a_shape)} and {tuple(b_shape)} do not broadcast")
 
 
-def check_same_dtype(a, b, op, names=("operands", "")):
+def check_same_dtype(a, b, op, names="operands", fix="convert one, e.g. x.float(), x.double() or x.astype(dtype)"):
     """matmul and linear refuse mixed dtypes in the forward, as PyTorch does: no silent upcast of a model."""
     if a.dtype != b.dtype:
-        raise TypeError(f"{op}: the {names[0]} have different dtypes ({a.dtype} and {b.dtype}); PyTorch refuses "
-                        f"this too. Convert one{names[1]}, e.g. x.float() or x.astype('{b.dtype}')")
+        raise TypeError(f"{op}: the {names} have different dtypes ({a.dtype} and {b.dtype}); {fix}")
 
 
 class MatMul(Function):
@@ -68,7 +69,8 @@ class MatMul(Function):
             if b2.ndim == 2 and a2.ndim > 2:
                 # NOTE: a weight shared over a batch: fold the batch into one GEMM instead of B GEMMs + a sum.
                 k, n = b2.shape
-                gb = backend.matmul(a2.reshape(-1, k).T, g.reshape(-1, n))
+                count = math.prod(a2.shape[:-1])
+                gb = backend.matmul(a2.reshape(count, k).T, g.reshape(count, n))
             else:
                 gb = sum_to(backend.matmul(_swap(a2), g), b2.shape)
             if b.ndim == 1:
@@ -88,10 +90,10 @@ class Linear(Function):
         self.activation = activation
 
     def forward(self, x, weight, bias=None):
-        check_same_dtype(x, weight, "linear", ("input and the weight", " (the data with x.float(), or the "
-                                                                        "model with model.double())"))
+        check_same_dtype(x, weight, "linear", "input and the weight",
+                         f"convert the input (x.astype('{weight.dtype}'), x.float()) or the model (model.double())")
         if bias is not None:
-            check_same_dtype(bias, weight, "linear", ("bias and the weight", ""))
+            check_same_dtype(bias, weight, "linear", "bias and the weight")
         if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
             raise ValueError(f"linear: input of shape {tuple(x.shape)} does not match weight of shape "
                              f"{tuple(weight.shape)} (expected (..., {weight.shape[-1] if weight.ndim else '?'}) "
@@ -112,8 +114,9 @@ class Linear(Function):
         gx = backend.matmul(grad_pre, weight) if self.needs_input_grad[0] else None
         gw = None
         if self.needs_input_grad[1]:
-            rows = grad_pre.reshape(-1, grad_pre.shape[-1])
-            gw = backend.matmul(rows.T, x.reshape(-1, x.shape[-1]))
+            count = math.prod(x.shape[:-1])  # not reshape(-1, ...): that cannot tell an empty axis apart
+            rows = grad_pre.reshape(count, grad_pre.shape[-1])
+            gw = backend.matmul(rows.T, x.reshape(count, x.shape[-1]))
         return (gx, gw, grad_bias) if has_bias else (gx, gw)
 
 
