@@ -269,6 +269,9 @@ class Tensor:
     def __pos__(self):
         return self
 
+    def __abs__(self):
+        return arith.Abs()(self)
+
     def _compare(self, other, ufunc_name):
         a, b = as_tensor_like((self, other), ufunc_name)
         return Tensor._make(autograd._as_array(getattr(a.backend.xp, ufunc_name)(a.data, b.data)), False)
