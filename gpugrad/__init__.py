@@ -8,14 +8,14 @@ from .gradcheck import GradcheckError, gradcheck
 from .creation import arange, eye, full, manual_seed, ones, rand, randn, tensor, zeros
 from .tensor import DeviceMismatchError, Tensor
 from .ops.matmul import set_matmul_precision
-from .serialization import load, save
+from .serialization import CheckpointError, load, save
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "eye", "arange", "randn", "rand", "manual_seed",
            "no_grad", "enable_grad", "is_grad_enabled", "Function", "functional", "gradcheck",
            "GradcheckError", "CudaUnavailableError", "DeviceMismatchError", "get_backend",
-           "set_matmul_precision", "save", "load", "cuda"]
+           "set_matmul_precision", "save", "load", "CheckpointError", "cuda"]
 
 
 def __getattr__(name):

@@ -49,14 +49,14 @@ def memory_allocated(device="cuda") -> int:
 
 def max_memory_allocated(device="cuda") -> int:
     """The peak of ``memory_allocated`` since start or the last ``reset_peak_memory_stats``."""
-    from .backend.cupy_backend import peak_bytes
     _, index = _pool(device)
+    from .backend.cupy_backend import peak_bytes
     return max(int(peak_bytes(index)), memory_allocated(device))
 
 
 def reset_peak_memory_stats(device="cuda") -> None:
-    from .backend.cupy_backend import reset_peak
     _, index = _pool(device)
+    from .backend.cupy_backend import reset_peak
     reset_peak(index)
 
 

@@ -298,7 +298,8 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
                           for r in history]}, out / "checkpoint.npz")
         write_history(out, history)
 
-    with _StopRequest() as stop:
+    # NOTE: numpy's overflow warnings are silenced: a non-finite loss is caught below, in one line.
+    with _StopRequest() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for epoch in range(first_epoch, config.epochs + 1):
             if config.schedule == "cosine":
                 opt.defaults["lr"] = lr * (1 + math.cos(math.pi * (epoch - 1) / config.epochs)) / 2
@@ -345,7 +346,8 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
                 raise TrainingStopped(
                     f"the training loss became {train_loss} in epoch {epoch}: lower the learning rate (--lr "
                     f"{opt.defaults['lr']:g} now) or check the data for NaN or inf"
-                    + (f"; files up to epoch {epoch - 1} are in {out}" if out is not None else ""), 3)
+                    + (f"; config and history (checkpoint: epoch {epoch - 1}) are in {out}" if out is not None and
+                       epoch > 1 else f"; config and history are in {out}" if out is not None else ""), 3)
             write_checkpoint(epoch + 1, 0, json.dumps(loader.rng.bit_generator.state), 0.0, 0)
             acc = f", test accuracy {accuracy:.4f}" if accuracy is not None else ""
             log(f"epoch {epoch:3d}: train loss {train_loss:.4f}, test loss {test_loss:.4f}{acc}, "

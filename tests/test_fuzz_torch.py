@@ -293,3 +293,31 @@ def test_random_graphs_match_pytorch(block):
 
 def test_single_graph_from_the_environment():
     run_graph(int(os.environ.get("FUZZ_SEED", "0")))
+
+
+def test_dtype_promotion_equals_torch_result_type():
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import given, settings, strategies as st
+    dtypes = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64"]
+    operand = st.one_of(st.tuples(st.sampled_from(dtypes), st.sampled_from([(), (2,)])),
+                        st.sampled_from([1, 2.5, True]))
+
+    @settings(max_examples=300, deadline=None, database=None, derandomize=True)
+    @given(operand, operand)
+    def check(a, b):
+        def make(value):
+            if not isinstance(value, tuple):
+                return value, value
+            dtype, shape = value
+            array = np.ones(shape, dtype=dtype)
+            return gpugrad.tensor(array), torch.from_numpy(array)
+        (ga, ta), (gb, tb) = make(a), make(b)
+        if not isinstance(ga, gpugrad.Tensor) and not isinstance(gb, gpugrad.Tensor):
+            return
+        expected = str(torch.result_type(ta, tb)).replace("torch.", "")
+        assert str(gpugrad.dtypes.result_type(ga, gb)) == expected, (a, b)
+        if expected != "bool":
+            assert str((ga + gb).dtype) == expected, (a, b)
+
+    assert hypothesis.__version__
+    check()
