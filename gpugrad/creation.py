@@ -53,7 +53,10 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False, name: str
 def _creator(fill):
     def make(*shape, dtype=np.float32, device=None, requires_grad=False):
         backend = get_backend(device)
-        return Tensor(fill(backend, _shape(shape), np.dtype(dtype)), requires_grad=requires_grad)
+        shape = _shape(shape, "shape")
+        if any(n < 0 for n in shape):
+            raise ValueError(f"negative sizes in shape {shape}")
+        return Tensor(fill(backend, shape, np.dtype(dtype)), requires_grad=requires_grad)
     return make
 
 

@@ -109,6 +109,8 @@ def save(obj, path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        raise type(error)(error.errno, f"gpugrad.save: cannot write {path} ({error.strerror})") from None
     finally:
         if temporary.exists():
             temporary.unlink()
@@ -129,6 +131,8 @@ def _describe(path) -> str:
 def load(path):
     """Read what ``save`` wrote (or a plain .npz of arrays); tensors come back on the CPU."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"gpugrad.load: {path} is a folder, not a file")
     if not path.is_file():
         raise FileNotFoundError(f"gpugrad.load: no such file: {path}")
     try:

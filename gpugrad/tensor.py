@@ -334,7 +334,7 @@ class Tensor:
         return activation.ReLU()(self)
 
     def reshape(self, *shape):
-        shape = _shape(shape)
+        shape = _shape(shape, "reshape")
         return self if shape == self.shape else shape_ops.Reshape(shape)(self)
 
     def transpose(self, *axes):
@@ -344,12 +344,14 @@ class Tensor:
     def swapaxes(self, axis1, axis2):
         axis1 = shape_ops.check_axis(axis1, self.ndim, "swapaxes", self.shape)
         axis2 = shape_ops.check_axis(axis2, self.ndim, "swapaxes", self.shape)
+        if self.ndim == 0:
+            return shape_ops.Reshape(())(self)
         axes = list(range(self.ndim))
         axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
         return shape_ops.Transpose(tuple(axes))(self)
 
     def broadcast_to(self, *shape):
-        shape = _shape(shape)
+        shape = _shape(shape, "broadcast_to")
         return self if shape == self.shape else shape_ops.BroadcastTo(shape)(self)
 
     def squeeze(self, axis=None):
@@ -382,7 +384,7 @@ class Tensor:
         try:
             getattr(self.backend.xp, ufunc_name)(self.data, value, out=self.data, casting="same_kind")
         except (TypeError, ValueError) as error:  # numpy's casting and broadcasting errors
-            raise type(error)(f"{op}: cannot update a tensor of shape {self.shape} and dtype {self.dtype} in place "
+            raise (TypeError if isinstance(error, TypeError) else ValueError)(f"{op}: cannot update a tensor of shape {self.shape} and dtype {self.dtype} in place "
                               f"with one of shape {tuple(value.shape)} and dtype {value.dtype}") from None
         self._version[0] += 1
         return self
@@ -433,7 +435,8 @@ class Tensor:
         try:
             self.data[_index_data(index, self)] = value
         except (IndexError, ValueError, TypeError) as error:
-            raise type(error)(f"setitem on a tensor of shape {self.shape}: {error}") from None
+            kind = IndexError if isinstance(error, IndexError) else TypeError if isinstance(error, TypeError) else ValueError
+            raise kind(f"setitem on a tensor of shape {self.shape}: {error}") from None
         self._version[0] += 1
 
 
@@ -521,9 +524,14 @@ def _is_python_number(value) -> bool:
     return isinstance(value, numbers.Number) and not isinstance(value, np.generic)
 
 
-def _shape(shape):
+def _shape(shape, op="shape"):
+    """A shape given as integers or one tuple/list of them; anything else is refused, not truncated."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        return tuple(shape[0])
+        shape = tuple(shape[0])
+    for n in shape:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) and not (isinstance(n, Tensor) and n.ndim == 0
+                                                                                and n.dtype.kind in "iu"):
+            raise TypeError(f"{op}: sizes must be integers, got {tuple(shape)!r}")
     return tuple(int(n) for n in shape)
 
 

@@ -354,3 +354,31 @@ def test_adam_allocates_its_state_once(monkeypatch):
     for _ in range(3):
         opt.step()
     assert calls == [] and opt.state[0]["exp_avg"] is m
+
+
+def test_more_of_each_class_names_the_op():
+    with gpugrad.no_grad():
+        with pytest.raises(TypeError, match=r"\+=: cannot update a tensor of shape \(2,\) and dtype int64"):
+            gpugrad.tensor(np.array([1, 2])).__iadd__(0.5)
+    for call, error, message in [
+        (lambda: gpugrad.zeros(3).reshape(1.5), TypeError, "reshape: sizes must be integers"),
+        (lambda: gpugrad.zeros(2.5), TypeError, "sizes must be integers"),
+        (lambda: gpugrad.zeros(-1), ValueError, r"negative sizes in shape \(-1,\)"),
+        (lambda: optim.SGD(nn.MLP([2, 2]), lr=0.1), TypeError, "SGD: expected tensors .*got a Linear"),
+        (lambda: F.leaky_relu(gpugrad.ones(2), float("nan")), ValueError, "leaky_relu: negative_slope"),
+        (lambda: F.elu(gpugrad.ones(2), float("inf")), ValueError, "elu: alpha"),
+        (lambda: gpugrad.save({}, "/nonexistent-folder/x.npz"), FileNotFoundError, "gpugrad.save: cannot write"),
+        (lambda: data.DataLoader(np.ones((3, 2)), np.ones(3), batch_size=2.5), TypeError, "batch_size must be an int"),
+        (lambda: gpugrad.zeros(3).__setitem__(5, 1.0), IndexError, r"setitem on a tensor of shape \(3,\)"),
+    ]:
+        with pytest.raises(error, match=message):
+            call()
+    assert gpugrad.tensor(1.0).swapaxes(0, -1).shape == ()
+
+
+def test_initialisers_bump_the_version():
+    layer = nn.Linear(3, 2)
+    before = layer.weight.version
+    nn.init.uniform_(layer.weight, -1, 1)
+    nn.init.zeros_(layer.weight)
+    assert layer.weight.version == before + 2

@@ -99,8 +99,10 @@ class DataLoader:
 
     def __init__(self, X, y, batch_size: int, shuffle: bool = True, drop_last: bool = False, seed=None, device=None,
                  dtype=np.float32):
-        X = X.data if isinstance(X, Tensor) else X
-        y = y.data if isinstance(y, Tensor) else y
+        X = X.data if isinstance(X, Tensor) else X if hasattr(X, "dtype") else np.asarray(X)
+        y = y.data if isinstance(y, Tensor) else y if hasattr(y, "dtype") else np.asarray(y)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+            raise TypeError(f"DataLoader: batch_size must be an integer, got {batch_size!r}")
         if dtype is not None:
             dtype = np.dtype(dtype)
             X = X.astype(dtype, copy=False) if X.dtype.kind == "f" else X

@@ -22,26 +22,29 @@ def gain(nonlinearity: str, param=None) -> float:
     return GAINS[nonlinearity]
 
 
+def _write(tensor, value):
+    """In place, as an in-place op: the version is bumped, so a graph that saved the old values refuses."""
+    tensor.data[...] = value
+    tensor._version[0] += 1
+    return tensor
+
+
 def uniform_(tensor, low=0.0, high=1.0):
     b = tensor.backend
-    tensor.data[...] = b.rand(tensor.shape, tensor.dtype) * (high - low) + low
-    return tensor
+    return _write(tensor, b.rand(tensor.shape, tensor.dtype) * (high - low) + low)
 
 
 def normal_(tensor, mean=0.0, std=1.0):
     b = tensor.backend
-    tensor.data[...] = b.randn(tensor.shape, tensor.dtype) * std + mean
-    return tensor
+    return _write(tensor, b.randn(tensor.shape, tensor.dtype) * std + mean)
 
 
 def zeros_(tensor):
-    tensor.data[...] = 0
-    return tensor
+    return _write(tensor, 0)
 
 
 def constant_(tensor, value):
-    tensor.data[...] = value
-    return tensor
+    return _write(tensor, value)
 
 
 def xavier_uniform_(tensor, gain=1.0):

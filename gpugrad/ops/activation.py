@@ -64,7 +64,7 @@ class LeakyReLU(_Elementwise):
     activation = "leaky_relu"
 
     def __init__(self, negative_slope=0.01):
-        if negative_slope < 0:
+        if not 0 <= negative_slope < float("inf"):
             raise ValueError(f"leaky_relu: negative_slope must be >= 0, got {negative_slope}")
         self.params = {"negative_slope": float(negative_slope)}
 
@@ -73,7 +73,7 @@ class ELU(_Elementwise):
     activation = "elu"
 
     def __init__(self, alpha=1.0):
-        if alpha <= 0:
+        if not 0 < alpha < float("inf"):
             raise ValueError(f"elu: alpha must be > 0, got {alpha}")
         self.params = {"alpha": float(alpha)}
 

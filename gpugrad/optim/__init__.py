@@ -34,7 +34,11 @@ class Optimizer:
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        from ..tensor import Tensor
         for p in self.params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: expected tensors (e.g. model.parameters()), got a "
+                                f"{type(p).__name__}")
             if not getattr(p, "requires_grad", False):
                 raise ValueError(f"{type(self).__name__}: every parameter must require grad, got shape {p.shape}")
         self.defaults = dict(defaults)
