@@ -10,8 +10,10 @@ import pytest
 import gpugrad
 import gpugrad.cuda
 import gpugrad.functional as F
-from gpugrad.backend import Backend, get_backend
+from gpugrad.backend import get_backend
 from gpugrad.benchmark import MODELS, gpugrad_setup, numpy_setup
+from gpugrad.ops.activation import ACTIVATIONS, apply_backward, apply_forward
+from gpugrad.ops.matmul import bias_act_backward, bias_act_forward
 
 
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
@@ -35,13 +37,18 @@ def timed(benchmark, fn, sync):
 @pytest.mark.parametrize("path", ["fused", "generic"])
 @pytest.mark.parametrize("op", ["sigmoid", "relu"])
 def bench_activation_forward_backward(benchmark, device, op, path):
+    """The op's path (the kernel on a GPU) against its xp formula alone."""
     backend = get_backend(device)
     n = 1 << 22 if device == "cpu" else 1 << 26
     x = backend.randn((n,), np.float32)
     g = backend.randn((n,), np.float32)
-    fwd = getattr(backend if path == "fused" else Backend, op + "_fwd")
-    bwd = getattr(backend if path == "fused" else Backend, op + "_bwd")
-    call = (lambda: bwd(fwd(x), g)) if path == "fused" else (lambda: bwd(backend, fwd(backend, x), g))
+    formula = ACTIVATIONS[op]
+    if path == "fused":
+        def call():
+            apply_backward(backend, op, apply_forward(backend, op, x, 0.0), g, 0.0)
+    else:
+        def call():
+            formula.backward(backend.xp, formula.forward(backend.xp, x, 0.0), g, 0.0)
     timed(benchmark, call, backend.synchronize)
 
 
@@ -52,15 +59,15 @@ def bench_bias_relu_forward_backward(benchmark, device, path):
     z = backend.randn((rows, cols), np.float32)
     b = backend.randn((cols,), np.float32)
     g = backend.randn((rows, cols), np.float32)
-    impl = backend if path == "fused" else None
+    xp, relu = backend.xp, ACTIVATIONS["relu"]
 
     def step():
-        if impl is not None:
-            y = impl.bias_act_fwd(z, b, "relu")
-            impl.bias_act_bwd(y, g, "relu", True)
+        if path == "fused":
+            y = bias_act_forward(backend, z, b, "relu", 0.0)
+            bias_act_backward(backend, y, g, "relu", 0.0, True)
         else:
-            y = Backend.bias_act_fwd(backend, z, b, "relu")
-            Backend.bias_act_bwd(backend, y, g, "relu", True)
+            y = relu.forward(xp, xp.add(z, b, out=z), 0.0, out=z)
+            relu.backward(xp, y, g, 0.0).sum(axis=0)
     timed(benchmark, step, backend.synchronize)
 
 

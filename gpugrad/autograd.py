@@ -94,51 +94,70 @@ class Function:
     def __call__(self, *inputs):
         tensors = _as_tensor_like(inputs, self)
         self.saved = None
-        self.backend = tensors[0].backend
-        outputs = self.forward(*[t.data for t in tensors])
-        needs = tuple([t.requires_grad for t in tensors])
-        record = _state.enabled and True in needs
-        if outputs.__class__ is not tuple:
-            result = _make_tensor(_as_array(outputs), record)
-            if self.is_view and result.data.base is not None:
-                result._version = tensors[0]._version
-            results = (result,)
+        first = tensors[0]
+        self.backend = first.backend
+        if len(tensors) == 1:  # NOTE: one and two inputs spelled out: the per-op hot path of every model
+            outputs = self.forward(first.data)
+            record = first.requires_grad
+        elif len(tensors) == 2:
+            second = tensors[1]
+            outputs = self.forward(first.data, second.data)
+            record = first.requires_grad or second.requires_grad
         else:
-            results = tuple([_make_tensor(_as_array(y), record) for y in outputs])
+            outputs = self.forward(*[t.data for t in tensors])
+            record = any([t.requires_grad for t in tensors])
+        record = record and _state.enabled
+        if outputs.__class__ is tuple:
+            return self._finish_many(tensors, outputs, record)
+        result = _make_tensor(_as_array(outputs), record)
+        if self.is_view and result.data.base is not None:
+            result._version = first._version
         if record:
-            self.serial = next(_serials)  # recording order: backward's order, and listings'
-            self.inputs = tensors
-            self.needs_input_grad = needs
-            for y in results:
-                y.creator = self
-            self.outputs = tuple([weakref.ref(y) for y in results])
-            self.versions = self._watched_versions(tensors, results)
-        else:
-            self.saved = None
-        return results[0] if outputs.__class__ is not tuple else results
+            self._record(tensors, (result,))
+        return result
 
-    def _watched(self, tensors, results):
-        """(tensor, what it is) for every tensor whose values backward reads."""
+    def _finish_many(self, tensors, outputs, record):
+        results = tuple([_make_tensor(_as_array(y), record) for y in outputs])
+        if record:
+            self._record(tensors, results)
+        return results
+
+    def _record(self, tensors, results):
+        self.serial = next(_serials)  # recording order: backward's order, and listings'
+        self.inputs = tensors
+        self.needs_input_grad = tuple([t.requires_grad for t in tensors])
+        for y in results:
+            y.creator = self
+        self.outputs = tuple([weakref.ref(y) for y in results])
+        # NOTE: the versions of what backward will read; outputs are new, at version 0 (an op that
+        # saves its output makes no view).
         saves = self.saves_inputs
-        indices = range(len(tensors)) if saves is True else saves or ()
-        watched = [(tensors[i], f"input {i}") for i in indices]
-        if self.saves_output:
-            watched += [(y, f"output {i}") for i, y in enumerate(results)]
-        return watched
-
-    def _watched_versions(self, tensors, results):
-        return [(weakref.ref(t), label, t._version[0]) for t, label in self._watched(tensors, results)]
+        if saves is True:
+            self.versions = tuple([t._version[0] for t in tensors])
+        elif saves:
+            self.versions = tuple([tensors[i]._version[0] for i in saves])
+        else:
+            self.versions = ()
 
     def check_versions(self) -> None:
         """Raise if a tensor that backward needs was changed in place since it was saved."""
-        for ref, label, version in self.versions:
-            tensor = ref()
-            if tensor is not None and tensor._version[0] != version:
-                raise RuntimeError(
-                    f"{self.name}: {label} (a tensor of shape {tuple(tensor.shape)}, dtype {tensor.dtype}) was "
-                    f"changed in place after {self.name} saved it for backward (version {version}, now "
-                    f"{tensor._version[0]}): backward would use the new values. Compute the graph again after "
-                    "the change, or change a copy (.clone() / .detach() and an out-of-place op)")
+        saves = self.saves_inputs
+        indices = range(len(self.inputs)) if saves is True else saves or ()
+        for i, version in zip(indices, self.versions):
+            if self.inputs[i]._version[0] != version:
+                self._changed(self.inputs[i], f"input {i}", version)
+        if self.saves_output:
+            for i, ref in enumerate(self.outputs):
+                output = ref()
+                if output is not None and output._version[0]:
+                    self._changed(output, f"output {i}", 0)
+
+    def _changed(self, tensor, label, version):
+        raise RuntimeError(
+            f"{self.name}: {label} (a tensor of shape {tuple(tensor.shape)}, dtype {tensor.dtype}) was changed in "
+            f"place after {self.name} saved it for backward (version {version}, now {tensor._version[0]}): backward "
+            "would use the new values. Compute the graph again after the change, or change a copy "
+            "(.clone() / .detach() and an out-of-place op)")
 
     def forward(self, *arrays):
         raise NotImplementedError
@@ -172,9 +191,16 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
         function = heapq.heappop(heap)[1]
         if function.saved is _FREED:
             _second_backward(function)
-        function.check_versions()
+        if function.versions or function.saves_output:
+            function.check_versions()
         function.retaining = retain_graph
-        upstream = [_output_gradient(ref(), pending, capture) for ref in function.outputs]
+        outputs = function.outputs
+        if len(outputs) == 1 and capture is None:  # the common case
+            output = outputs[0]()
+            upstream = pending.pop(id(output), None) if output is not None else None
+            upstream = [upstream if upstream is not None else _output_gradient(output, pending, None)]
+        else:
+            upstream = [_output_gradient(ref(), pending, capture) for ref in outputs]
         grad_inputs = function.backward(*upstream)
         if not retain_graph:
             function.saved = _FREED
@@ -183,22 +209,25 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
         for tensor, grad_input, needed in zip(function.inputs, grad_inputs, function.needs_input_grad):
             if not needed or grad_input is None:
                 continue
-            grad_input = _as_array(grad_input)
+            if grad_input.__class__ is not np.ndarray:
+                grad_input = _as_array(grad_input)
             data = tensor.data
             if grad_input.shape != data.shape or grad_input.dtype != data.dtype:
                 _gradient_error(function, tensor, grad_input)
-            if tensor.creator is None:
+            creator = tensor.creator
+            if creator is None:
                 if capture is None:
                     _accumulate_leaf(tensor, grad_input, upstream)
                 else:
                     previous = capture.get(id(tensor))
                     capture[id(tensor)] = (tensor, grad_input if previous is None else previous[1] + grad_input)
                 continue
-            previous = pending.get(id(tensor))
-            pending[id(tensor)] = grad_input if previous is None else previous + grad_input
-            if tensor.creator not in queued:
-                queued.add(tensor.creator)
-                heapq.heappush(heap, (-tensor.creator.serial, tensor.creator))
+            key = id(tensor)
+            previous = pending.get(key)
+            pending[key] = grad_input if previous is None else previous + grad_input
+            if creator not in queued:
+                queued.add(creator)
+                heapq.heappush(heap, (-creator.serial, creator))
 
 
 def _output_gradient(output, pending, capture):

@@ -3,7 +3,8 @@
 Candidates run interleaved in rounds after a warm-up, GPU work synchronized before every clock
 read; the table gives the median step time of each, and ratios as the median over rounds of the
 ratio within a round (paired: robust to a machine whose speed drifts from minute to minute).
-Models: the lecture's 2-layer net (64 x 1000-100-10, squared error, SGD), an MLP 784-1024-1024-10
+Models: the lecture's 2-layer net (64 x 1000-100-10, squared error, SGD; "written": the same step as a
+user writes it, ``((sigmoid(x @ w1) @ w2 - y) ** 2).sum()`` and updates through ``.data``), an MLP 784-1024-1024-10
 at batch 256 (cross-entropy, SGD), and on the GPU 4 layers of 4096 at batch 4096.
 """
 from __future__ import annotations
@@ -127,6 +128,26 @@ def gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr
         opt.zero_grad()
         loss.backward()
         opt.step()
+        return loss
+    return step, gpugrad.get_backend(device).synchronize
+
+
+def written_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr):
+    """The lecture's net as a user writes it: ((act(x @ w1) @ w2 - y) ** 2).sum(), update through .data."""
+    import gpugrad
+    import gpugrad.functional as F
+    weights, _ = _init(sizes, False, dtype)
+    x, y = _data(sizes, batch, loss_kind, dtype)
+    X, Y = gpugrad.tensor(x, device=device), gpugrad.tensor(y, device=device)
+    w1, w2 = (gpugrad.tensor(w, device=device, requires_grad=True) for w in weights)
+    act = F.sigmoid if activation == "sigmoid" else F.relu
+
+    def step():
+        loss = ((act(X @ w1) @ w2 - Y) ** 2).sum()
+        w1.grad = w2.grad = None
+        loss.backward()
+        w1.data -= lr * w1.grad.data
+        w2.data -= lr * w2.grad.data
         return loss
     return step, gpugrad.get_backend(device).synchronize
 
@@ -292,6 +313,8 @@ def run(args) -> int:
                 print("(skipping the large model on the CPU: it is a GPU benchmark)")
                 continue
             candidates = {"gpugrad": gpugrad_setup(sizes, batch, biases, loss_kind, args.activation, dtype, device, lr)}
+            if model == "lecture":
+                candidates["written"] = written_setup(sizes, batch, biases, loss_kind, args.activation, dtype, device, lr)
             if device == "cpu":
                 candidates["numpy"] = numpy_setup(sizes, batch, biases, loss_kind, args.activation, dtype, lr)
             if torch is not None and (device == "cpu" or torch.cuda.is_available()):
@@ -362,7 +385,8 @@ def _plot(results, path):
     labels = [f"{r['model']}\n{r['device']}\n{r['impl']}" for r in results]
     fig, ax = plt.subplots(figsize=(max(6, len(results) * 0.9), 4))
     ax.bar(range(len(results)), [r["median_ms"] for r in results], color=[
-        {"gpugrad": "tab:blue", "numpy": "tab:gray", "torch": "tab:orange"}[r["impl"]] for r in results])
+        {"gpugrad": "tab:blue", "written": "tab:cyan", "numpy": "tab:gray", "torch": "tab:orange"}[r["impl"]]
+        for r in results])
     ax.set_xticks(range(len(results)))
     ax.set_xticklabels(labels, fontsize=7)
     ax.set_ylabel("median step time (ms)")

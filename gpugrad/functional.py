@@ -13,13 +13,13 @@ __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax", "log_softm
 
 
 def sigmoid(x):
-    """sigma(x) = 1 / (1 + exp(-x)), computed without overflow in either tail. dx = dy * y * (1 - y)."""
-    return act.Sigmoid()(x)
+    """sigma(x) = 1 / (1 + exp(-x)), with full relative accuracy in both tails. dx = dy * y * (1 - y)."""
+    return act.Elementwise("sigmoid")(x)
 
 
 def tanh(x):
     """tanh(x). dx = dy * (1 - y^2)."""
-    return act.Tanh()(x)
+    return act.Elementwise("tanh")(x)
 
 
 def relu(x):
@@ -29,12 +29,12 @@ def relu(x):
 
 def leaky_relu(x, negative_slope=0.01):
     """x for x > 0, negative_slope * x otherwise (the lecture's max(0.1x, x) is slope 0.1)."""
-    return act.LeakyReLU(negative_slope)(x)
+    return act.Elementwise("leaky_relu", negative_slope)(x)
 
 
 def elu(x, alpha=1.0):
     """x for x > 0, alpha * (exp(x) - 1) otherwise."""
-    return act.ELU(alpha)(x)
+    return act.Elementwise("elu", alpha)(x)
 
 
 def softmax(x, axis=-1):
@@ -64,16 +64,16 @@ def maxout(z, pieces: int):
     return z.reshape(*z.shape[:-1], z.shape[-1] // pieces, pieces).max(axis=-1)
 
 
-def linear(x, weight, bias=None, activation=None):
+def linear(x, weight, bias=None, activation=None, **param):
     """act(x @ weight.T + bias), weight shaped (out_features, in_features).
 
-    ``activation`` is None, "relu", "sigmoid" or "tanh". One GEMM, then bias + activation in one
-    fused pass (a CUDA kernel on the GPU); backward reuses the saved output.
+    ``activation``: None or any name of ``ACTIVATIONS`` ("relu", "sigmoid", "tanh", "leaky_relu",
+    "elu"), with its parameter by name (``negative_slope=0.1``, ``alpha=0.5``; default as in
+    ``leaky_relu`` and ``elu``). One GEMM, then bias + activation in one fused pass (a CUDA kernel
+    on the GPU); backward reuses the saved output.
     """
-    if activation not in (None, "relu", "sigmoid", "tanh"):
-        raise ValueError(f"linear: activation must be None, 'relu', 'sigmoid' or 'tanh', got {activation!r}")
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    return matmul.Linear(activation)(*inputs)
+    return matmul.Linear(activation, act.keyword_param(activation, param, "linear"))(*inputs)
 
 
 def _sequence(tensors, op):

@@ -325,10 +325,10 @@ class Tensor:
         return arith.Abs()(self)
 
     def sigmoid(self):
-        return activation.Sigmoid()(self)
+        return activation.Elementwise("sigmoid")(self)
 
     def tanh(self):
-        return activation.Tanh()(self)
+        return activation.Elementwise("tanh")(self)
 
     def relu(self):
         return activation.ReLU()(self)

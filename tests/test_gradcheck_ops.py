@@ -84,6 +84,25 @@ def test_linear(device, activation, x_shape):
     assert gpugrad.gradcheck(lambda x, w: F.linear(x, w, activation=activation), [x, w])
 
 
+@pytest.mark.parametrize("activation,param,composed", [
+    ("leaky_relu", {"negative_slope": 0.2}, lambda z: F.leaky_relu(z, 0.2)),
+    ("elu", {"alpha": 0.7}, lambda z: F.elu(z, 0.7)),
+    ("elu", {}, F.elu),
+])
+def test_linear_takes_every_activation_with_its_parameter(device, activation, param, composed):
+    x = T(away_from_zero((5, 3)), device)
+    w, b = T(away_from_zero((4, 3)), device), T(away_from_zero((4,)), device)
+    assert gpugrad.gradcheck(lambda x, w, b: F.linear(x, w, b, activation=activation, **param), [x, w, b])
+    fused = F.linear(x, w, b, activation=activation, **param).numpy()
+    np.testing.assert_allclose(fused, composed(x @ w.T + b).numpy(), rtol=1e-12)
+    layer = gpugrad.nn.Sequential(gpugrad.nn.Linear(3, 4, dtype=np.float64, device=device),
+                                  gpugrad.nn.LeakyReLU(0.2) if activation == "leaky_relu" else gpugrad.nn.ELU(**param))
+    layer[0].weight.data[...], layer[0].bias.data[...] = w.data, b.data
+    np.testing.assert_allclose(layer(x).numpy(), fused, rtol=1e-12)
+    with pytest.raises(ValueError, match="linear: activation 'relu' takes no parameter"):
+        F.linear(x, w, b, activation="relu", alpha=1.0)
+
+
 @pytest.mark.parametrize("op", ["reshape", "transpose", "T", "swapaxes", "broadcast_to", "squeeze", "unsqueeze",
                                 "flatten", "slice", "int_index", "int_array_repeated", "bool_mask", "none_ellipsis",
                                 "tensor_index"])

@@ -1,4 +1,5 @@
-"""The fused CUDA kernels: they compile, and on a GPU they match the numpy backend."""
+"""The fused CUDA kernels: they compile, their activation codes are the Python table's, and on a GPU
+they match the ops' xp formulas."""
 import shutil
 import subprocess
 
@@ -8,6 +9,9 @@ import pytest
 import gpugrad
 import gpugrad.functional as F
 from gpugrad.backend import get_backend, kernel_dir
+from gpugrad.ops.activation import ACTIVATIONS as TABLE
+from gpugrad.ops.activation import apply_backward, apply_forward
+from gpugrad.ops.matmul import bias_act_backward, bias_act_forward
 
 KERNEL_FILES = sorted(kernel_dir().glob("*.cu"))
 
@@ -24,10 +28,19 @@ def test_kernel_compiles_with_nvcc(path, tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+def test_the_kernels_default_activation_codes_are_the_python_table():
+    import re
+    source = (kernel_dir() / "common.cuh").read_text()
+    defaults = {m.group(1).lower(): int(m.group(2)) for m in re.finditer(r"#define GPUGRAD_ACT_(\w+) (\d+)", source)}
+    assert defaults == {name: a.code for name, a in TABLE.items()}
+    for name in TABLE:
+        assert f"GPUGRAD_ACTIVATION({name}, ACT_{name.upper()})" in (kernel_dir() / "activation.cu").read_text()
+
+
 @pytest.mark.gpu
 def test_every_kernel_name_compiles_on_the_gpu(cuda):
-    from gpugrad.backend.cupy_backend import _KERNELS, load_kernel
-    for module, names in _KERNELS.items():
+    from gpugrad.cuda.kernels import KERNELS, load_kernel
+    for module, names in KERNELS.items():
         for name in names:
             load_kernel(module, name)
 
@@ -54,19 +67,20 @@ PARAMS = {"leaky_relu": {"negative_slope": 0.1}, "elu": {"alpha": 0.7}}
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
 @pytest.mark.parametrize("name", ACTIVATIONS)
 def test_activation_kernels_match_cpu(cuda, name, dtype):
-    """Forward from the same x, backward from the same (y, dy): the kernels against the numpy formulas."""
+    """Forward from the same x, backward from the same (y, dy): the kernels against the xp formulas."""
+    from gpugrad.cuda import kernels
     cpu, gpu = get_backend("cpu"), get_backend(cuda)
-    params = PARAMS.get(name, {})
+    param = next(iter(PARAMS.get(name, {}).values()), 0.0)
     x = _inputs(dtype)
     rng = np.random.default_rng(1)
-    y = getattr(cpu, name + "_fwd")(x, **params)
+    y = apply_forward(cpu, name, x, param)
     g = rng.standard_normal(x.shape).astype(dtype)
     # tanh, exp and expm1 differ by an ulp or two between libm and CUDA; everything else is the same arithmetic.
     tol = TOLERANCE[dtype] if name in ("relu", "leaky_relu") or dtype == np.float16 else \
         dict(rtol={np.float64: 1e-14, np.float32: 1e-6}[dtype], atol=0)
-    np.testing.assert_allclose(gpu.to_numpy(getattr(gpu, name + "_fwd")(gpu.asarray(x), **params)), y, **tol)
-    gx = getattr(cpu, name + "_bwd")(y, g, **params)
-    np.testing.assert_allclose(gpu.to_numpy(getattr(gpu, name + "_bwd")(gpu.asarray(y), gpu.asarray(g), **params)),
+    np.testing.assert_allclose(gpu.to_numpy(kernels.activation_forward(name, gpu.asarray(x), param)), y, **tol)
+    gx = apply_backward(cpu, name, y, g, param)
+    np.testing.assert_allclose(gpu.to_numpy(kernels.activation_backward(name, gpu.asarray(y), gpu.asarray(g), param)),
                                gx, **TOLERANCE[dtype])
 
 
@@ -116,7 +130,7 @@ def test_linear_bias_activation_matches_cpu(cuda, activation, dtype, shape):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
-@pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh", "leaky_relu", "elu"])
 @pytest.mark.parametrize("shape", [(512, 1024), (4096, 10), (3, 7), (1, 4), (2048, 1024), (1030, 1023)], ids=str)
 def test_bias_activation_backward_matches_cpu(cuda, activation, dtype, shape):
     cpu, gpu = get_backend("cpu"), get_backend(cuda)
@@ -124,11 +138,13 @@ def test_bias_activation_backward_matches_cpu(cuda, activation, dtype, shape):
     z = rng.standard_normal(shape).astype(dtype)
     bias = rng.standard_normal(shape[-1]).astype(dtype)
     g = rng.standard_normal(shape).astype(dtype)
-    y = cpu.bias_act_fwd(z.copy(), bias, activation)
-    y_gpu = gpu.to_numpy(gpu.bias_act_fwd(gpu.asarray(z), gpu.asarray(bias), activation))
+    param = 0.1 if activation in ("leaky_relu", "elu") else 0.0
+    y = bias_act_forward(cpu, z.copy(), bias, activation, param)
+    y_gpu = gpu.to_numpy(bias_act_forward(gpu, gpu.asarray(z), gpu.asarray(bias), activation, param))
     np.testing.assert_allclose(y_gpu, y, rtol={np.float64: 1e-14, np.float32: 1e-6, np.float16: 1e-3}[dtype])
-    pre, bias_grad = cpu.bias_act_bwd(y, g, activation, True)
-    pre_gpu, bias_grad_gpu = (gpu.to_numpy(a) for a in gpu.bias_act_bwd(gpu.asarray(y), gpu.asarray(g), activation, True))
+    pre, bias_grad = bias_act_backward(cpu, y, g, activation, param, True)
+    pre_gpu, bias_grad_gpu = (gpu.to_numpy(a) for a in bias_act_backward(gpu, gpu.asarray(y), gpu.asarray(g),
+                                                                          activation, param, True))
     np.testing.assert_allclose(pre_gpu, pre, **TOLERANCE[dtype])
     scale = np.abs(pre.astype(np.float64)).sum(axis=0) + 1e-30  # a sum's error grows with the sum of |terms|
     error = np.abs(bias_grad_gpu.astype(np.float64) - bias_grad.astype(np.float64)) / scale

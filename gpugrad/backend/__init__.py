@@ -9,7 +9,7 @@ import importlib
 
 import numpy as np
 
-from .generic import Backend
+from .device import Backend
 
 __all__ = ["Backend", "CudaUnavailableError", "get_backend", "backend_of", "parse_device",
            "is_cupy_array", "all_backends"]

@@ -7,19 +7,27 @@ import numpy as np
 
 from .. import functional as F
 from ..backend import get_backend
+from ..ops.activation import Elementwise, activation_param, keyword_param
 from . import init
 from .module import Module, Parameter, Sequential
 
 
 class Linear(Module):
-    """y = x @ weight.T + bias, weight (out_features, in_features), PyTorch's default initialisation:
-    weight and bias ~ U(-1/sqrt(in_features), 1/sqrt(in_features))."""
+    """y = act(x @ weight.T + bias), weight (out_features, in_features), PyTorch's default initialisation:
+    weight and bias ~ U(-1/sqrt(in_features), 1/sqrt(in_features)).
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32, device=None):
+    ``activation`` (None, or a name of ``gpugrad.ops.activation.ACTIVATIONS`` with its parameter,
+    e.g. ``activation="leaky_relu", negative_slope=0.1``) asks for the fused layer: one GEMM, then
+    bias + activation in one pass."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32, device=None,
+                 activation=None, **param):
         super().__init__()
         if in_features <= 0 or out_features <= 0:
             raise ValueError(f"Linear: sizes must be positive, got in_features={in_features}, out_features={out_features}")
         self.in_features, self.out_features = in_features, out_features
+        self.activation, self.param = activation, param
+        keyword_param(activation, param, "Linear")
         backend = get_backend(device)
         bound = 1 / math.sqrt(in_features)
         self.weight = Parameter(backend.xp.empty((out_features, in_features), dtype=dtype))
@@ -31,57 +39,66 @@ class Linear(Module):
             self.bias = None
 
     def forward(self, x):
-        return F.linear(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias, self.activation, **self.param)
+
+    def fused_forward(self, x, activation, param):
+        """This layer followed by ``activation``, as one op (what ``Sequential`` calls)."""
+        if self.activation is not None:
+            return None
+        return F.linear(x, self.weight, self.bias, activation, **param)
 
     def extra_repr(self):
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        extra = f", activation={self.activation!r}" if self.activation else ""
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}{extra}"
 
 
 class _Activation(Module):
-    fusable_activation = None
-    function = None
+    """An activation of the vocabulary as a module; ``Sequential`` fuses it into a preceding Linear."""
+    activation = ""
+
+    def __init__(self, **param):
+        super().__init__()
+        self.param = param
+        activation_param(self.activation, next(iter(param.values()), None))  # checks
+
+    @property
+    def fusable_activation(self):
+        return self.activation, self.param
 
     def forward(self, x):
-        return type(self).function(x)
+        return Elementwise(self.activation, next(iter(self.param.values()), None))(x) if self.activation != "relu" \
+            else F.relu(x)
+
+    def extra_repr(self):
+        return ", ".join(f"{k}={v}" for k, v in self.param.items())
 
 
 class Sigmoid(_Activation):
-    fusable_activation = "sigmoid"
-    function = staticmethod(F.sigmoid)
+    activation = "sigmoid"
 
 
 class Tanh(_Activation):
-    fusable_activation = "tanh"
-    function = staticmethod(F.tanh)
+    activation = "tanh"
 
 
 class ReLU(_Activation):
-    fusable_activation = "relu"
-    function = staticmethod(F.relu)
+    activation = "relu"
 
 
-class LeakyReLU(Module):
+class LeakyReLU(_Activation):
+    activation = "leaky_relu"
+
     def __init__(self, negative_slope=0.01):
-        super().__init__()
+        super().__init__(negative_slope=negative_slope)
         self.negative_slope = negative_slope
 
-    def forward(self, x):
-        return F.leaky_relu(x, self.negative_slope)
 
-    def extra_repr(self):
-        return f"negative_slope={self.negative_slope}"
+class ELU(_Activation):
+    activation = "elu"
 
-
-class ELU(Module):
     def __init__(self, alpha=1.0):
-        super().__init__()
+        super().__init__(alpha=alpha)
         self.alpha = alpha
-
-    def forward(self, x):
-        return F.elu(x, self.alpha)
-
-    def extra_repr(self):
-        return f"alpha={self.alpha}"
 
 
 class Softmax(Module):

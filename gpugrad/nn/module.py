@@ -175,7 +175,8 @@ class Module:
 
 
 class Sequential(Module):
-    """Modules applied in order. A ``Linear`` followed by ReLU, Sigmoid or Tanh runs as one fused op."""
+    """Modules applied in order. A ``Linear`` followed by an activation module (ReLU, Sigmoid, Tanh,
+    LeakyReLU, ELU) runs as one fused op: ``Linear.fused_forward``."""
 
     def __init__(self, *modules):
         super().__init__()
@@ -192,16 +193,17 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def forward(self, x):
-        from .. import functional as F
-        from .layers import Linear
+        # NOTE: a module with ``fused_forward`` (Linear) followed by one with ``fusable_activation``
+        # (the activation modules) runs as one fused op: the same values, one pass fewer.
         modules = list(self._modules.values())
         i = 0
         while i < len(modules):
             module = modules[i]
             following = modules[i + 1] if i + 1 < len(modules) else None
-            fused = getattr(following, "fusable_activation", None)
-            if isinstance(module, Linear) and fused:
-                x = F.linear(x, module.weight, module.bias, activation=fused)
+            fusable = getattr(following, "fusable_activation", None)
+            fused = module.fused_forward(x, *fusable) if fusable and hasattr(module, "fused_forward") else None
+            if fused is not None:
+                x = fused
                 i += 2
             else:
                 x = module(x)

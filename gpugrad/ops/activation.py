@@ -1,9 +1,15 @@
-"""Activations. Each saves its output (or a mask) and computes the gradient from it.
+"""Activations: the vocabulary (defined once), their formulas, and softmax / log-softmax.
 
-The elementwise ones call the backend's fused operations: numpy formulas on the CPU, one CUDA
-kernel each way on the GPU.
+Each elementwise activation is one entry of ``ACTIVATIONS``: its name, the code the CUDA kernels
+dispatch on, its one parameter (with default), and its forward and backward formulas written
+once against the array module ``xp``. Backward works from the saved output: sigmoid's gradient
+is ``dy * y * (1 - y)``, tanh's ``dy * (1 - y*y)``, ReLU's ``dy * (y > 0)``. On the GPU the op calls
+the fused kernel (``gpugrad/cuda/kernels.py``) beside the formula; where it does not apply
+(dtype, layout, size), the formula runs there too. float16 is computed in float32.
 """
 from __future__ import annotations
+
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -11,131 +17,218 @@ from ..autograd import Function
 from .shape import check_axis
 
 
-class _Elementwise(Function):
-    """y = act(x) through ``backend.<act>_fwd``; dx = ``backend.<act>_bwd(y, dy)``."""
+def _sigmoid(xp, x, p, out=None):
+    # NOTE: 1 / (1 + exp(-x)) keeps full relative accuracy in both tails; exp(-x) overflows to inf
+    # below -88.7 (float32), where the quotient 0 replaces a subnormal. One exp, four passes.
+    with np.errstate(over="ignore"):
+        t = xp.negative(x, out=out)
+        xp.exp(t, out=t)
+    t += 1
+    return xp.divide(1, t, out=t)
+
+
+def _sigmoid_grad(xp, y, g, p):
+    gx = xp.subtract(1, y)  # (1 - y) * y * dy: the kernel's order of rounding
+    gx *= y
+    gx *= g
+    return gx
+
+
+def _relu(xp, x, p, out=None):
+    return xp.maximum(x, x.dtype.type(0), out=out)  # NaN propagates
+
+
+def _relu_grad(xp, y, g, p):
+    # NOTE: dy * (y > 0), not where(y > 0, dy, 0): a NaN or inf upstream stays visible (NaN).
+    return xp.multiply(g, y > 0)
+
+
+def _tanh_grad(xp, y, g, p):
+    gx = xp.multiply(y, y)
+    xp.subtract(1, gx, out=gx)
+    gx *= g
+    return gx
+
+
+def _assign(xp, value, out):
+    if out is None:
+        return value
+    xp.copyto(out, value)
+    return out
+
+
+def _leaky_relu(xp, x, p, out=None):
+    return _assign(xp, xp.where(x > 0, x, x * x.dtype.type(p)), out)
+
+
+def _leaky_relu_grad(xp, y, g, p):
+    return xp.where(y > 0, g, g * g.dtype.type(p))  # for a slope >= 0, y > 0 exactly where x > 0
+
+
+def _elu(xp, x, p, out=None):
+    return _assign(xp, xp.where(x > 0, x, xp.expm1(xp.minimum(x, 0)) * x.dtype.type(p)), out)
+
+
+def _elu_grad(xp, y, g, p):
+    return xp.where(y > 0, g, g * (y + y.dtype.type(p)))  # NOTE: alpha e^x = y + alpha for x <= 0
+
+
+class Activation(NamedTuple):
+    name: str
+    code: int  # what the kernels dispatch on (kernels/common.cuh, passed as -DGPUGRAD_ACT_<NAME>)
+    parameter: str | None  # its one parameter, if any
+    default: float
+    forward: Callable  # (xp, x, param, out=None) -> y
+    backward: Callable  # (xp, y, dy, param) -> dx, from the saved output
+    check: Callable = lambda p: True  # which parameter values are valid
+
+
+ACTIVATIONS = {a.name: a for a in (
+    Activation("relu", 1, None, 0.0, _relu, _relu_grad),
+    Activation("sigmoid", 2, None, 0.0, _sigmoid, _sigmoid_grad),
+    Activation("tanh", 3, None, 0.0, lambda xp, x, p, out=None: xp.tanh(x, out=out), _tanh_grad),
+    Activation("leaky_relu", 4, "negative_slope", 0.01, _leaky_relu, _leaky_relu_grad,
+               lambda p: 0 <= p < float("inf")),
+    Activation("elu", 5, "alpha", 1.0, _elu, _elu_grad, lambda p: 0 < p < float("inf")),
+)}
+
+
+def activation_code(name) -> int:
+    return 0 if name is None else ACTIVATIONS[name].code
+
+
+def activation_param(name, value=None, op=None) -> float:
+    """The parameter of activation ``name`` (its default when ``value`` is None), checked."""
+    if name is not None and name not in ACTIVATIONS:
+        raise ValueError(f"{op or 'activation'}: unknown activation {name!r}; choose from None, "
+                         + ", ".join(repr(n) for n in ACTIVATIONS))
+    if name is None or ACTIVATIONS[name].parameter is None:
+        if value is not None:
+            raise ValueError(f"{op or name}: activation {name!r} takes no parameter, got {value!r}")
+        return 0.0
+    entry = ACTIVATIONS[name]
+    value = entry.default if value is None else value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not entry.check(float(value)):
+        raise ValueError(f"{op or name}: {entry.parameter} must be a finite number"
+                         f"{' >= 0' if name == 'leaky_relu' else ' > 0'}, got {value!r}")
+    return float(value)
+
+
+def keyword_param(name, param: dict, op: str) -> float:
+    """The parameter given by keyword (``negative_slope=0.1``) for activation ``name``, checked."""
+    expected = ACTIVATIONS[name].parameter if name in ACTIVATIONS else None
+    if param and (len(param) > 1 or next(iter(param)) != expected):
+        raise ValueError(f"{op}: activation {name!r} takes {'no parameter' if expected is None else repr(expected)}, "
+                         f"got {sorted(param)}")
+    return activation_param(name, next(iter(param.values()), None), op)
+
+
+def apply_forward(backend, name, x, param, out=None):
+    """act(x) on ``backend``: the fused kernel where it applies, else the formula (float16 in float32)."""
+    kernels = backend.kernels
+    if kernels is not None:
+        y = kernels.activation_forward(name, x, param, out)
+        if y is not None:
+            return y
+    entry, xp = ACTIVATIONS[name], backend.xp
+    if x.dtype.char == "e":
+        y = entry.forward(xp, x.astype(np.float32), param).astype(np.float16)
+        return _assign(xp, y, out)
+    return entry.forward(xp, x, param, out)
+
+
+def apply_backward(backend, name, y, grad_output, param):
+    kernels = backend.kernels
+    if kernels is not None:
+        gx = kernels.activation_backward(name, y, grad_output, param)
+        if gx is not None:
+            return gx
+    entry, xp = ACTIVATIONS[name], backend.xp
+    if y.dtype.char == "e":
+        return entry.backward(xp, y.astype(np.float32), grad_output.astype(np.float32), param).astype(np.float16)
+    return entry.backward(xp, y, grad_output, param)
+
+
+class Elementwise(Function):
+    """y = act(x); saves y, and dx = act'(y) dy. One class for the whole vocabulary."""
     promotes = "float"  # an integer input is computed as float32
     saves_inputs = ()
     saves_output = True
-    activation = ""
-    params: dict = {}
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        cls._fwd, cls._bwd = cls.activation + "_fwd", cls.activation + "_bwd"
+    def __init__(self, name, param=None):
+        self.activation = name
+        self.param = activation_param(name, param)
+
+    @property
+    def name(self) -> str:
+        return {"relu": "ReLU", "elu": "ELU", "leaky_relu": "LeakyReLU"}.get(self.activation,
+                                                                             self.activation.capitalize())
 
     def forward(self, x):
-        if not x.ndim:  # NOTE: 0-d goes through as shape (1,): numpy ufuncs turn 0-d results into scalars.
-            y = getattr(self.backend, self._fwd)(x.reshape(1), **self.params)
-            self.saved = y
-            return y.reshape(())
-        fwd = getattr(self.backend, self._fwd)
-        y = self.saved = fwd(x, **self.params) if self.params else fwd(x)
-        return y
+        if not x.ndim:  # NOTE: 0-d goes through as shape (1,): numpy ufuncs turn 0-d results into scalars
+            self.saved = apply_forward(self.backend, self.activation, x.reshape(1), self.param)
+            return self.saved.reshape(())
+        self.saved = apply_forward(self.backend, self.activation, x, self.param)
+        return self.saved
 
     def backward(self, grad_output):
         y = self.saved
-        if grad_output.shape != y.shape:  # the 0-d case
-            return getattr(self.backend, self._bwd)(y, grad_output.reshape(y.shape), **self.params) \
-                .reshape(grad_output.shape)
-        bwd = getattr(self.backend, self._bwd)
-        return bwd(y, grad_output, **self.params) if self.params else bwd(y, grad_output)
+        return apply_backward(self.backend, self.activation, y, grad_output.reshape(y.shape), self.param) \
+            .reshape(grad_output.shape)
 
 
-class Sigmoid(_Elementwise):
-    activation = "sigmoid"
-
-
-class Tanh(_Elementwise):
-    activation = "tanh"
-
-
-class ReLU(_Elementwise):
-    """max(0, x); integer tensors stay integer (PyTorch's rule), floating ones take the fused path."""
+class ReLU(Elementwise):
+    """max(0, x); integer tensors stay integer (PyTorch's rule)."""
     promotes = None
-    activation = "relu"
+
+    def __init__(self):
+        super().__init__("relu")
 
     def forward(self, x):
-        if x.dtype.kind in "iu":
+        if x.dtype.kind in "iub":
             return self.backend.xp.maximum(x, x.dtype.type(0))
         return super().forward(x)
-
-
-class LeakyReLU(_Elementwise):
-    activation = "leaky_relu"
-
-    def __init__(self, negative_slope=0.01):
-        if not 0 <= negative_slope < float("inf"):
-            raise ValueError(f"leaky_relu: negative_slope must be >= 0, got {negative_slope}")
-        self.params = {"negative_slope": float(negative_slope)}
-
-
-class ELU(_Elementwise):
-    activation = "elu"
-
-    def __init__(self, alpha=1.0):
-        if not 0 < alpha < float("inf"):
-            raise ValueError(f"elu: alpha must be > 0, got {alpha}")
-        self.params = {"alpha": float(alpha)}
 
 
 def _work(x):
     return x.astype(np.float32) if x.dtype == np.float16 else x
 
 
-def _axis(x, axis, op):
-    return check_axis(axis, x.ndim, op, x.shape)
-
-
 class Softmax(Function):
+    """exp(x - max) / sum(exp(x - max)) along ``axis``; saves y, dx = y * (dy - sum(dy * y))."""
     promotes = "float"
     saves_inputs = ()
     saves_output = True
+    log = False
 
     def __init__(self, axis=-1):
         self.axis = axis
 
     def forward(self, x):
         xp = self.backend.xp
-        self.axis = _axis(x, self.axis, "softmax")
-        if x.size == 0:
-            self.saved = x.copy()
-            return self.saved
-        w = _work(x)
-        e = xp.exp(w - w.max(axis=self.axis, keepdims=True))
-        e /= e.sum(axis=self.axis, keepdims=True)
-        y = e.astype(x.dtype, copy=False)
-        self.saved = y
-        return y
-
-    def backward(self, grad_output):
-        y = _work(self.saved)
-        g = _work(grad_output)
-        # NOTE: dx = y * (dy - sum(dy * y)) is the Jacobian-vector product of softmax.
-        return (y * (g - (g * y).sum(axis=self.axis, keepdims=True))).astype(grad_output.dtype, copy=False)
-
-
-class LogSoftmax(Function):
-    promotes = "float"
-    saves_inputs = ()
-    saves_output = True
-
-    def __init__(self, axis=-1):
-        self.axis = axis
-
-    def forward(self, x):
-        xp = self.backend.xp
-        self.axis = _axis(x, self.axis, "log_softmax")
+        self.axis = check_axis(self.axis, x.ndim, type(self).__name__.lower(), x.shape)
         if x.size == 0:
             self.saved = x.copy()
             return self.saved
         w = _work(x)
         shifted = w - w.max(axis=self.axis, keepdims=True)
-        y = shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
-        y = y.astype(x.dtype, copy=False)
-        self.saved = y
-        return y
+        if self.log:
+            y = shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
+        else:
+            y = xp.exp(shifted)
+            y /= y.sum(axis=self.axis, keepdims=True)
+        self.saved = y.astype(x.dtype, copy=False)
+        return self.saved
 
     def backward(self, grad_output):
-        xp = self.backend.xp
         y, g = _work(self.saved), _work(grad_output)
-        return (g - xp.exp(y) * g.sum(axis=self.axis, keepdims=True)).astype(grad_output.dtype, copy=False)
+        if self.log:  # NOTE: dx = dy - softmax(x) * sum(dy)
+            gx = g - self.backend.xp.exp(y) * g.sum(axis=self.axis, keepdims=True)
+        else:
+            gx = y * (g - (g * y).sum(axis=self.axis, keepdims=True))
+        return gx.astype(grad_output.dtype, copy=False)
+
+
+class LogSoftmax(Softmax):
+    """x - max - log(sum(exp(x - max))) along ``axis``; stable for huge inputs."""
+    log = True

@@ -12,8 +12,6 @@ def check_labels(logits_shape, labels, op, skip_range=False):
     if len(logits_shape) != 2 or labels.shape != (logits_shape[0],):
         raise ValueError(f"{op}: expected scores of shape (N, C) and labels of shape (N,), "
                          f"got {tuple(logits_shape)} and {tuple(labels.shape)}")
-    # NOTE: on the GPU the fused kernel turns an out-of-range label into a NaN loss instead: checking
-    # here would stall the host on the device every step.
     if labels.size and not skip_range and (bool((labels < 0).any()) or bool((labels >= logits_shape[1]).any())):
         low, high = int(labels.min()), int(labels.max())
         raise ValueError(f"{op}: labels must lie in [0, {logits_shape[1]}) for {logits_shape[1]} classes, "
@@ -23,6 +21,22 @@ def check_labels(logits_shape, labels, op, skip_range=False):
 def check_float(array, op, what="scores"):
     if array.dtype.kind != "f":
         raise TypeError(f"{op}: {what} must be floating point, got dtype {array.dtype}; convert with .float()")
+
+
+def softmax_xent(xp, logits, labels):
+    """Mean cross-entropy over rows of (N, C) logits, through log-softmax with the row max subtracted,
+    and dlogits = (softmax - onehot) / N, from one exp of the logits (float16 computed in float32)."""
+    n = logits.shape[0]
+    work = logits.astype(np.float32) if logits.dtype == np.float16 else logits
+    shifted = work - work.max(axis=1, keepdims=True)
+    exp = xp.exp(shifted)
+    total = exp.sum(axis=1, keepdims=True)
+    rows = xp.arange(n)
+    loss = (xp.log(total[:, 0]) - shifted[rows, labels]).sum() / (n if n else np.nan)  # NaN: a mean of nothing
+    exp /= total
+    exp[rows, labels] -= 1
+    exp /= max(n, 1)
+    return loss.astype(logits.dtype), exp.astype(logits.dtype, copy=False)
 
 
 class CrossEntropy(Function):
@@ -35,9 +49,13 @@ class CrossEntropy(Function):
 
     def forward(self, logits):
         check_float(logits, "cross_entropy", "logits")
-        check_labels(logits.shape, self.labels, "cross_entropy",
-                     skip_range=self.backend.checks_labels_on_device(logits, self.labels))
-        loss, dlogits = self.backend.softmax_xent(logits, self.labels)
+        kernels = self.backend.kernels
+        fused = kernels is not None and kernels.softmax_xent_applies(logits, self.labels)
+        # NOTE: the kernel turns an out-of-range label into a NaN loss instead: checking on the host
+        # would stall it on the device every step.
+        check_labels(logits.shape, self.labels, "cross_entropy", skip_range=fused)
+        loss, dlogits = kernels.softmax_xent(logits, self.labels) if fused else \
+            softmax_xent(self.backend.xp, logits, self.labels)
         self.saved = dlogits
         return loss
 

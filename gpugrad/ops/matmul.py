@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..autograd import Function, sum_to
+from .activation import activation_param, apply_backward, apply_forward
 
 
 def _swap(x):
@@ -78,16 +81,47 @@ class MatMul(Function):
         return ga, gb
 
 
+def bias_act_forward(backend, z, bias, activation, param):
+    """y = act(z + bias), written into z (the fresh GEMM output): one fused kernel on the GPU."""
+    kernels = backend.kernels
+    if kernels is not None and kernels.bias_act_forward(z, bias, activation, param) is not None:
+        return z
+    if z.dtype.char == "e":  # float16: computed in float32 and rounded once, as the kernel does
+        work = z.astype(np.float32)
+        backend.xp.copyto(z, bias_act_forward(backend, work, None if bias is None else bias.astype(np.float32),
+                                              activation, param), casting="same_kind")
+        return z
+    if bias is not None:
+        backend.xp.add(z, bias, out=z)
+    return z if activation is None else apply_forward(backend, activation, z, param, out=z)
+
+
+def bias_act_backward(backend, y, grad_output, activation, param, need_bias):
+    """(grad_pre, grad_bias): grad_pre = dy * act'(y), grad_bias its sum over rows (float16 summed in float32)."""
+    kernels = backend.kernels
+    if kernels is not None and need_bias:
+        fused = kernels.bias_act_backward(y, grad_output, activation, param)
+        if fused is not None:
+            return fused
+    grad_pre = grad_output if activation is None else apply_backward(backend, activation, y, grad_output, param)
+    if not need_bias:
+        return grad_pre, None
+    rows = grad_pre.reshape(math.prod(grad_pre.shape[:-1]), grad_pre.shape[-1])
+    accumulate = np.float32 if rows.dtype == np.float16 else None
+    return grad_pre, rows.sum(axis=0, dtype=accumulate).astype(rows.dtype, copy=False)
+
+
 class Linear(Function):
     """y = act(x @ weight.T + bias): one GEMM, then the bias + activation epilogue in place.
 
     Saves x, weight and the output y (the activation's gradient is computed from y).
     """
-
     saves_output = True
 
-    def __init__(self, activation=None):
+    def __init__(self, activation=None, param=None):
+        """``param``: the activation's parameter as ``keyword_param`` checked it (None: the default)."""
         self.activation = activation
+        self.param = activation_param(activation, None, "linear") if param is None else param
 
     def forward(self, x, weight, bias=None):
         check_same_dtype(x, weight, "linear", "input and the weight",
@@ -101,16 +135,15 @@ class Linear(Function):
         if bias is not None and bias.shape != (weight.shape[0],):
             raise ValueError(f"linear: bias of shape {tuple(bias.shape)} for weight of shape {tuple(weight.shape)}; "
                              f"expected ({weight.shape[0]},)")
-        z = self.backend.matmul(x, weight.T)
-        y = self.backend.bias_act_fwd(z, bias, self.activation)
+        y = bias_act_forward(self.backend, self.backend.matmul(x, weight.T), bias, self.activation, self.param)
         self.saved = (x, weight, y, bias is not None)
         return y
 
     def backward(self, grad_output):
         x, weight, y, has_bias = self.saved
         need_bias = has_bias and self.needs_input_grad[2]
-        grad_pre, grad_bias = self.backend.bias_act_bwd(y, grad_output, self.activation, need_bias)
         backend = self.backend
+        grad_pre, grad_bias = bias_act_backward(backend, y, grad_output, self.activation, self.param, need_bias)
         gx = backend.matmul(grad_pre, weight) if self.needs_input_grad[0] else None
         gw = None
         if self.needs_input_grad[1]:

@@ -1,7 +1,7 @@
 """GPU utilities: availability, device count, synchronize, and memory statistics (CuPy's pool)."""
 from __future__ import annotations
 
-from .backend import CudaUnavailableError, get_backend
+from ..backend import CudaUnavailableError, get_backend
 
 
 def unavailable_reason() -> str | None:
@@ -50,13 +50,13 @@ def memory_allocated(device="cuda") -> int:
 def max_memory_allocated(device="cuda") -> int:
     """The peak of ``memory_allocated`` since start or the last ``reset_peak_memory_stats``."""
     _, index = _pool(device)
-    from .backend.cupy_backend import peak_bytes
+    from ..backend.cupy_backend import peak_bytes
     return max(int(peak_bytes(index)), memory_allocated(device))
 
 
 def reset_peak_memory_stats(device="cuda") -> None:
     _, index = _pool(device)
-    from .backend.cupy_backend import reset_peak
+    from ..backend.cupy_backend import reset_peak
     reset_peak(index)
 
 

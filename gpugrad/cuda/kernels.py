@@ -1,0 +1,273 @@
+"""Every launch of gpugrad's fused CUDA kernels (``kernels/*.cu``), one thin checked wrapper each.
+
+A wrapper returns ``None`` when its kernel does not apply (a dtype the kernels are not built for,
+a non-contiguous array, an empty or 0-d one): the op that called it then runs its ``xp`` formula,
+which computes the same arithmetic. Kernels are compiled lazily, once per process (CuPy also
+caches the binaries on disk), with the activation codes of ``gpugrad.ops.activation.ACTIVATIONS``
+passed as defines, so the Python table is the one definition the ``.cu`` dispatch uses.
+
+Imported only for CuPy arrays: ``import gpugrad`` never imports this module or CuPy.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import cupy
+import numpy as np
+
+from ..ops.activation import ACTIVATIONS, activation_code
+
+DTYPES = {np.dtype(np.float16): "__half", np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+KERNELS = {
+    "activation": [f"{a}_{d}<{t}>" for a in ACTIVATIONS for d in ("fwd", "bwd") for t in DTYPES.values()],
+    "bias_act": [f"{k}<{t}>" for k in ("bias_act_fwd", "bias_act_bwd", "bias_act_bwd_small", "column_sum")
+                 for t in DTYPES.values()],
+    "softmax_xent": [f"softmax_xent_fwd<{t}, {l}>" for t in DTYPES.values() for l in ("long long", "int")],
+    "optim": [f"{k}<{t}>" for k in ("sgd_step", "adam_step") for t in ("float", "double")],
+}
+BLOCK = 256
+SMALL_EPILOGUE = 1 << 20  # elements up to which the bias gradient is summed in the same launch
+_MODULES: dict = {}
+_FUNCTIONS: dict = {}
+_HALF = {"available": True}
+_SM_COUNT: dict = {}
+
+
+def compile_options(half: bool = True) -> tuple:
+    """nvcc/NVRTC options: the activation codes from the Python table, and exact a*b+c rounding."""
+    from ..backend import kernel_dir
+    codes = tuple(f"-DGPUGRAD_ACT_{name.upper()}={a.code}" for name, a in ACTIVATIONS.items())
+    # NOTE: -fmad=false keeps a*b+c rounded as numpy rounds it, so CPU-GPU parity holds to the ulp.
+    return ("-std=c++17", "-fmad=false", f"-I{kernel_dir()}") + codes + (
+        _cuda_include_dirs() if half else ("-DGPUGRAD_NO_HALF",))
+
+
+def _cuda_include_dirs() -> tuple:
+    """Folders holding cuda_fp16.h: the toolkit's, or the NVIDIA wheels' (CuPy may not pass them to NVRTC)."""
+    candidates = [Path(os.environ[v]) / "include" for v in ("CUDA_PATH", "CUDA_HOME") if v in os.environ]
+    candidates.append(Path("/usr/local/cuda/include"))
+    for site in sys.path:
+        for sub in ("nvidia/cu13/include", "nvidia/cuda_runtime/include", "nvidia/cu12/include"):
+            candidates.append(Path(site) / sub)
+    found = []
+    for folder in candidates:
+        if (folder / "cuda_fp16.h").is_file() and str(folder) not in found:
+            found.append(str(folder))
+    return tuple(f"-I{folder}" for folder in found[:2])
+
+
+def _compile(module_name: str, half: bool):
+    from ..backend import kernel_dir
+    source = (kernel_dir() / f"{module_name}.cu").read_text()
+    names = [n for n in KERNELS[module_name] if half or "__half" not in n]
+    module = cupy.RawModule(code=source, options=compile_options(half), name_expressions=names)
+    module.compile()
+    return module
+
+
+def load_kernel(module_name: str, expression: str):
+    """The compiled kernel ``expression`` (e.g. ``"sigmoid_fwd<float>"``) of ``kernels/<module_name>.cu``."""
+    key = (module_name, expression, cupy.cuda.runtime.getDevice())
+    function = _FUNCTIONS.get(key)
+    if function is not None:
+        return function
+    module = _MODULES.get(module_name)
+    if module is None:
+        try:
+            module = _compile(module_name, _HALF["available"])
+        except cupy.cuda.compiler.CompileException as error:
+            if not _HALF["available"] or "fp16" not in str(error):
+                raise
+            warnings.warn(f"gpugrad: CUDA half-precision headers not found ({str(error).splitlines()[0]}); "
+                          "float16 uses the generic CuPy path", RuntimeWarning)
+            _HALF["available"] = False
+            module = _compile(module_name, False)
+        _MODULES[module_name] = module
+    function = _FUNCTIONS[key] = module.get_function(expression)
+    return function
+
+
+def fits(*arrays) -> bool:
+    """Arrays the kernels take: CuPy, non-empty, one dtype they are built for, C-contiguous."""
+    first = arrays[0]
+    if not isinstance(first, cupy.ndarray) or first.size == 0 or first.ndim == 0:
+        return False
+    dtype = first.dtype
+    if dtype not in DTYPES or (dtype == np.float16 and not _HALF["available"]):
+        return False
+    return all(a.dtype == dtype and a.flags.c_contiguous for a in arrays)
+
+
+def _sm_count() -> int:
+    device = cupy.cuda.runtime.getDevice()
+    sms = _SM_COUNT.get(device)
+    if sms is None:
+        sms = _SM_COUNT[device] = cupy.cuda.Device(device).attributes["MultiProcessorCount"]
+    return sms
+
+
+def _grid(n: int, itemsize: int = 1) -> int:
+    """Blocks for a grid-stride loop over n elements, 64 bytes (four 16-byte packs) per thread per trip."""
+    per_thread = max(1, 64 // itemsize) if itemsize > 1 else 1
+    return max(1, min(math.ceil(n / (BLOCK * per_thread)), _sm_count() * 32))
+
+
+# -- activations ----------------------------------------------------------------------------------
+
+def activation_forward(name, x, param, out=None):
+    """y = act(x) in one pass (``out`` may be x); None where the kernel does not apply."""
+    if not fits(x) or (out is not None and not fits(x, out)):
+        return None
+    y = cupy.empty_like(x) if out is None else out
+    load_kernel("activation", f"{name}_fwd<{DTYPES[x.dtype]}>")(
+        (_grid(x.size, x.itemsize),), (BLOCK,), (x, y, np.int64(x.size), np.float64(param)))
+    return y
+
+
+def activation_backward(name, y, grad_output, param):
+    """dx from the saved output y and dy in one pass; None where the kernel does not apply."""
+    if not fits(y, grad_output):
+        return None
+    gx = cupy.empty_like(y)
+    load_kernel("activation", f"{name}_bwd<{DTYPES[y.dtype]}>")(
+        (_grid(y.size, y.itemsize),), (BLOCK,), (y, grad_output, gx, np.int64(y.size), np.float64(param)))
+    return gx
+
+
+# -- the linear layer's epilogue ------------------------------------------------------------------
+
+def bias_act_forward(z, bias, activation, param):
+    """z = act(z + bias) in place (z is the fresh GEMM output); None where the kernel does not apply."""
+    if not fits(z) or (bias is not None and (bias.dtype != z.dtype or not bias.flags.c_contiguous)):
+        return None
+    cols = z.shape[-1]
+    load_kernel("bias_act", f"bias_act_fwd<{DTYPES[z.dtype]}>")(
+        (_grid(z.size, z.itemsize),), (BLOCK,),
+        (z, bias if bias is not None else z, np.int64(z.size // cols), np.int64(cols), np.int32(bias is not None),
+         np.int32(activation_code(activation)), np.float64(param)))
+    return z
+
+
+def bias_act_backward(y, grad_output, activation, param):
+    """(grad_pre, grad_bias): dy * act'(y) and its column sums in one pass (deterministic: per-chunk
+    sums, then a second launch adds the chunks); None where the kernel does not apply."""
+    if grad_output.__class__ is cupy.ndarray and not grad_output.flags.c_contiguous:
+        grad_output = cupy.ascontiguousarray(grad_output)
+    if not fits(y, grad_output):
+        return None
+    cols, code, name = y.shape[-1], np.int32(activation_code(activation)), DTYPES[y.dtype]
+    rows = y.size // cols
+    grad_pre = cupy.empty_like(y)
+    grad_bias = cupy.empty(cols, dtype=y.dtype)
+    if y.size <= SMALL_EPILOGUE:  # one launch: fewer host calls matter more than bandwidth here
+        load_kernel("bias_act", f"bias_act_bwd_small<{name}>")(
+            (math.ceil(cols / 32),), (32, 8),
+            (y, grad_output, grad_pre, grad_bias, np.int64(rows), np.int64(cols), code, np.float64(param)))
+        return grad_pre, grad_bias
+    pack = 16 // y.itemsize
+    vectorized = cols % pack == 0 and all(a.data.ptr % 16 == 0 for a in (y, grad_output))
+    threads = 128
+    col_blocks = math.ceil(cols / (threads * (pack if vectorized else 1)))
+    chunks = max(1, min(rows, (_sm_count() * 8) // col_blocks))
+    rows_per_chunk = math.ceil(rows / chunks)
+    chunks = math.ceil(rows / rows_per_chunk)
+    partial = cupy.empty((chunks, cols), dtype=np.float64 if y.dtype == np.float64 else np.float32)
+    load_kernel("bias_act", f"bias_act_bwd<{name}>")(
+        (col_blocks, chunks), (threads,),
+        (y, grad_output, grad_pre, partial, np.int64(rows), np.int64(cols), np.int64(rows_per_chunk), code,
+         np.float64(param), np.int32(vectorized)))
+    load_kernel("bias_act", f"column_sum<{name}>")(
+        (max(1, math.ceil(cols / BLOCK)),), (BLOCK,), (partial, grad_bias, np.int64(chunks), np.int64(cols)))
+    return grad_pre, grad_bias
+
+
+# -- softmax + cross-entropy ----------------------------------------------------------------------
+_BLOCKS_DONE: dict = {}
+
+
+def softmax_xent_applies(logits, labels) -> bool:
+    """Where the kernel runs it turns out-of-range labels into a NaN loss (no host check, no stall)."""
+    return logits.ndim == 2 and fits(logits) and labels.dtype in (np.int64, np.int32)
+
+
+def softmax_xent(logits, labels):
+    """(mean loss, dlogits) of (N, C) logits in one launch, one warp per row; None where it does not apply."""
+    if not softmax_xent_applies(logits, labels):
+        return None
+    rows = logits.shape[0]
+    labels = cupy.ascontiguousarray(labels)
+    row_loss = cupy.empty(rows, dtype=np.float64 if logits.dtype == np.float64 else np.float32)
+    dlogits = cupy.empty_like(logits)
+    loss = cupy.empty((), dtype=logits.dtype)
+    device = cupy.cuda.runtime.getDevice()
+    if device not in _BLOCKS_DONE:
+        _BLOCKS_DONE[device] = cupy.zeros(1, dtype=np.uint32)  # reset to 0 by each launch's last block
+    label_type = "long long" if labels.dtype == np.int64 else "int"
+    warps_per_block = BLOCK // 32
+    grid = max(1, min(math.ceil(rows / warps_per_block), _sm_count() * 16))
+    load_kernel("softmax_xent", f"softmax_xent_fwd<{DTYPES[logits.dtype]}, {label_type}>")(
+        (grid,), (BLOCK,), (logits, labels, row_loss, dlogits, np.int64(rows), np.int64(logits.shape[1]), loss,
+                            _BLOCKS_DONE[device]))
+    return loss, dlogits
+
+
+# -- optimizer steps: up to 8 parameters per launch -----------------------------------------------
+
+def _launch_multi(kernel_name, slots, first_mask, scalars):
+    """slots: (param, grad, a, b) per parameter, all of one dtype; 8 per launch (blockIdx.y)."""
+    kernel = load_kernel("optim", f"{kernel_name}<{DTYPES[slots[0][0].dtype]}>")
+    for start in range(0, len(slots), 8):
+        chunk = slots[start:start + 8]
+        args = []
+        for param, grad, a, b in chunk + [chunk[0]] * (8 - len(chunk)):
+            args += [param, grad, a, b, np.int64(param.size)]
+        blocks = max(_grid(p.size) for p, _, _, _ in chunk)
+        kernel((blocks, len(chunk)), (BLOCK,), (*args, np.int32((first_mask >> start) & 0xFF), *scalars))
+
+
+def _optimizer_fits(param, grad):
+    return fits(param, grad) and param.dtype != np.float16
+
+
+def sgd_step(params, grads, states, lr, momentum, dampening, nesterov, weight_decay):
+    """The SGD update of every parameter the kernel takes, 8 per launch; returns the indices it did not take."""
+    by_dtype, first_mask, left = {}, {}, []
+    for i, (param, grad, state) in enumerate(zip(params, grads, states)):
+        if not _optimizer_fits(param, grad):
+            left.append(i)
+            continue
+        slots = by_dtype.setdefault(param.dtype, [])
+        buf = state.get("momentum_buffer")
+        if momentum != 0 and buf is None:
+            buf = state["momentum_buffer"] = cupy.empty_like(param)
+            first_mask[param.dtype] = first_mask.get(param.dtype, 0) | (1 << len(slots))
+        slots.append((param, grad, buf if buf is not None else param, param))
+    for dtype, slots in by_dtype.items():
+        _launch_multi("sgd_step", slots, first_mask.get(dtype, 0),
+                      (np.float64(lr), np.float64(momentum), np.float64(dampening), np.float64(weight_decay),
+                       np.int32(bool(nesterov))))
+    return left
+
+
+def adam_step(params, grads, states, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """The Adam/AdamW update of every parameter the kernel takes; returns the indices it did not take."""
+    groups, left = {}, []  # (dtype, step) -> slots: the bias corrections depend on the step
+    for i, (param, grad, state) in enumerate(zip(params, grads, states)):
+        if not _optimizer_fits(param, grad):
+            left.append(i)
+            continue
+        m = state.get("exp_avg")
+        if m is None:
+            m = state["exp_avg"] = cupy.zeros_like(param)
+            state["exp_avg_sq"] = cupy.zeros_like(param)
+        groups.setdefault((param.dtype, state["step"]), []).append((param, grad, m, state["exp_avg_sq"]))
+    for (dtype, step), slots in groups.items():
+        _launch_multi("adam_step", slots, 0,
+                      (np.float64(lr), np.float64(beta1), np.float64(beta2), np.float64(eps), np.float64(weight_decay),
+                       np.int32(bool(decoupled)), np.float64(lr / (1 - beta1 ** step)),
+                       np.float64(math.sqrt(1 - beta2 ** step))))
+    return left

@@ -1,0 +1,68 @@
+"""Adam and AdamW (PyTorch's formulation)."""
+from __future__ import annotations
+
+import math
+
+from .optimizer import Optimizer, check_hyperparameter
+
+
+class Adam(Optimizer):
+    """m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). weight_decay adds wd * p to g."""
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        name = type(self).__name__
+        lr = check_hyperparameter(name, "lr", lr, low_open=True)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"{name}: betas must be a pair of numbers, got {betas!r}")
+        betas = tuple(check_hyperparameter(name, f"betas[{i}]", b, high=1.0, high_open=True) for i, b in enumerate(betas))
+        eps = check_hyperparameter(name, "eps", eps)
+        weight_decay = check_hyperparameter(name, "weight_decay", weight_decay)
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def step(self):  # arrays only, no graph: nothing to turn off
+        h = self.defaults
+        hyper = (h["lr"], h["betas"][0], h["betas"][1], h["eps"], h["weight_decay"], self.decoupled)
+        for backend, params, grads, states in self._groups():
+            for state in states:
+                state["step"] = state.get("step", 0) + 1
+            left = range(len(params)) if backend.kernels is None else backend.kernels.adam_step(params, grads, states,
+                                                                                                 *hyper)
+            for i in left:
+                self.update(backend.xp, params[i], grads[i], states[i], *hyper)
+
+    def update(self, xp, param, grad, state, lr, beta1, beta2, eps, weight_decay, decoupled):
+        """The rule on one parameter, in place; ``state["step"]`` is t (the bias corrections)."""
+        step = state["step"]
+        s = self.scratch(xp, state, param)
+        m, v = state.get("exp_avg"), state.get("exp_avg_sq")
+        if m is None:  # NOTE: not setdefault, whose default would allocate and zero-fill on every step
+            m = state["exp_avg"] = xp.zeros_like(param)
+            v = state["exp_avg_sq"] = xp.zeros_like(param)
+        if weight_decay and decoupled:
+            param *= 1 - lr * weight_decay
+        elif weight_decay:
+            grad = grad + weight_decay * param
+        m *= beta1
+        xp.multiply(grad, 1 - beta1, out=s)
+        m += s
+        v *= beta2
+        xp.multiply(grad, grad, out=s)
+        s *= 1 - beta2
+        v += s
+        # NOTE: p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps), PyTorch's form of Adam.
+        xp.sqrt(v, out=s)
+        s /= math.sqrt(1 - beta2 ** step)
+        s += eps
+        xp.divide(m, s, out=s)
+        s *= lr / (1 - beta1 ** step)
+        param -= s
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: p *= 1 - lr * weight_decay before the Adam update."""
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr, betas, eps, weight_decay)

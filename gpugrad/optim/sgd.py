@@ -1,0 +1,57 @@
+"""SGD with momentum, dampening, Nesterov momentum and weight decay (PyTorch's formulation)."""
+from __future__ import annotations
+
+from .optimizer import Optimizer, check_hyperparameter
+
+
+class SGD(Optimizer):
+    """p -= lr * d, d = g + weight_decay * p, with momentum: b = momentum * b + (1 - dampening) * d,
+    d = b (or d + momentum * b with Nesterov). PyTorch's formulation."""
+
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+        lr = check_hyperparameter("SGD", "lr", lr, low_open=True)
+        momentum = check_hyperparameter("SGD", "momentum", momentum)
+        dampening = check_hyperparameter("SGD", "dampening", dampening, high=1.0)
+        weight_decay = check_hyperparameter("SGD", "weight_decay", weight_decay)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
+                                      weight_decay=weight_decay))
+
+    def step(self):  # arrays only, no graph: nothing to turn off
+        h = self.defaults
+        hyper = (h["lr"], h["momentum"], h["dampening"], h["nesterov"], h["weight_decay"])
+        for backend, params, grads, states in self._groups():
+            left = range(len(params)) if backend.kernels is None else backend.kernels.sgd_step(params, grads, states,
+                                                                                                *hyper)
+            for i in left:
+                self.update(backend.xp, params[i], grads[i], states[i], *hyper)
+
+    def update(self, xp, param, grad, state, lr, momentum, dampening, nesterov, weight_decay):
+        """The rule on one parameter, in place: d = g + wd p; b = momentum b + (1 - dampening) d
+        (b = d at the first step); d = b, or d + momentum b (Nesterov); p -= lr d."""
+        d = self.scratch(xp, state, param)
+        if not weight_decay and not momentum:  # plain SGD: two passes, as p -= lr * g
+            xp.multiply(grad, lr, out=d)
+            param -= d
+            return
+        if weight_decay:
+            xp.multiply(param, weight_decay, out=d)
+            d += grad
+        else:
+            xp.copyto(d, grad)
+        if momentum:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = d.copy()
+            else:
+                buf *= momentum
+                buf += d if not dampening else (1 - dampening) * d
+            if nesterov:
+                extra = self.scratch(xp, state, param, "scratch2")
+                xp.multiply(buf, momentum, out=extra)
+                d += extra
+            else:
+                xp.copyto(d, buf)
+        d *= lr
+        param -= d
