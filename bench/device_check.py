@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import gpugrad  # noqa: E402
 import gpugrad.functional as F  # noqa: E402
 from gpugrad import nn, optim  # noqa: E402
-from gpugrad.backend import Backend, get_backend  # noqa: E402
+from gpugrad.backend import get_backend  # noqa: E402
 
 RESULTS: dict = {"sections": {}, "errors": {}}
 
@@ -145,38 +145,53 @@ def ceilings():
 @section("fused kernels")
 def kernels():
     import cupy
-    cuda = get_backend("cuda")
+    from gpugrad.cuda import kernels as launch
+    from gpugrad.ops.activation import ACTIVATIONS
+    from gpugrad.ops.loss import softmax_xent
+    get_backend("cuda")  # the device and its allocator
+    xp = cupy
     n = 2 ** 26
     rows, cols = n // 4096, 4096
     rng = cupy.random.RandomState(0)
     x = rng.standard_normal(n, dtype=np.float32)
-    y_sig = cuda.sigmoid_fwd(x)
-    y_relu = cuda.relu_fwd(x)
+    y_sig = launch.activation_forward("sigmoid", x, 0.0)
+    y_relu = launch.activation_forward("relu", x, 0.0)
     g = rng.standard_normal(n, dtype=np.float32)
     bias = rng.standard_normal(cols, dtype=np.float32)
     z = x.reshape(rows, cols).copy()
     logits = rng.standard_normal((n // 1024, 1024), dtype=np.float32)
     labels = rng.randint(0, 1024, n // 1024).astype(np.int64)
     b4 = n * 4
-    cases = [
-        # name, fused call, generic call, bytes the fused kernel must move
-        ("sigmoid_fwd", lambda: cuda.sigmoid_fwd(x), lambda: Backend.sigmoid_fwd(cuda, x), 2 * b4),
-        ("sigmoid_bwd", lambda: cuda.sigmoid_bwd(y_sig, g), lambda: Backend.sigmoid_bwd(cuda, y_sig, g), 3 * b4),
-        ("relu_fwd", lambda: cuda.relu_fwd(x), lambda: Backend.relu_fwd(cuda, x), 2 * b4),
-        ("relu_bwd", lambda: cuda.relu_bwd(y_relu, g), lambda: Backend.relu_bwd(cuda, y_relu, g), 3 * b4),
-        ("tanh_fwd", lambda: cuda.tanh_fwd(x), lambda: Backend.tanh_fwd(cuda, x), 2 * b4),
-        ("tanh_bwd", lambda: cuda.tanh_bwd(y_sig, g), lambda: Backend.tanh_bwd(cuda, y_sig, g), 3 * b4),
-        ("leaky_relu_fwd", lambda: cuda.leaky_relu_fwd(x), lambda: Backend.leaky_relu_fwd(cuda, x), 2 * b4),
-        ("elu_fwd", lambda: cuda.elu_fwd(x), lambda: Backend.elu_fwd(cuda, x), 2 * b4),
-        ("softmax_xent", lambda: cuda.softmax_xent(logits, labels), lambda: Backend.softmax_xent(cuda, logits, labels), 2 * b4),
-    ]
+
+    def formula(name, direction):
+        entry = ACTIVATIONS[name]
+        return entry.forward if direction == "fwd" else entry.backward
+
+    # name, fused call, the op's xp formula alone (what runs without the kernel), bytes the kernel must move
+    cases = []
+    for name, y_saved in (("sigmoid", y_sig), ("relu", y_relu), ("tanh", y_sig), ("leaky_relu", None),
+                          ("elu", None)):
+        param = ACTIVATIONS[name].default
+        cases.append((f"{name}_fwd", lambda name=name, p=param: launch.activation_forward(name, x, p),
+                      lambda name=name, p=param: formula(name, "fwd")(xp, x, p), 2 * b4))
+        if y_saved is not None:
+            cases.append((f"{name}_bwd", lambda name=name, y=y_saved: launch.activation_backward(name, y, g, 0.0),
+                          lambda name=name, y=y_saved: formula(name, "bwd")(xp, y, g, 0.0), 3 * b4))
+    cases.append(("softmax_xent", lambda: launch.softmax_xent(logits, labels),
+                  lambda: softmax_xent(xp, logits, labels), 2 * b4))
     for act in ("relu", "sigmoid"):
-        y2 = getattr(cuda, act + "_fwd")(z)
+        y2 = launch.activation_forward(act, z, 0.0)
         g2 = g.reshape(rows, cols)
-        cases.append((f"bias_{act}_fwd", lambda act=act: cuda.bias_act_fwd(z, bias, act),
-                      lambda act=act: Backend.bias_act_fwd(cuda, z, bias, act), 2 * b4))
-        cases.append((f"bias_{act}_bwd", lambda act=act, y2=y2, g2=g2: cuda.bias_act_bwd(y2, g2, act, True),
-                      lambda act=act, y2=y2, g2=g2: Backend.bias_act_bwd(cuda, y2, g2, act, True), 3 * b4))
+
+        def generic_fwd(act=act):
+            return formula(act, "fwd")(xp, xp.add(z, bias, out=z), 0.0, out=z)
+
+        def generic_bwd(act=act, y2=y2, g2=g2):
+            pre = formula(act, "bwd")(xp, y2, g2, 0.0)
+            return pre, pre.sum(axis=0)
+        cases.append((f"bias_{act}_fwd", lambda act=act: launch.bias_act_forward(z, bias, act, 0.0), generic_fwd, 2 * b4))
+        cases.append((f"bias_{act}_bwd", lambda act=act, y2=y2, g2=g2: launch.bias_act_backward(y2, g2, act, 0.0),
+                      generic_bwd, 3 * b4))
     copy = RESULTS["sections"].get("ceilings", {}).get("copy_GBps")
     table = {}
     for name, fused, generic, nbytes in cases:

@@ -23,6 +23,8 @@ import numpy as np  # noqa: E402
 import gpugrad  # noqa: E402
 import gpugrad.functional as F  # noqa: E402
 from gpugrad import nn, optim  # noqa: E402
+from gpugrad.ops.activation import apply_backward, apply_forward  # noqa: E402
+from gpugrad.ops.matmul import bias_act_backward  # noqa: E402
 
 
 def per_call_us(fn, n=2000, sync=lambda: None):
@@ -98,9 +100,9 @@ def main(argv=None):
                      ("backend.matmul a.T @ a", lambda: backend.matmul(a.T, a)),
                      ("a * a", lambda: a * a),
                      ("a.sum(axis=0)", lambda: a.sum(axis=0)),
-                     ("backend.relu_fwd (kernel)", lambda: backend.relu_fwd(a)),
-                     ("backend.relu_bwd (kernel)", lambda: backend.relu_bwd(a, a)),
-                     ("backend.bias_act_bwd", lambda: backend.bias_act_bwd(a, a, "relu", True)),
+                     ("relu forward (kernel)", lambda: apply_forward(backend, "relu", a, 0.0)),
+                     ("relu backward (kernel)", lambda: apply_backward(backend, "relu", a, a, 0.0)),
+                     ("bias + relu backward", lambda: bias_act_backward(backend, a, a, "relu", 0.0, True)),
                      ("Tensor relu (Function)", lambda: gpugrad.Tensor._make(a, False).relu())]:
         print(f"   {name:28s} {per_call_us(fn, 2000, sync):8.1f}")
 

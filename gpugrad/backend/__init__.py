@@ -92,12 +92,14 @@ def is_cupy_array(array) -> bool:
 
 
 def backend_of(array) -> Backend:
-    if type(array) is np.ndarray or isinstance(array, (np.ndarray, np.generic)):
+    if type(array) is np.ndarray:
         return _CPU
     if is_cupy_array(array):
         device_id = array.data.device_id
         backend = _CUDA.get(device_id)
         return backend if backend is not None else get_backend(f"cuda:{device_id}")
+    if isinstance(array, (np.ndarray, np.generic)):
+        return _CPU
     raise TypeError(f"expected a numpy or cupy array, got {type(array).__name__}")
 
 
