@@ -1,19 +1,37 @@
 """``Tensor``: a backend array plus what autodiff needs (``grad``, ``requires_grad``, creator)."""
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from . import autograd
 from .backend import backend_of, get_backend, is_cupy_array
 from .backend import _CPU
-from .dtypes import DEFAULT_FLOAT, FLOAT_DTYPES, check_numeric, result_type
+from . import operands
+from .dtypes import FLOAT_DTYPES, check_numeric
+from .operands import DeviceMismatchError, _index_data, _is_python_number, _shape, as_tensor_like
 from .ops import activation, arith, matmul, reduce, shape as shape_ops
 
 
-class DeviceMismatchError(RuntimeError):
-    """An operation got tensors that live on different devices."""
+def _operator(function, reflected=False):
+    """A Tensor method that records ``function`` (unary, or binary with the operands in either order)."""
+    def apply(self, *other):
+        return function()(*other, self) if reflected else function()(self, *other)
+    apply.__name__ = function.__name__.lower()
+    return apply
+
+
+def _comparison(ufunc_name):
+    def compare(self, other):
+        return self._compare(other, ufunc_name)
+    compare.__name__ = ufunc_name
+    return compare
+
+
+def _in_place(ufunc_name, op):
+    def update(self, other):
+        return self._inplace(other, ufunc_name, op)
+    update.__name__ = op
+    return update
 
 
 class Tensor:
@@ -225,74 +243,31 @@ class Tensor:
         return id(self)
 
     # -- operators ----------------------------------------------------------------------------
-    def __add__(self, other):
-        return arith.Add()(self, other)
-
-    def __radd__(self, other):
-        return arith.Add()(other, self)
-
-    def __sub__(self, other):
-        return arith.Sub()(self, other)
-
-    def __rsub__(self, other):
-        return arith.Sub()(other, self)
-
-    def __mul__(self, other):
-        return arith.Mul()(self, other)
-
-    def __rmul__(self, other):
-        return arith.Mul()(other, self)
-
-    def __truediv__(self, other):
-        return arith.Div()(self, other)
-
-    def __rtruediv__(self, other):
-        return arith.Div()(other, self)
+    __add__, __radd__ = _operator(arith.Add), _operator(arith.Add, reflected=True)
+    __sub__, __rsub__ = _operator(arith.Sub), _operator(arith.Sub, reflected=True)
+    __mul__, __rmul__ = _operator(arith.Mul), _operator(arith.Mul, reflected=True)
+    __truediv__, __rtruediv__ = _operator(arith.Div), _operator(arith.Div, reflected=True)
+    __matmul__, __rmatmul__ = _operator(matmul.MatMul), _operator(matmul.MatMul, reflected=True)
+    __rpow__ = _operator(arith.Pow, reflected=True)
 
     def __pow__(self, other):
         if other.__class__ is int and other == 2:
             return arith.Square()(self)
         return arith.Pow()(self, other)
 
-    def __rpow__(self, other):
-        return arith.Pow()(other, self)
-
-    def __matmul__(self, other):
-        return matmul.MatMul()(self, other)
-
-    def __rmatmul__(self, other):
-        return matmul.MatMul()(other, self)
-
-    def __neg__(self):
-        return arith.Neg()(self)
-
     def __pos__(self):
         return self
-
-    def __abs__(self):
-        return arith.Abs()(self)
 
     def _compare(self, other, ufunc_name):
         a, b = as_tensor_like((self, other), ufunc_name)
         return Tensor._make(autograd._as_array(getattr(a.backend.xp, ufunc_name)(a.data, b.data)), False)
 
-    def __lt__(self, other):
-        return self._compare(other, "less")
-
-    def __le__(self, other):
-        return self._compare(other, "less_equal")
-
-    def __gt__(self, other):
-        return self._compare(other, "greater")
-
-    def __ge__(self, other):
-        return self._compare(other, "greater_equal")
-
-    def __eq__(self, other):
-        return self._compare(other, "equal")
-
-    def __ne__(self, other):
-        return self._compare(other, "not_equal")
+    __lt__ = _comparison("less")
+    __le__ = _comparison("less_equal")
+    __gt__ = _comparison("greater")
+    __ge__ = _comparison("greater_equal")
+    __eq__ = _comparison("equal")
+    __ne__ = _comparison("not_equal")
 
     def __getitem__(self, index):
         return shape_ops.GetItem(_index_data(index, self))(self)
@@ -312,17 +287,9 @@ class Tensor:
         """Min over ``axis``; the gradient is split equally among tied minima."""
         return reduce.Min(axis, keepdims)(self)
 
-    def exp(self):
-        return arith.Exp()(self)
-
-    def log(self):
-        return arith.Log()(self)
-
-    def sqrt(self):
-        return arith.Sqrt()(self)
-
-    def abs(self):
-        return arith.Abs()(self)
+    exp, log, sqrt = _operator(arith.Exp), _operator(arith.Log), _operator(arith.Sqrt)
+    abs = __abs__ = _operator(arith.Abs)
+    __neg__ = _operator(arith.Neg)
 
     def sigmoid(self):
         return activation.Elementwise("sigmoid")(self)
@@ -389,29 +356,18 @@ class Tensor:
         self._version[0] += 1
         return self
 
-    def __iadd__(self, other):
-        return self._inplace(other, "add", "+=")
-
-    def __isub__(self, other):
-        return self._inplace(other, "subtract", "-=")
-
-    def __imul__(self, other):
-        return self._inplace(other, "multiply", "*=")
-
-    def __itruediv__(self, other):
-        return self._inplace(other, "divide", "/=")
+    __iadd__ = _in_place("add", "+=")
+    __isub__ = _in_place("subtract", "-=")
+    __imul__ = _in_place("multiply", "*=")
+    __itruediv__ = _in_place("divide", "/=")
+    mul_ = _in_place("multiply", "mul_")
+    div_ = _in_place("divide", "div_")
 
     def add_(self, other, alpha=1):
         return self._inplace(other if alpha == 1 else other * alpha, "add", "add_")
 
     def sub_(self, other, alpha=1):
         return self._inplace(other if alpha == 1 else other * alpha, "subtract", "sub_")
-
-    def mul_(self, other):
-        return self._inplace(other, "multiply", "mul_")
-
-    def div_(self, other):
-        return self._inplace(other, "divide", "div_")
 
     def copy_(self, source):
         self[...] = source
@@ -440,99 +396,5 @@ class Tensor:
         self._version[0] += 1
 
 
-def as_tensor_like(values, op):
-    """Turn an op's inputs into tensors on one device.
-
-    ``op`` is the Function (or a name). Where the function ``promotes``, the inputs are brought to
-    one dtype by PyTorch's rule (``dtypes.result_type``; a Cast node gives each input its gradient
-    in its own dtype) and, for "float", integers become float32.
-    """
-    promotes = getattr(op, "promotes", None)
-    n = len(values)
-    if n == 1 and isinstance(values[0], Tensor):
-        if promotes == "float" and values[0].data.dtype.kind != "f":
-            return [Tensor._make(values[0].data.astype(DEFAULT_FLOAT), False)]  # integers never require grad
-        return values
-    if n == 2:  # the hot path: two tensors on one device with one dtype
-        a, b = values
-        if isinstance(a, Tensor) and isinstance(b, Tensor) and a.data.__class__ is b.data.__class__ and \
-                a.data.dtype == b.data.dtype and (promotes != "float" or a.data.dtype.kind == "f") and (
-                a.data.__class__ is np.ndarray or a.backend is b.backend):
-            return values
-    op_name = op if isinstance(op, str) else op.name
-    if n == 0:
-        raise ValueError(f"{op_name}: needs at least one tensor, got none")
-    first = None
-    for value in values:
-        if isinstance(value, Tensor):
-            if first is None:
-                first = value
-            elif value.backend is not first.backend:
-                raise DeviceMismatchError(
-                    f"{op_name}: expected all tensors on one device, got {first.device} and {value.device}"
-                )
-    backend = first.backend if first is not None else _CPU
-    arrays = []
-    for value in values:
-        if isinstance(value, Tensor) or _is_python_number(value):
-            arrays.append(value)
-        elif isinstance(value, (np.ndarray, np.generic)) or is_cupy_array(value):
-            if backend_of(value) is not backend:
-                raise DeviceMismatchError(
-                    f"{op_name}: got an array on {backend_of(value).name} and a tensor on {backend.name}; "
-                    "move it explicitly with gpugrad.tensor(..., device=...) or .to()"
-                )
-            arrays.append(Tensor._make(backend.asarray(value), False))
-        elif isinstance(value, (list, tuple)):
-            array = check_numeric(np.asarray(value, dtype=first.dtype if first is not None else None), op_name)
-            arrays.append(Tensor._make(backend.asarray(array), False))
-        else:
-            raise TypeError(f"{op_name}: unsupported operand of type {type(value).__name__}")
-    dtype = result_type(*arrays)
-    if promotes == "float" and dtype.kind != "f":
-        dtype = DEFAULT_FLOAT
-    out = []
-    for value in arrays:
-        if not isinstance(value, Tensor):  # a Python number takes the result's dtype
-            out.append(Tensor._make(backend.xp.asarray(value, dtype=dtype), False))
-        elif promotes and value.data.dtype != dtype:
-            out.append(shape_ops.Cast(dtype)(value) if value.requires_grad else
-                       Tensor._make(value.data.astype(dtype), False))
-        else:
-            out.append(value)
-    return out
-
-
-def _index_data(index, tensor):
-    """Tensors used as indices become arrays on the indexed tensor's device."""
-    items = index if isinstance(index, tuple) else (index,)
-    converted = []
-    for item in items:
-        if isinstance(item, Tensor):
-            item = item.data
-        elif isinstance(item, float):
-            raise IndexError(f"indexing a tensor of shape {tensor.shape}: float {item} is not a valid index")
-        elif isinstance(item, list):
-            item = np.asarray(item)
-        if isinstance(item, np.ndarray) and tensor.device != "cpu":
-            item = tensor.backend.asarray(item)
-        converted.append(item)
-    return tuple(converted) if isinstance(index, tuple) else converted[0]
-
-
-def _is_python_number(value) -> bool:
-    return isinstance(value, numbers.Number) and not isinstance(value, np.generic)
-
-
-def _shape(shape, op="shape"):
-    """A shape given as integers or one tuple/list of them; anything else is refused, not truncated."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    for n in shape:
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) and not (isinstance(n, Tensor) and n.ndim == 0
-                                                                                and n.dtype.kind in "iu"):
-            raise TypeError(f"{op}: sizes must be integers, got {tuple(shape)!r}")
-    return tuple(int(n) for n in shape)
-
-
+operands.bind(Tensor)
 autograd.bind_tensor_type(Tensor, as_tensor_like)

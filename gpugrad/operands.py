@@ -1,0 +1,117 @@
+"""An op's operands as tensors on one device and of one dtype: Python numbers, arrays and lists are
+wrapped, devices are checked, and dtypes promoted by PyTorch's rule (``dtypes.result_type``)."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .backend import _CPU, backend_of, is_cupy_array
+from .dtypes import DEFAULT_FLOAT, check_numeric, result_type
+from .ops import shape as shape_ops
+
+_Tensor = None  # bound by gpugrad.tensor, which imports this module
+
+
+def bind(tensor_type) -> None:
+    global _Tensor
+    _Tensor = tensor_type
+
+
+class DeviceMismatchError(RuntimeError):
+    """An operation got tensors that live on different devices."""
+
+
+def as_tensor_like(values, op):
+    """Turn an op's inputs into tensors on one device.
+
+    ``op`` is the Function (or a name). Where the function ``promotes``, the inputs are brought to
+    one dtype by PyTorch's rule (``dtypes.result_type``; a Cast node gives each input its gradient
+    in its own dtype) and, for "float", integers become float32.
+    """
+    promotes = getattr(op, "promotes", None)
+    n = len(values)
+    if n == 1 and isinstance(values[0], _Tensor):
+        if promotes == "float" and values[0].data.dtype.kind != "f":
+            return [_Tensor._make(values[0].data.astype(DEFAULT_FLOAT), False)]  # integers never require grad
+        return values
+    if n == 2:  # the hot path: two tensors on one device with one dtype
+        a, b = values
+        if isinstance(a, _Tensor) and isinstance(b, _Tensor) and a.data.__class__ is b.data.__class__ and \
+                a.data.dtype == b.data.dtype and (promotes != "float" or a.data.dtype.kind == "f") and (
+                a.data.__class__ is np.ndarray or a.backend is b.backend):
+            return values
+    op_name = op if isinstance(op, str) else op.name
+    if n == 0:
+        raise ValueError(f"{op_name}: needs at least one tensor, got none")
+    first = None
+    for value in values:
+        if isinstance(value, _Tensor):
+            if first is None:
+                first = value
+            elif value.backend is not first.backend:
+                raise DeviceMismatchError(
+                    f"{op_name}: expected all tensors on one device, got {first.device} and {value.device}"
+                )
+    backend = first.backend if first is not None else _CPU
+    arrays = []
+    for value in values:
+        if isinstance(value, _Tensor) or _is_python_number(value):
+            arrays.append(value)
+        elif isinstance(value, (np.ndarray, np.generic)) or is_cupy_array(value):
+            if backend_of(value) is not backend:
+                raise DeviceMismatchError(
+                    f"{op_name}: got an array on {backend_of(value).name} and a tensor on {backend.name}; "
+                    "move it explicitly with gpugrad.tensor(..., device=...) or .to()"
+                )
+            arrays.append(_Tensor._make(backend.asarray(value), False))
+        elif isinstance(value, (list, tuple)):
+            array = check_numeric(np.asarray(value, dtype=first.dtype if first is not None else None), op_name)
+            arrays.append(_Tensor._make(backend.asarray(array), False))
+        else:
+            raise TypeError(f"{op_name}: unsupported operand of type {type(value).__name__}")
+    dtype = result_type(*arrays)
+    if promotes == "float" and dtype.kind != "f":
+        dtype = DEFAULT_FLOAT
+    out = []
+    for value in arrays:
+        if not isinstance(value, _Tensor):  # a Python number takes the result's dtype
+            out.append(_Tensor._make(backend.xp.asarray(value, dtype=dtype), False))
+        elif promotes and value.data.dtype != dtype:
+            out.append(shape_ops.Cast(dtype)(value) if value.requires_grad else
+                       _Tensor._make(value.data.astype(dtype), False))
+        else:
+            out.append(value)
+    return out
+
+
+def _index_data(index, tensor):
+    """Tensors used as indices become arrays on the indexed tensor's device."""
+    items = index if isinstance(index, tuple) else (index,)
+    converted = []
+    for item in items:
+        if isinstance(item, _Tensor):
+            item = item.data
+        elif isinstance(item, float):
+            raise IndexError(f"indexing a tensor of shape {tensor.shape}: float {item} is not a valid index")
+        elif isinstance(item, list):
+            item = np.asarray(item)
+        if isinstance(item, np.ndarray) and tensor.device != "cpu":
+            item = tensor.backend.asarray(item)
+        converted.append(item)
+    return tuple(converted) if isinstance(index, tuple) else converted[0]
+
+
+def _is_python_number(value) -> bool:
+    return isinstance(value, numbers.Number) and not isinstance(value, np.generic)
+
+
+def _shape(shape, op="shape"):
+    """A shape given as integers or one tuple/list of them; anything else is refused, not truncated."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    for n in shape:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) and not (isinstance(n, _Tensor) and n.ndim == 0
+                                                                                and n.dtype.kind in "iu"):
+            raise TypeError(f"{op}: sizes must be integers, got {tuple(shape)!r}")
+    return tuple(int(n) for n in shape)
