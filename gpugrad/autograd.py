@@ -7,10 +7,10 @@ the order of recording, which is a topological order: a function is recorded aft
 that made its inputs; an iterative loop, so deep graphs cannot hit the recursion limit) and adds
 gradients at branches.
 
-Every tensor carries a version counter that in-place changes through the Tensor API bump. A
-function notes the versions of the tensors it saved (``saves_inputs``, ``saves_output``) and
-backward refuses to use a saved tensor that has changed since (PyTorch's rule). Writing into the
-raw array ``.data`` is not tracked, as with PyTorch's ``.data``.
+Every tensor carries a version counter that in-place changes through the Tensor API bump
+(``mark_changed``). Backward refuses to use a tensor that a function saved (``saves_inputs``,
+``saves_output``) and that changed since (PyTorch's rule). Writing into the raw array ``.data`` is
+not tracked, as with PyTorch's ``.data``.
 """
 from __future__ import annotations
 
@@ -62,12 +62,24 @@ class enable_grad(_GradMode):
 
 _FREED = object()
 _serials = itertools.count()
-_make_tensor = _as_tensor_like = None  # bound by gpugrad.tensor (it imports this module)
+# NOTE: one clock for every in-place change. A function notes the clock when recorded; a tensor's
+# version box holds [its count of changes, the clock of its last change]. While the clock has not
+# moved since a function was recorded, nothing it saved can have changed: backward checks nothing.
+_clock = [0]
+
+
+def mark_changed(tensor) -> None:
+    """Record an in-place change of ``tensor`` (and of every tensor sharing its data and version box)."""
+    box = tensor._version
+    _clock[0] += 1
+    box[0] += 1
+    box[1] = _clock[0]
+_make_tensor = _as_tensor_like = _tensor_type = None  # bound by gpugrad.tensor (it imports this module)
 
 
 def bind_tensor_type(tensor_type, as_tensor_like) -> None:
-    global _make_tensor, _as_tensor_like
-    _make_tensor, _as_tensor_like = tensor_type._make, as_tensor_like
+    global _make_tensor, _as_tensor_like, _tensor_type
+    _make_tensor, _as_tensor_like, _tensor_type = tensor_type._make, as_tensor_like, tensor_type
 
 
 class Function:
@@ -85,79 +97,77 @@ class Function:
     """
 
     __slots__ = ("backend", "saved", "serial", "inputs", "needs_input_grad", "outputs", "retaining",
-                 "versions", "__dict__", "__weakref__")
+                 "clock", "__dict__", "__weakref__")
     promotes = None
     saves_inputs = True
     saves_output = False
     is_view = False
 
     def __call__(self, *inputs):
-        tensors = _as_tensor_like(inputs, self)
         self.saved = None
-        first = tensors[0]
-        self.backend = first.backend
-        if len(tensors) == 1:  # NOTE: one and two inputs spelled out: the per-op hot path of every model
-            outputs = self.forward(first.data)
-            record = first.requires_grad
-        elif len(tensors) == 2:
-            second = tensors[1]
-            outputs = self.forward(first.data, second.data)
+        n = len(inputs)
+        if n == 2:  # NOTE: one and two inputs spelled out: the per-op hot path of every model
+            first, second = inputs
+            if not (isinstance(first, _tensor_type) and isinstance(second, _tensor_type)):
+                first, second = _as_tensor_like(inputs, self)
+            a, b = first.data, second.data
+            if a.__class__ is not np.ndarray or b.__class__ is not np.ndarray or a.dtype is not b.dtype or (
+                    self.promotes == "float" and a.dtype.kind != "f"):
+                first, second = _as_tensor_like((first, second), self)  # devices, dtypes: the general rule
+                a, b = first.data, second.data
+            self.backend = first.backend
+            outputs = self.forward(a, b)
+            tensors = (first, second)
             record = first.requires_grad or second.requires_grad
+            needs = (first.requires_grad, second.requires_grad)
         else:
+            tensors = inputs if n == 1 and inputs[0].__class__ is _tensor_type and (
+                self.promotes != "float" or inputs[0].data.dtype.kind == "f") else _as_tensor_like(inputs, self)
+            first = tensors[0]
+            self.backend = first.backend
             outputs = self.forward(*[t.data for t in tensors])
-            record = any([t.requires_grad for t in tensors])
-        record = record and _state.enabled
-        if outputs.__class__ is tuple:
-            return self._finish_many(tensors, outputs, record)
-        result = _make_tensor(_as_array(outputs), record)
-        if self.is_view and result.data.base is not None:
-            result._version = first._version
-        if record:
-            self._record(tensors, (result,))
-        return result
-
-    def _finish_many(self, tensors, outputs, record):
-        results = tuple([_make_tensor(_as_array(y), record) for y in outputs])
-        if record:
-            self._record(tensors, results)
-        return results
-
-    def _record(self, tensors, results):
-        self.serial = next(_serials)  # recording order: backward's order, and listings'
-        self.inputs = tensors
-        self.needs_input_grad = tuple([t.requires_grad for t in tensors])
-        for y in results:
-            y.creator = self
-        self.outputs = tuple([weakref.ref(y) for y in results])
-        # NOTE: the versions of what backward will read; outputs are new, at version 0 (an op that
-        # saves its output makes no view).
-        saves = self.saves_inputs
-        if saves is True:
-            self.versions = tuple([t._version[0] for t in tensors])
-        elif saves:
-            self.versions = tuple([tensors[i]._version[0] for i in saves])
+            needs = tuple([t.requires_grad for t in tensors])
+            record = True in needs
+        if outputs.__class__ is not tuple:  # the common case: one output
+            result = _make_tensor(outputs if outputs.__class__ is np.ndarray else _as_array(outputs), False)
+            if self.is_view and result.data.base is not None:
+                result._version = first._version
+            if record and _state.enabled:
+                self.serial = next(_serials)  # recording order: backward's order, and listings'
+                self.clock = _clock[0]
+                self.inputs = tensors
+                self.needs_input_grad = needs
+                result.requires_grad = True
+                result.creator = self
+                self.outputs = (weakref.ref(result),)
+            else:
+                self.saved = None
+            return result
+        results = tuple([_make_tensor(_as_array(y), False) for y in outputs])
+        if record and _state.enabled:
+            self.serial, self.clock = next(_serials), _clock[0]
+            self.inputs, self.needs_input_grad = tensors, needs
+            for y in results:
+                y.requires_grad = True
+                y.creator = self
+            self.outputs = tuple([weakref.ref(y) for y in results])
         else:
-            self.versions = ()
+            self.saved = None
+        return results
 
     def check_versions(self) -> None:
         """Raise if a tensor that backward needs was changed in place since it was saved."""
         saves = self.saves_inputs
-        indices = range(len(self.inputs)) if saves is True else saves or ()
-        for i, version in zip(indices, self.versions):
-            if self.inputs[i]._version[0] != version:
-                self._changed(self.inputs[i], f"input {i}", version)
+        watched = [(t, f"input {i}") for i, t in enumerate(self.inputs) if saves is True or i in (saves or ())]
         if self.saves_output:
-            for i, ref in enumerate(self.outputs):
-                output = ref()
-                if output is not None and output._version[0]:
-                    self._changed(output, f"output {i}", 0)
-
-    def _changed(self, tensor, label, version):
-        raise RuntimeError(
-            f"{self.name}: {label} (a tensor of shape {tuple(tensor.shape)}, dtype {tensor.dtype}) was changed in "
-            f"place after {self.name} saved it for backward (version {version}, now {tensor._version[0]}): backward "
-            "would use the new values. Compute the graph again after the change, or change a copy "
-            "(.clone() / .detach() and an out-of-place op)")
+            watched += [(ref(), f"output {i}") for i, ref in enumerate(self.outputs)]
+        for tensor, label in watched:
+            if tensor is not None and tensor._version[1] > self.clock:
+                raise RuntimeError(
+                    f"{self.name}: {label} (a tensor of shape {tuple(tensor.shape)}, dtype {tensor.dtype}) was "
+                    f"changed in place after {self.name} saved it for backward (it is at version "
+                    f"{tensor._version[0]} now): backward would use the new values. Compute the graph again after "
+                    "the change, or change a copy (.clone() / .detach() and an out-of-place op)")
 
     def forward(self, *arrays):
         raise NotImplementedError
@@ -191,7 +201,7 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
         function = heapq.heappop(heap)[1]
         if function.saved is _FREED:
             _second_backward(function)
-        if function.versions or function.saves_output:
+        if function.clock != _clock[0]:
             function.check_versions()
         function.retaining = retain_graph
         outputs = function.outputs

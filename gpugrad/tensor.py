@@ -53,7 +53,7 @@ class Tensor:
         self.grad = None
         self.creator = None
         self.name = name
-        self._version = [0]  # a box: detached tensors and views share it
+        self._version = [0, 0]  # [changes, clock of the last one]: detached tensors and views share it
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -65,7 +65,7 @@ class Tensor:
         tensor.grad = None
         tensor.creator = None
         tensor.name = None
-        tensor._version = [0]
+        tensor._version = [0, 0]
         tensor.requires_grad = requires_grad
         return tensor
 
@@ -353,7 +353,7 @@ class Tensor:
         except (TypeError, ValueError) as error:  # numpy's casting and broadcasting errors
             raise (TypeError if isinstance(error, TypeError) else ValueError)(f"{op}: cannot update a tensor of shape {self.shape} and dtype {self.dtype} in place "
                               f"with one of shape {tuple(value.shape)} and dtype {value.dtype}") from None
-        self._version[0] += 1
+        autograd.mark_changed(self)
         return self
 
     __iadd__ = _in_place("add", "+=")
@@ -393,7 +393,7 @@ class Tensor:
         except (IndexError, ValueError, TypeError) as error:
             kind = IndexError if isinstance(error, IndexError) else TypeError if isinstance(error, TypeError) else ValueError
             raise kind(f"setitem on a tensor of shape {self.shape}: {error}") from None
-        self._version[0] += 1
+        autograd.mark_changed(self)
 
 
 operands.bind(Tensor)

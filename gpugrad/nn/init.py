@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+from ..autograd import mark_changed
+
 GAINS = {"linear": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3, "relu": math.sqrt(2.0)}
 
 
@@ -25,7 +27,7 @@ def gain(nonlinearity: str, param=None) -> float:
 def _write(tensor, value):
     """In place, as an in-place op: the version is bumped, so a graph that saved the old values refuses."""
     tensor.data[...] = value
-    tensor._version[0] += 1
+    mark_changed(tensor)
     return tensor
 
 

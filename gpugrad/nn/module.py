@@ -5,6 +5,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from ..autograd import mark_changed
 from ..backend import backend_of, get_backend
 from ..tensor import Tensor
 
@@ -114,7 +115,7 @@ class Module:
         for name, value in values.items():
             param = own[name]
             param.data[...] = param.backend.asarray(value.astype(param.dtype, copy=False))
-            param._version[0] += 1
+            mark_changed(param)
         return LoadResult(missing, unexpected)
 
     def train(self, mode: bool = True):
@@ -146,7 +147,7 @@ class Module:
             if p.dtype != dtype and p.dtype.kind == "f":
                 p.data = p.data.astype(dtype)
                 p.grad = None
-                p._version[0] += 1
+                mark_changed(p)
         return self
 
     def float(self):

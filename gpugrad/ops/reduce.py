@@ -43,8 +43,9 @@ class Sum(Function):
         return self._reduce(x)
 
     def _reduce(self, x):
-        return x.sum(axis=self.axes, keepdims=self.keepdims, dtype=_accumulator(x.dtype)).astype(x.dtype, copy=False) \
-            if x.dtype.kind == "f" else x.sum(axis=self.axes, keepdims=self.keepdims)
+        axes = None if len(self.axes) == x.ndim else self.axes  # NOTE: numpy's whole-array sum is the fast one
+        return x.sum(axis=axes, keepdims=self.keepdims, dtype=_accumulator(x.dtype)).astype(x.dtype, copy=False) \
+            if x.dtype.kind == "f" else x.sum(axis=axes, keepdims=self.keepdims)
 
     def backward(self, grad_output):
         shape, dtype = self.saved

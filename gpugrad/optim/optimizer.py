@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from ..autograd import mark_changed
 from ..backend import get_backend
 
 _CPU = get_backend("cpu")
@@ -72,7 +73,7 @@ class Optimizer:
             group = groups.get(backend)
             if group is None:
                 group = groups[backend] = (backend, [], [], [])
-            p._version[0] += 1  # the step changes the parameter in place: graphs that saved it are stale
+            mark_changed(p)  # the step changes the parameter in place: graphs that saved it are stale
             group[1].append(data)
             group[2].append(grad_data)
             group[3].append(state)
