@@ -22,10 +22,6 @@ FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 DEFAULT_FLOAT = np.dtype(np.float32)
 
 
-def is_float(dtype) -> bool:
-    return np.dtype(dtype).kind == "f"
-
-
 def _category(dtype) -> int:
     kind = dtype.kind
     return 0 if kind == "b" else 2 if kind == "f" else 1 if kind in "iu" else 3
@@ -75,12 +71,6 @@ def result_type(*operands) -> np.dtype:
             group, dtype = (1 if data.ndim == 0 else 0), np.dtype(data.dtype)
         groups[group] = dtype if groups[group] is None else promote_types(groups[group], dtype)
     return _combine(groups[0], _combine(groups[1], groups[2]))
-
-
-def float_result(dtype) -> np.dtype:
-    """The dtype real-valued math returns for ``dtype``: floats keep theirs, the rest float32."""
-    dtype = np.dtype(dtype)
-    return dtype if dtype.kind == "f" else DEFAULT_FLOAT
 
 
 def check_numeric(array, where: str):

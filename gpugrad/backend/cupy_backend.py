@@ -10,6 +10,7 @@ from cupy.cuda import cublas
 from ..cuda import kernels as kernel_launches
 from .device import Backend
 
+
 class GPUOutOfMemoryError(MemoryError):
     """A GPU allocation failed even after the memory pool's free blocks were released."""
 
@@ -41,7 +42,6 @@ class CupyBackend(Backend):
         self.index = index
         self.device = cupy.cuda.Device(index)
         with self.device:
-            self.sm_count = self.device.attributes["MultiProcessorCount"]
             self.cublas_handle = cupy.cuda.device.get_cublas_handle()
         _install_allocator()
         super().__init__()

@@ -125,28 +125,23 @@ def keyword_param(name, param: dict, op: str) -> float:
 
 def apply_forward(backend, name, x, param, out=None):
     """act(x) on ``backend``: the fused kernel where it applies, else the formula (float16 in float32)."""
-    kernels = backend.kernels
-    if kernels is not None:
-        y = kernels.activation_forward(name, x, param, out)
-        if y is not None:
-            return y
-    entry, xp = ACTIVATIONS[name], backend.xp
+    y = backend.kernels and backend.kernels.activation_forward(name, x, param, out)
+    if y is not None:
+        return y
     if x.dtype.char == "e":
-        y = entry.forward(xp, x.astype(np.float32), param).astype(np.float16)
-        return _assign(xp, y, out)
-    return entry.forward(xp, x, param, out)
+        return _assign(backend.xp, ACTIVATIONS[name].forward(backend.xp, x.astype(np.float32), param)
+                       .astype(np.float16), out)
+    return ACTIVATIONS[name].forward(backend.xp, x, param, out)
 
 
 def apply_backward(backend, name, y, grad_output, param):
-    kernels = backend.kernels
-    if kernels is not None:
-        gx = kernels.activation_backward(name, y, grad_output, param)
-        if gx is not None:
-            return gx
-    entry, xp = ACTIVATIONS[name], backend.xp
-    if y.dtype.char == "e":
-        return entry.backward(xp, y.astype(np.float32), grad_output.astype(np.float32), param).astype(np.float16)
-    return entry.backward(xp, y, grad_output, param)
+    """dx from the saved output: the fused kernel where it applies, else the formula."""
+    gx = backend.kernels and backend.kernels.activation_backward(name, y, grad_output, param)
+    if gx is not None:
+        return gx
+    work = (lambda a: a.astype(np.float32)) if y.dtype.char == "e" else (lambda a: a)
+    gx = ACTIVATIONS[name].backward(backend.xp, work(y), work(grad_output), param)
+    return gx.astype(np.float16) if y.dtype.char == "e" else gx
 
 
 class Elementwise(Function):
