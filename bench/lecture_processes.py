@@ -1,0 +1,84 @@
+#!/usr/bin/env python
+"""The lecture's step, each candidate in a process of its own, processes interleaved in rounds.
+
+    python bench/lecture_processes.py [--dtype float32] [--rounds 4] [--tree before=/path/to/old/checkout]
+
+In one process the candidates share glibc's heap: which of them gets its 400-800 KB arrays from
+mmap (and page faults) depends on what the others allocated before, and moved the lecture's
+ratios by up to 30% between candidate orders. A process per candidate measures each program as a
+user runs it. Each prints the median of its per-step times over 1.5 s after 200 warm-up steps;
+the ratio to hand-written numpy is taken within a round.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CANDIDATE = r'''
+import sys, time, statistics, numpy as np
+cand, dtype = sys.argv[1], np.dtype(sys.argv[2])
+from gpugrad.benchmark import MODELS, numpy_setup, gpugrad_setup, _init, _data
+sizes, batch, biases, loss = MODELS["lecture"]
+if cand == "numpy":
+    step, _ = numpy_setup(sizes, batch, biases, loss, "sigmoid", dtype, 1e-4)
+elif cand == "gpugrad":
+    step, _ = gpugrad_setup(sizes, batch, biases, loss, "sigmoid", dtype, "cpu", 1e-4)
+else:  # the lecture's net as a user writes it
+    import gpugrad, gpugrad.functional as F
+    weights, _ = _init(sizes, False, dtype)
+    x, y = _data(sizes, batch, loss, dtype)
+    X, Y = gpugrad.tensor(x), gpugrad.tensor(y)
+    w1, w2 = (gpugrad.tensor(w, requires_grad=True) for w in weights)
+    def step():
+        loss = ((F.sigmoid(X @ w1) @ w2 - Y) ** 2).sum()
+        w1.grad = w2.grad = None
+        loss.backward()
+        w1.data -= 1e-4 * w1.grad.data
+        w2.data -= 1e-4 * w2.grad.data
+for _ in range(200):
+    step()
+times, end = [], time.perf_counter() + 1.5
+while time.perf_counter() < end:
+    start = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - start)
+print(statistics.median(times) * 1e6)
+'''
+
+
+def run(tree, candidate, dtype):
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    # NOTE: cwd is the tree too: `python -c` puts the working folder first on sys.path
+    done = subprocess.run([sys.executable, "-c", CANDIDATE, candidate, dtype], capture_output=True, text=True,
+                          env=env, cwd=tree, timeout=300)
+    if done.returncode:
+        raise SystemExit(f"{candidate} in {tree}: {done.stderr.strip().splitlines()[-1]}")
+    return float(done.stdout)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--tree", action="append", default=[], help="NAME=PATH of another checkout to compare")
+    args = parser.parse_args(argv)
+    trees = {"this": ROOT, **dict(t.split("=", 1) for t in args.tree)}
+    ratios = {}
+    for r in range(args.rounds):
+        numpy_us = run(ROOT, "numpy", args.dtype)
+        for name, tree in trees.items():
+            for candidate in ("gpugrad", "written"):
+                us = run(tree, candidate, args.dtype)
+                ratios.setdefault((name, candidate), []).append(us / numpy_us)
+                print(f"round {r + 1}: {name:8s} {candidate:8s} {us:8.1f} us, numpy {numpy_us:8.1f} us, "
+                      f"ratio {us / numpy_us:.3f}", flush=True)
+    for (name, candidate), values in ratios.items():
+        print(f"{name} {candidate}: median ratio to numpy {statistics.median(values):.3f} over {len(values)} rounds")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
