@@ -1,6 +1,6 @@
-"""Backends: one object per device that owns the array module, the RNG and the fused operations.
+"""Device objects: one per device, owning the array module, the RNG, transfers, memory and GEMM.
 
-``get_backend("cpu")`` is the numpy backend; ``get_backend("cuda:N")`` the CuPy one. The backend of
+``get_backend("cpu")`` is numpy's; ``get_backend("cuda:N")`` CuPy's on GPU N. The device of
 an array is found from the array's type, so nothing here imports cupy until a GPU is asked for.
 """
 from __future__ import annotations
