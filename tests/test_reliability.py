@@ -370,6 +370,8 @@ def test_more_of_each_class_names_the_op():
         (lambda: gpugrad.save({}, "/nonexistent-folder/x.npz"), FileNotFoundError, "gpugrad.save: cannot write"),
         (lambda: data.DataLoader(np.ones((3, 2)), np.ones(3), batch_size=2.5), TypeError, "batch_size must be an int"),
         (lambda: gpugrad.zeros(3).__setitem__(5, 1.0), IndexError, r"setitem on a tensor of shape \(3,\)"),
+        (lambda: gpugrad.tensor(np.array([2])) ** -1, ValueError, "pow: integers to negative integer powers"),
+        (lambda: -gpugrad.tensor(np.array([True])), TypeError, "neg: a bool tensor has no negation"),
     ]:
         with pytest.raises(error, match=message):
             call()

@@ -84,6 +84,8 @@ class Pow(Function):
     saves_output = True
 
     def forward(self, a, b):
+        if a.dtype.kind in "iu" and b.dtype.kind in "iu" and bool((b < 0).any()):
+            raise ValueError("pow: integers to negative integer powers are not allowed; convert with .float()")
         y = a ** b
         self.saved = (a, b, y)
         return y
@@ -117,6 +119,8 @@ class Neg(Function):
     saves_inputs = ()
 
     def forward(self, x):
+        if x.dtype.kind == "b":
+            raise TypeError("neg: a bool tensor has no negation; use logical not (x == False) or convert first")
         return -x
 
     def backward(self, grad_output):
