@@ -5,7 +5,8 @@ from . import functional
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .backend import CudaUnavailableError, get_backend
 from .gradcheck import GradcheckError, gradcheck
-from .creation import arange, eye, full, manual_seed, ones, rand, randn, tensor, zeros
+from .creation import (arange, empty_like, eye, from_dlpack, from_numpy, full, full_like, manual_seed, ones,
+                       ones_like, rand, rand_like, randn, randn_like, tensor, zeros, zeros_like)
 from .tensor import DeviceMismatchError, Tensor
 from .ops.matmul import set_matmul_precision
 from .serialization import CheckpointError, load, save
@@ -13,6 +14,7 @@ from .serialization import CheckpointError, load, save
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "eye", "arange", "randn", "rand", "manual_seed",
+           "zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "randn_like", "from_numpy", "from_dlpack",
            "no_grad", "enable_grad", "is_grad_enabled", "Function", "functional", "gradcheck",
            "GradcheckError", "CudaUnavailableError", "DeviceMismatchError", "get_backend",
            "set_matmul_precision", "save", "load", "CheckpointError", "cuda"]

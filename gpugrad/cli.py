@@ -24,25 +24,33 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
+    from . import __version__
+    from .data import DATASETS
+    from .ops.activation import ACTIVATIONS
+    from .train import LOSSES, OPTIMIZERS, SCHEDULES
     parser = _Parser(prog="gpugrad", description="Array autodiff on NVIDIA GPUs (CuPy) and CPUs (numpy).")
+    parser.add_argument("--version", action="version", version=f"gpugrad {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     commands.add_parser("info", help="versions, BLAS, and every visible GPU")
 
-    train = commands.add_parser("train", help="train an MLP on a bundled data set")
-    train.add_argument("--dataset", default="digits", help="digits (default), mnist1d, synthetic, toy")
-    train.add_argument("--hidden", type=_sizes, default=(256, 256), help="hidden sizes, e.g. 256,256")
-    train.add_argument("--activation", default="relu", help="relu, sigmoid, tanh, leaky_relu, elu")
-    train.add_argument("--loss", default="cross_entropy", help="cross_entropy, svm, mse")
-    train.add_argument("--optimizer", default="adam", help="adam (default) or sgd (with momentum 0.9)")
-    train.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3 Adam, 0.1 SGD)")
-    train.add_argument("--weight-decay", type=float, default=0.0,
-                       help="AdamW's decoupled weight decay (adam) or L2 (sgd); default 0")
-    train.add_argument("--schedule", default="constant", help="learning rate per epoch: constant or cosine")
-    train.add_argument("--epochs", type=int, default=30)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", default=None, help="output folder (default runs/<timestamp>)")
+    def choices(names):
+        return "one of " + ", ".join(names)
+
+    train = commands.add_parser("train", help="train an MLP on a bundled data set",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train.add_argument("--dataset", default="digits", help=choices(DATASETS))
+    train.add_argument("--hidden", type=_sizes, default=(256, 256), help="hidden layer sizes, e.g. 256,256")
+    train.add_argument("--activation", default="relu", help=choices(ACTIVATIONS))
+    train.add_argument("--loss", default="cross_entropy", help=choices(LOSSES))
+    train.add_argument("--optimizer", default="adam", help=choices(OPTIMIZERS) + " (sgd with momentum 0.9)")
+    train.add_argument("--lr", type=float, default=None, help="learning rate (None: 1e-3 for adam, 0.1 for sgd)")
+    train.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled decay (adam) or L2 (sgd)")
+    train.add_argument("--schedule", default="constant", help="learning rate per epoch: " + choices(SCHEDULES))
+    train.add_argument("--epochs", type=int, default=30, help="passes over the training set")
+    train.add_argument("--batch-size", type=int, default=64, help="samples per step")
+    train.add_argument("--device", default="auto", help="auto (a GPU when usable), cpu, cuda or cuda:N")
+    train.add_argument("--seed", type=int, default=0, help="seeds the weights and the shuffling")
+    train.add_argument("--out", default=None, help="output folder (None: runs/<timestamp>)")
     train.add_argument("--resume", default=None, metavar="RUN_DIR",
                        help="continue an interrupted run from its folder (its options are used)")
 

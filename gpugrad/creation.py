@@ -94,3 +94,51 @@ def manual_seed(seed: int) -> None:
     backend_module.Backend._seed = int(seed)
     for b in backend_module.all_backends():
         b.seed(int(seed))
+
+
+def _like(fill):
+    def make(other, dtype=None, device=None, requires_grad=False):
+        other = other if isinstance(other, Tensor) else Tensor(np.asarray(other))
+        backend = get_backend(device) if device is not None else other.backend
+        shape, dtype = other.shape, np.dtype(dtype) if dtype is not None else other.dtype
+        with backend.device_context():
+            return Tensor(fill(backend, shape, dtype), requires_grad=requires_grad)
+    return make
+
+
+zeros_like = _like(lambda b, shape, dtype: b.xp.zeros(shape, dtype=dtype))
+ones_like = _like(lambda b, shape, dtype: b.xp.ones(shape, dtype=dtype))
+empty_like = _like(lambda b, shape, dtype: b.xp.empty(shape, dtype=dtype))
+rand_like = _like(lambda b, shape, dtype: b.rand(shape, dtype))
+randn_like = _like(lambda b, shape, dtype: b.randn(shape, dtype))
+zeros_like.__doc__ = "zeros_like(t, dtype=None, device=None, requires_grad=False): t's shape, dtype and device."
+
+
+def full_like(other, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    made = empty_like(other, dtype=dtype, device=device)
+    made.data[...] = fill_value
+    return made.requires_grad_(requires_grad)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A CPU tensor sharing ``array``'s memory (changes to one show in the other), as torch.from_numpy."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy array, got {type(array).__name__}")
+    return Tensor(array)
+
+
+def from_dlpack(obj) -> Tensor:
+    """A tensor sharing the memory of any DLPack producer (PyTorch, CuPy, JAX, numpy): zero copy.
+    CPU producers become CPU tensors, CUDA producers CUDA tensors (which need CuPy)."""
+    if isinstance(obj, Tensor):
+        return obj.detach()
+    if not hasattr(obj, "__dlpack_device__"):
+        raise TypeError(f"from_dlpack: {type(obj).__name__} is not a DLPack producer (no __dlpack_device__)")
+    device_type, index = obj.__dlpack_device__()
+    if int(device_type) == 1:  # kDLCPU
+        return Tensor(np.from_dlpack(obj))
+    if int(device_type) in (2, 13):  # kDLCUDA, kDLCUDAManaged
+        backend = get_backend(f"cuda:{index}")
+        with backend.device_context():
+            return Tensor(backend.xp.from_dlpack(obj))
+    raise ValueError(f"from_dlpack: DLPack device type {device_type} is neither the CPU (1) nor CUDA (2)")

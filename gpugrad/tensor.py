@@ -20,6 +20,22 @@ def _operator(function, reflected=False):
     return apply
 
 
+def _cast(dtype):
+    def cast(self):
+        return self.astype(dtype)
+    cast.__name__ = np.dtype(dtype).name
+    return cast
+
+
+def _reduction(function):
+    def reduce_(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        if dim is not None and axis is not None:
+            raise TypeError(f"{function.__name__.lower()}: give axis= or dim=, not both")
+        return function(axis if dim is None else dim, keepdims if keepdim is None else keepdim)(self)
+    reduce_.__name__ = function.__name__.lower()
+    return reduce_
+
+
 def _comparison(ufunc_name):
     def compare(self, other):
         return self._compare(other, ufunc_name)
@@ -86,25 +102,11 @@ class Tensor:
     def shape(self) -> tuple:
         return tuple(self.data.shape)
 
-    @property
-    def dtype(self):
-        return self.data.dtype
-
-    @property
-    def device(self) -> str:
-        return self.backend.name
-
-    @property
-    def ndim(self) -> int:
-        return self.data.ndim
-
-    @property
-    def size(self) -> int:
-        return int(self.data.size)
-
-    @property
-    def is_leaf(self) -> bool:
-        return self.creator is None
+    dtype = property(lambda self: self.data.dtype)
+    device = property(lambda self: self.backend.name, doc="'cpu' or 'cuda:N'")
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: int(self.data.size))
+    is_leaf = property(lambda self: self.creator is None)
 
     @property
     def T(self) -> "Tensor":
@@ -152,6 +154,24 @@ class Tensor:
         """A copy of the data; differentiable."""
         return shape_ops.Clone()(self)
 
+    def view(self, *shape):
+        """A reshape that must not copy (PyTorch's ``view``): the data must be contiguous."""
+        if not self.data.flags.c_contiguous:
+            raise RuntimeError(f"view: the tensor of shape {self.shape} is not contiguous; use reshape()")
+        return self.reshape(*shape)
+
+    def numel(self) -> int:
+        return self.size
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def __dlpack__(self, **kwargs):
+        return self.data.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
     @property
     def version(self) -> int:
         """How many times the data was changed in place through the Tensor API."""
@@ -197,17 +217,11 @@ class Tensor:
         return self.to(f"cuda:{index}")
 
     def astype(self, dtype) -> "Tensor":
-        from .ops.shape import Cast
-        return Cast(np.dtype(dtype))(self)
+        """A copy in ``dtype``; differentiable (the gradient comes back in this tensor's dtype)."""
+        return shape_ops.Cast(np.dtype(dtype))(self)
 
-    def float(self) -> "Tensor":
-        return self.astype(np.float32)
-
-    def double(self) -> "Tensor":
-        return self.astype(np.float64)
-
-    def half(self) -> "Tensor":
-        return self.astype(np.float16)
+    float, double, half = _cast(np.float32), _cast(np.float64), _cast(np.float16)
+    long, int, bool = _cast(np.int64), _cast(np.int32), _cast(np.bool_)
 
     def __repr__(self) -> str:
         body = np.array2string(self.backend.to_numpy(self.data), precision=4, threshold=40, edgeitems=3,
@@ -273,19 +287,17 @@ class Tensor:
         return shape_ops.GetItem(_index_data(index, self))(self)
 
     # -- methods ------------------------------------------------------------------------------
-    def sum(self, axis=None, keepdims=False):
-        return reduce.Sum(axis, keepdims)(self)
+    # NOTE: numpy's axis= / keepdims= or PyTorch's dim= / keepdim=; max and min split the gradient
+    # equally among tied extremes.
+    sum, mean = _reduction(reduce.Sum), _reduction(reduce.Mean)
+    max, min = _reduction(reduce.Max), _reduction(reduce.Min)
+    argmax, argmin = _reduction(reduce.argmax), _reduction(reduce.argmin)
 
-    def mean(self, axis=None, keepdims=False):
-        return reduce.Mean(axis, keepdims)(self)
+    def clamp(self, min=None, max=None):
+        """Values limited to [min, max] (either may be None); the gradient flows where min <= x <= max."""
+        return arith.Clamp(min, max)(self)
 
-    def max(self, axis=None, keepdims=False):
-        """Max over ``axis``; the gradient is split equally among tied maxima."""
-        return reduce.Max(axis, keepdims)(self)
-
-    def min(self, axis=None, keepdims=False):
-        """Min over ``axis``; the gradient is split equally among tied minima."""
-        return reduce.Min(axis, keepdims)(self)
+    clip = clamp
 
     exp, log, sqrt = _operator(arith.Exp), _operator(arith.Log), _operator(arith.Sqrt)
     abs = __abs__ = _operator(arith.Abs)
@@ -308,31 +320,11 @@ class Tensor:
         axes = _shape(axes) if axes else None
         return shape_ops.Transpose(axes)(self)
 
-    def swapaxes(self, axis1, axis2):
-        axis1 = shape_ops.check_axis(axis1, self.ndim, "swapaxes", self.shape)
-        axis2 = shape_ops.check_axis(axis2, self.ndim, "swapaxes", self.shape)
-        if self.ndim == 0:
-            return shape_ops.Reshape(())(self)
-        axes = list(range(self.ndim))
-        axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
-        return shape_ops.Transpose(tuple(axes))(self)
+    swapaxes, squeeze, unsqueeze = shape_ops.swapaxes, shape_ops.squeeze, shape_ops.unsqueeze
 
     def broadcast_to(self, *shape):
         shape = _shape(shape, "broadcast_to")
         return self if shape == self.shape else shape_ops.BroadcastTo(shape)(self)
-
-    def squeeze(self, axis=None):
-        """Remove axes of size 1 (all of them, or those named; a named axis of another size stays, as in PyTorch)."""
-        if axis is None:
-            return self.reshape(tuple(n for n in self.shape if n != 1))
-        named = axis if isinstance(axis, (tuple, list)) else (axis,)
-        axes = {shape_ops.check_axis(a, self.ndim, "squeeze", self.shape) for a in named}
-        return self.reshape(tuple(n for i, n in enumerate(self.shape) if i not in axes or n != 1))
-
-    def unsqueeze(self, axis):
-        """Insert an axis of size 1 at ``axis`` (in -ndim-1 .. ndim)."""
-        axis = shape_ops.check_axis(axis, self.ndim + 1, "unsqueeze", self.shape)
-        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
     def flatten(self):
         return self.reshape(-1)

@@ -88,17 +88,32 @@ def load(name: str, **kwargs) -> Dataset:
     return {"digits": digits, "mnist1d": mnist1d, "synthetic": synthetic, "toy": toy}[name](**kwargs)
 
 
+def _materialize(dataset):
+    """(X, y) arrays from a dataset object; the loader keeps the whole set on its device anyway."""
+    if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+        raise TypeError(f"DataLoader: expected arrays X, y or a dataset with __len__ and __getitem__, got "
+                        f"{type(dataset).__name__}")
+    items = [dataset[i] for i in range(len(dataset))]
+    if not items or not all(isinstance(item, (tuple, list)) and len(item) == 2 for item in items):
+        raise ValueError("DataLoader: a dataset's items must be (features, label) pairs, and there must be some")
+    return (np.stack([np.asarray(x) for x, _ in items]), np.stack([np.asarray(label) for _, label in items]))
+
+
 class DataLoader:
     """Minibatches of (X, y) as tensors. The whole data set is copied to ``device`` once; each
     epoch slices a fresh permutation there (no per-batch host-to-device copies).
 
+    ``DataLoader(dataset, batch_size=64)`` takes a dataset object instead (``len`` and ``[i]`` giving
+    (features, label) pairs, as PyTorch's ``Dataset``); unlike PyTorch's, it shuffles by default.
     Floating-point features come out as ``dtype`` (default float32, the dtype of gpugrad's layers:
     float64 numpy data would otherwise meet float32 weights); integer labels keep theirs. Pass
     ``dtype=None`` to keep the data's own dtype.
     """
 
-    def __init__(self, X, y, batch_size: int, shuffle: bool = True, drop_last: bool = False, seed=None, device=None,
-                 dtype=np.float32):
+    def __init__(self, X, y=None, batch_size: int = 1, shuffle: bool = True, drop_last: bool = False, seed=None,
+                 device=None, dtype=np.float32):
+        if y is None:  # a dataset object: len() and [i] -> (features, label), as PyTorch's Dataset
+            X, y = _materialize(X)
         X = X.data if isinstance(X, Tensor) else X if hasattr(X, "dtype") else np.asarray(X)
         y = y.data if isinstance(y, Tensor) else y if hasattr(y, "dtype") else np.asarray(y)
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):

@@ -8,6 +8,7 @@ import numpy as np
 from .. import functional as F
 from ..backend import get_backend
 from ..ops.activation import Elementwise, activation_param, keyword_param
+from ..ops.shape import check_axis
 from . import init
 from .module import Module, Parameter, Sequential
 
@@ -99,6 +100,27 @@ class ELU(_Activation):
     def __init__(self, alpha=1.0):
         super().__init__(alpha=alpha)
         self.alpha = alpha
+
+
+class Identity(Module):
+    """Returns its input (a placeholder, e.g. for a layer switched off)."""
+
+    def forward(self, x):
+        return x
+
+
+class Flatten(Module):
+    """Joins the axes start_dim .. end_dim into one (default: all but the batch axis)."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        start = check_axis(self.start_dim, x.ndim, "Flatten", x.shape)
+        end = check_axis(self.end_dim, x.ndim, "Flatten", x.shape)
+        joined = math.prod(x.shape[start:end + 1])
+        return x.reshape(*x.shape[:start], joined, *x.shape[end + 1:])
 
 
 class Softmax(Module):

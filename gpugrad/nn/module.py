@@ -37,23 +37,45 @@ class Module:
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() before setting {name!r}")
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
+        if name in self._buffers:  # assigning to a registered buffer keeps it a buffer
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"buffer {name!r} must be a Tensor or None, got {type(value).__name__}")
+            self._buffers[name] = value
+        else:
+            self._parameters.pop(name, None)
+            self._modules.pop(name, None)
+            if isinstance(value, Parameter):
+                self._parameters[name] = value
+            elif isinstance(value, Module):
+                self._modules[name] = value
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
+        for registry in (self._parameters, self._modules, self._buffers):
+            registry.pop(name, None)
         object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, tensor) -> None:
+        """State that is not a parameter (running statistics): in ``state_dict``, moved by ``to()``."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_buffer: a buffer name is a non-empty string without '.', got {name!r}")
+        if hasattr(self, name) and name not in self._buffers:
+            raise KeyError(f"register_buffer: attribute {name!r} already exists")
+        self._buffers[name] = None
+        setattr(self, name, tensor)
+
+    def apply(self, fn):
+        """Call ``fn`` on every sub-module, then on this one (as PyTorch: e.g. weight initialisation)."""
+        for module in self.children():
+            module.apply(fn)
+        fn(self)
+        return self
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
@@ -81,16 +103,25 @@ class Module:
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
+    def named_buffers(self, prefix=""):
+        for module_prefix, module in self.named_modules(prefix):
+            for name, buffer in module._buffers.items():
+                if buffer is not None:
+                    yield (f"{module_prefix}.{name}" if module_prefix else name), buffer
+
+    def _named_state(self):
+        return [*self.named_parameters(), *self.named_buffers()]
+
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, Tensor]":
-        """Parameter name -> a detached tensor sharing the parameter's data."""
-        return OrderedDict((name, p.detach()) for name, p in self.named_parameters())
+        """Parameter and buffer names -> detached tensors sharing their data."""
+        return OrderedDict((name, p.detach()) for name, p in self._named_state())
 
     def load_state_dict(self, state_dict, strict: bool = True) -> LoadResult:
         """Copy values in by name. Every key and shape is checked first: on any mismatch (missing or
         unexpected keys with ``strict``, a shape that differs) it raises one error naming all of them
         and changes nothing."""
-        own = dict(self.named_parameters())
+        own = dict(self._named_state())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         values, problems = {}, []
@@ -133,7 +164,7 @@ class Module:
     def to(self, device):
         """Move every parameter to ``device`` in place (optimizers keep working on the same objects)."""
         target = get_backend(device)
-        for p in self.parameters():
+        for _, p in self._named_state():
             if backend_of(p.data) is not target:
                 with target.device_context():
                     p.data = target.asarray(p.backend.to_numpy(p.data))
@@ -210,3 +241,64 @@ class Sequential(Module):
                 x = module(x)
                 i += 1
         return x
+
+
+class ModuleList(Module):
+    """Modules in a list, registered (their parameters are the list's); indexable and iterable."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for module in modules:
+            self.append(module)
+
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList takes modules, got {type(module).__name__}")
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules):
+        for module in modules:
+            self.append(module)
+        return self
+
+    def __getitem__(self, index):
+        return list(self._modules.values())[index]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    """Modules by name, registered; a dict's keys, values, items and ``[name]``."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        for name, module in dict(modules or {}).items():
+            self[name] = module
+
+    def __setitem__(self, name, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict takes modules, got {type(module).__name__} for {name!r}")
+        setattr(self, name, module)
+
+    def __getitem__(self, name):
+        return self._modules[name]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()

@@ -218,3 +218,25 @@ class Where(Function):
         ga = _shaped(xp.where(self.condition, grad_output, zero), a_shape, a_dtype) if self.needs_input_grad[0] else None
         gb = _shaped(xp.where(self.condition, zero, grad_output), b_shape, b_dtype) if self.needs_input_grad[1] else None
         return ga, gb
+
+
+class Clamp(Function):
+    """min(max(x, low), high); the gradient is dy where low <= x <= high, else 0 (PyTorch's rule)."""
+
+    def __init__(self, low=None, high=None):
+        if low is None and high is None:
+            raise ValueError("clamp: give min, max or both")
+        self.low, self.high = low, high
+
+    def forward(self, x):
+        self.saved = x
+        xp = self.backend.xp
+        y = x if self.low is None else xp.maximum(x, x.dtype.type(self.low))
+        return y if self.high is None else xp.minimum(y, x.dtype.type(self.high))
+
+    def backward(self, grad_output):
+        x = self.saved
+        if self.low is None:
+            return grad_output * (x <= self.high)
+        inside = x >= self.low
+        return grad_output * (inside if self.high is None else inside & (x <= self.high))

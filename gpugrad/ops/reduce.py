@@ -99,3 +99,30 @@ class Max(Function):
 class Min(Max):
     """Min over axes; the gradient goes to the minimal elements, split equally among ties."""
     op = "min"
+
+
+class _ArgReduction:
+    """argmax / argmin over one axis (or the flattened tensor): integer indices, no gradient."""
+    take_max = True
+
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def __call__(self, x):
+        from .. import autograd
+        name = "argmax" if self.take_max else "argmin"
+        if x.size == 0:
+            raise ValueError(f"{name}: the tensor of shape {x.shape} is empty")
+        data = x.data
+        axis = None if self.axis is None else check_axis(self.axis, x.ndim, name, x.shape) if x.ndim else None
+        index = data.argmax(axis=axis, keepdims=self.keepdims) if self.take_max else \
+            data.argmin(axis=axis, keepdims=self.keepdims)
+        return autograd._make_tensor(x.backend.xp.asarray(index, dtype=np.int64), False)
+
+
+class argmax(_ArgReduction):
+    pass
+
+
+class argmin(_ArgReduction):
+    take_max = False

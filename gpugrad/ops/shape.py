@@ -22,6 +22,30 @@ def check_axis(axis, ndim: int, op: str, shape=None) -> int:
     return int(axis) % bound if ndim else 0
 
 
+def swapaxes(x, axis1, axis2):
+    """``x`` with two axes exchanged (a view)."""
+    axis1, axis2 = (check_axis(a, x.ndim, "swapaxes", x.shape) for a in (axis1, axis2))
+    if x.ndim == 0:
+        return Reshape(())(x)
+    axes = list(range(x.ndim))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return Transpose(tuple(axes))(x)
+
+
+def squeeze(x, axis=None):
+    """Remove axes of size 1: all of them, or those named (a named axis of another size stays, as in PyTorch)."""
+    if axis is None:
+        return x.reshape(tuple(n for n in x.shape if n != 1))
+    axes = {check_axis(a, x.ndim, "squeeze", x.shape) for a in (axis if isinstance(axis, (tuple, list)) else (axis,))}
+    return x.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes or n != 1))
+
+
+def unsqueeze(x, axis):
+    """Insert an axis of size 1 at ``axis`` (in -ndim-1 .. ndim)."""
+    axis = check_axis(axis, x.ndim + 1, "unsqueeze", x.shape)
+    return x.reshape(x.shape[:axis] + (1,) + x.shape[axis:])
+
+
 class Reshape(Function):
     saves_inputs = ()
     is_view = True
