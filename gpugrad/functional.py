@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import autograd
 from .ops import activation as act
-from .ops import arith, matmul, shape
+from .ops import arith, matmul, normalization, shape
 from .ops.loss import MSE, CrossEntropy, check_labels
 from .tensor import Tensor, as_tensor_like
 
-__all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax", "log_softmax", "maximum", "minimum",
-           "maxout", "linear", "concatenate", "stack", "where", "mse_loss", "cross_entropy", "svm_loss"]
+__all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "softmax", "log_softmax",
+           "maximum", "minimum", "maxout", "linear", "concatenate", "stack", "where", "mse_loss", "cross_entropy",
+           "svm_loss", "dropout", "layer_norm", "batch_norm", "embedding"]
 
 
 def sigmoid(x):
@@ -145,3 +147,71 @@ def svm_loss(scores, labels, margin=1.0):
     others = xp.ones((n, classes), dtype=scores.dtype)
     others[rows, labels] = 0  # j != y_n
     return (margins * others).sum() / (n if n else float("nan"))  # NaN: a mean over an empty batch
+
+
+def gelu(x, approximate="none"):
+    """x * Phi(x) (Phi the normal CDF), or with ``approximate="tanh"``
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    return act.FromInput("gelu", approximate=approximate)(x)
+
+
+def silu(x):
+    """x * sigmoid(x) (swish)."""
+    return act.FromInput("silu")(x)
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta x)) / beta, and x where beta x > threshold; computed without overflow."""
+    return act.FromInput("softplus", beta=beta, threshold=threshold)(x)
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p) while ``training``;
+    the mask comes from the device's seeded generator (``gpugrad.manual_seed``)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise ValueError(f"dropout: p must be a number in [0, 1], got {p!r}")
+    if not training or p == 0:
+        return x
+    return x * 0 if p == 1 else act.Dropout(float(p))(x)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """(x - mean) / sqrt(var + eps) * weight + bias, statistics over the trailing ``normalized_shape``."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(x.shape[x.ndim - len(shape):]) != shape or len(shape) > x.ndim:
+        raise ValueError(f"layer_norm: input of shape {x.shape} does not end in normalized_shape {shape}")
+    lead = x.ndim - len(shape)
+    fn = normalization.Normalize(range(lead, x.ndim), eps, (1,) * lead + shape, range(lead))
+    return fn(x) if weight is None else fn(x, weight, bias)
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Batch normalization over (N, C) or (N, C, L) input, per channel C. With ``training``, the
+    batch's statistics, and ``running_mean`` / ``running_var`` (tensors, or None) move towards them by
+    ``momentum`` (the unbiased variance, as PyTorch); else the running statistics."""
+    if x.ndim not in (2, 3):
+        raise ValueError(f"batch_norm: expected (N, C) or (N, C, L) input, got shape {x.shape}")
+    axes = (0,) if x.ndim == 2 else (0, 2)
+    param_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    if not training:
+        if running_mean is None:
+            raise ValueError("batch_norm: eval mode needs running_mean and running_var")
+        fn = normalization.Normalize(axes, eps, param_shape, axes, (running_mean.data, running_var.data))
+    else:
+        count = x.size // x.shape[1]
+        if count < 2:
+            raise ValueError(f"batch_norm: training needs more than one value per channel, got input of shape {x.shape}")
+        fn = normalization.Normalize(axes, eps, param_shape, axes)
+    y = fn(x) if weight is None else fn(x, weight, bias)
+    if training and running_mean is not None:
+        mean, var = (s.reshape(-1).astype(running_mean.dtype) for s in fn.batch_statistics)
+        with autograd.no_grad():
+            running_mean.mul_(1 - momentum).add_(Tensor._make(mean * momentum, False))
+            running_var.mul_(1 - momentum).add_(Tensor._make(var * (momentum * count / (count - 1)), False))
+    return y
+
+
+def embedding(indices, weight, padding_idx=None):
+    """Rows of ``weight`` (num_embeddings, dim) at integer ``indices`` of any shape."""
+    index = _labels(indices, weight)
+    return shape.Embedding(index, padding_idx)(weight)

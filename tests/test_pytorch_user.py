@@ -110,7 +110,7 @@ def test_containers_identity_flatten_buffers_and_apply(device):
             self.register_buffer("seen", gpugrad.zeros(2))
 
     model = Counter()
-    assert list(model.state_dict()) == ["linear.weight", "linear.bias", "seen"]
+    assert list(model.state_dict()) == ["seen", "linear.weight", "linear.bias"]  # PyTorch's order
     assert [name for name, _ in model.named_parameters()] == ["linear.weight", "linear.bias"]
     model.seen = gpugrad.ones(2)
     assert model.state_dict()["seen"].numpy().tolist() == [1, 1]

@@ -1,9 +1,9 @@
 """Neural-network building blocks: ``Module``, ``Parameter``, layers, activations and losses."""
 from . import init, utils
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
-from .layers import (ELU, MLP, CrossEntropyLoss, Flatten, Identity, LeakyReLU, Linear, Maxout, MSELoss, ReLU, Sigmoid,
-                     Softmax, SVMLoss, Tanh)
+from .layers import (ELU, GELU, MLP, BatchNorm1d, CrossEntropyLoss, Dropout, Embedding, Flatten, Identity, LayerNorm,
+                     LeakyReLU, Linear, Maxout, MSELoss, ReLU, Sigmoid, SiLU, Softmax, Softplus, SVMLoss, Tanh)
 
 __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Linear", "Identity", "Flatten", "Sigmoid",
-           "Tanh", "ReLU", "LeakyReLU", "ELU", "Softmax", "Maxout", "MLP", "MSELoss", "CrossEntropyLoss", "SVMLoss",
-           "init", "utils"]
+           "Tanh", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Softplus", "Softmax", "Maxout", "MLP", "Dropout",
+           "LayerNorm", "BatchNorm1d", "Embedding", "MSELoss", "CrossEntropyLoss", "SVMLoss", "init", "utils"]

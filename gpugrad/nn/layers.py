@@ -9,6 +9,9 @@ from .. import functional as F
 from ..backend import get_backend
 from ..ops.activation import Elementwise, activation_param, keyword_param
 from ..ops.shape import check_axis
+from ..creation import zeros
+from ..autograd import no_grad
+from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter, Sequential
 
@@ -121,6 +124,108 @@ class Flatten(Module):
         end = check_axis(self.end_dim, x.ndim, "Flatten", x.shape)
         joined = math.prod(x.shape[start:end + 1])
         return x.reshape(*x.shape[:start], joined, *x.shape[end + 1:])
+
+
+class GELU(Module):
+    def __init__(self, approximate="none"):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, self.approximate)
+
+
+class SiLU(Module):
+    def forward(self, x):
+        return F.silu(x)
+
+
+class Softplus(Module):
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x):
+        return F.softplus(x, self.beta, self.threshold)
+
+
+class Dropout(Module):
+    """Zeroes elements with probability p in training mode (``model.train()``); the identity in eval mode."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        F.dropout(zeros(1), p, training=False)  # checks p
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class LayerNorm(Module):
+    """Normalizes over the trailing ``normalized_shape``; weight ones and bias zeros (elementwise_affine)."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, dtype=np.float32, device=None):
+        super().__init__()
+        self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.eps = eps
+        xp = get_backend(device).xp
+        self.weight = Parameter(xp.ones(self.normalized_shape, dtype)) if elementwise_affine else None
+        self.bias = Parameter(xp.zeros(self.normalized_shape, dtype)) if elementwise_affine else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+
+class BatchNorm1d(Module):
+    """Per-channel normalization of (N, C) or (N, C, L): batch statistics in training mode, updating the
+    running_mean / running_var buffers by ``momentum``; the running statistics in eval mode."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                 dtype=np.float32, device=None):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        xp = get_backend(device).xp
+        self.weight = Parameter(xp.ones(num_features, dtype)) if affine else None
+        self.bias = Parameter(xp.zeros(num_features, dtype)) if affine else None
+        self.track_running_stats = track_running_stats
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(xp.zeros(num_features, dtype)))
+            self.register_buffer("running_var", Tensor(xp.ones(num_features, dtype)))
+            self.register_buffer("num_batches_tracked", Tensor(xp.zeros((), np.int64)))
+
+    def forward(self, x):
+        if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
+            raise ValueError(f"BatchNorm1d({self.num_features}): expected (N, {self.num_features}) or "
+                             f"(N, {self.num_features}, L) input, got shape {x.shape}")
+        use_batch = self.training or not self.track_running_stats
+        running = (self.running_mean, self.running_var) if self.track_running_stats else (None, None)
+        if self.training and self.track_running_stats:
+            with no_grad():
+                self.num_batches_tracked += 1
+        return F.batch_norm(x, *running, self.weight, self.bias, use_batch, self.momentum, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class Embedding(Module):
+    """A lookup table: rows of weight (num_embeddings, embedding_dim) ~ N(0, 1), the ``padding_idx`` row zero."""
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, dtype=np.float32, device=None):
+        super().__init__()
+        if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
+            raise ValueError(f"Embedding: padding_idx {padding_idx} out of range for {num_embeddings} rows")
+        self.padding_idx = None if padding_idx is None else padding_idx % num_embeddings
+        self.weight = Parameter(get_backend(device).xp.empty((num_embeddings, embedding_dim), dtype))
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            self.weight.data[self.padding_idx] = 0
+
+    def forward(self, indices):
+        return F.embedding(indices, self.weight, self.padding_idx)
 
 
 class Softmax(Module):

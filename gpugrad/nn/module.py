@@ -110,7 +110,14 @@ class Module:
                     yield (f"{module_prefix}.{name}" if module_prefix else name), buffer
 
     def _named_state(self):
-        return [*self.named_parameters(), *self.named_buffers()]
+        """Parameters, then buffers, module by module: PyTorch's state_dict order."""
+        state, seen = [], set()
+        for prefix, module in self.named_modules():
+            for name, value in [*module._parameters.items(), *module._buffers.items()]:
+                if value is not None and id(value) not in seen:
+                    seen.add(id(value))
+                    state.append((f"{prefix}.{name}" if prefix else name, value))
+        return state
 
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, Tensor]":

@@ -9,6 +9,7 @@ the fused kernel (``gpugrad/cuda/kernels.py``) beside the formula; where it does
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -227,3 +228,78 @@ class Softmax(Function):
 class LogSoftmax(Softmax):
     """x - max - log(sum(exp(x - max))) along ``axis``; stable for huge inputs."""
     log = True
+
+
+def _erf(xp, x):
+    """erf elementwise: CuPy's and scipy's where present, else Python's math.erf per element."""
+    if xp is not np:
+        from cupyx.scipy.special import erf
+        return erf(x)
+    try:
+        from scipy.special import erf
+    except ImportError:
+        return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
+    return erf(x)
+
+
+class FromInput(Function):
+    """Activations whose gradient needs the input (GELU, SiLU, Softplus): save x; xp formulas only."""
+    promotes = "float"
+
+    def __init__(self, name, approximate="none", beta=1.0, threshold=20.0):
+        if name == "gelu" and approximate not in ("none", "tanh"):
+            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.kind, self.approximate, self.beta, self.threshold = name, approximate, float(beta), float(threshold)
+
+    @property
+    def name(self) -> str:
+        return {"gelu": "GELU", "silu": "SiLU", "softplus": "Softplus"}[self.kind]
+
+    def forward(self, x):
+        self.saved = x
+        xp, w = self.backend.xp, _work(x)
+        with np.errstate(over="ignore"):
+            if self.kind == "silu":
+                y = w * _sigmoid(xp, w, 0.0)
+            elif self.kind == "softplus":
+                z = w * self.beta
+                y = xp.where(z > self.threshold, w, (xp.log1p(xp.exp(-xp.abs(z))) + xp.maximum(z, 0)) / self.beta)
+            elif self.approximate == "tanh":
+                y = 0.5 * w * (1 + xp.tanh(math.sqrt(2 / math.pi) * (w + 0.044715 * w ** 3)))
+            else:
+                y = 0.5 * w * (1 + _erf(xp, w / math.sqrt(2)))
+        return y.astype(x.dtype, copy=False)
+
+    def backward(self, grad_output):
+        xp, w, g = self.backend.xp, _work(self.saved), _work(grad_output)
+        with np.errstate(over="ignore"):
+            if self.kind == "silu":
+                s = _sigmoid(xp, w, 0.0)
+                local = s * (1 + w * (1 - s))
+            elif self.kind == "softplus":
+                z = w * self.beta
+                local = xp.where(z > self.threshold, 1.0, _sigmoid(xp, z, 0.0))
+            elif self.approximate == "tanh":
+                c = math.sqrt(2 / math.pi)
+                t = xp.tanh(c * (w + 0.044715 * w ** 3))
+                local = 0.5 * (1 + t) + 0.5 * w * (1 - t * t) * c * (1 + 3 * 0.044715 * w * w)
+            else:
+                local = 0.5 * (1 + _erf(xp, w / math.sqrt(2))) + w * xp.exp(-0.5 * w * w) / math.sqrt(2 * math.pi)
+        return (g * local).astype(grad_output.dtype, copy=False)
+
+
+class Dropout(Function):
+    """y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) from the device's seeded generator; saves the
+    scaled mask, dx = dy * mask / (1 - p)."""
+    saves_inputs = ()
+
+    def __init__(self, p):
+        self.p = p
+
+    def forward(self, x):
+        keep = self.backend.rand(x.shape, np.float32) >= self.p
+        self.saved = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.p))
+        return x * self.saved
+
+    def backward(self, grad_output):
+        return grad_output * self.saved

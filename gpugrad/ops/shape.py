@@ -220,3 +220,29 @@ class ToDevice(Function):
     def backward(self, grad_output):
         with self.source.device_context():
             return self.source.asarray(self.target.to_numpy(grad_output) if self.target.kind != "cpu" else grad_output)
+
+
+class Embedding(Function):
+    """Rows of a (num_embeddings, dim) weight picked by integer indices of any shape; the gradient adds
+    up repeated rows, and the ``padding_idx`` row gets none (PyTorch's rule)."""
+    saves_inputs = ()
+
+    def __init__(self, indices, padding_idx=None):
+        self.indices, self.padding_idx = indices, padding_idx
+
+    def forward(self, weight):
+        if self.indices.dtype.kind not in "iu":
+            raise TypeError(f"embedding: indices must be integers, got dtype {self.indices.dtype}")
+        if self.indices.size and (bool((self.indices < 0).any()) or bool((self.indices >= weight.shape[0]).any())):
+            raise IndexError(f"embedding: indices must lie in [0, {weight.shape[0]}) for {weight.shape[0]} rows, "
+                             f"got values from {int(self.indices.min())} to {int(self.indices.max())}")
+        self.saved = (weight.shape, weight.dtype)
+        return weight[self.indices]
+
+    def backward(self, grad_output):
+        shape, dtype = self.saved
+        grad = self.backend.xp.zeros(shape, dtype=dtype)
+        self.backend.scatter_add(grad, self.indices.reshape(-1), grad_output.reshape(-1, shape[1]))
+        if self.padding_idx is not None:
+            grad[self.padding_idx] = 0
+        return grad

@@ -1,0 +1,68 @@
+"""Normalizations: layer norm and batch norm, forward and backward written once against ``xp``.
+
+Both normalize ``x`` over some axes, ``xhat = (x - mean) / sqrt(var + eps)`` (the biased variance),
+then scale and shift: ``y = xhat * weight + bias``. Backward saves ``xhat`` and ``1 / sqrt(var + eps)``:
+
+    dxhat = dy * weight
+    dx    = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))     (means over the normalized axes)
+    dweight = sum(dy * xhat), dbias = sum(dy)                              (over the other axes)
+
+float16 is computed in float32 and rounded once.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function
+
+
+def _work(a):
+    return a.astype(np.float32) if a is not None and a.dtype == np.float16 else a
+
+
+class Normalize(Function):
+    """y = (x - mean) / sqrt(var + eps) [* weight + bias], statistics over ``axes`` of x.
+
+    ``weight`` and ``bias`` (optional, together) are reshaped to ``param_shape`` (x's rank, 1 on the
+    axes they do not cover) and their gradients summed over ``param_axes``: layer norm's are the
+    normalized shape (summed over the leading axes), batch norm's one value per channel (summed
+    over the normalized axes). With ``statistics=(mean, var)`` those are used instead of the
+    batch's (batch norm in eval mode) and backward treats them as constants.
+    """
+
+    def __init__(self, axes, eps, param_shape, param_axes, statistics=None):
+        self.axes, self.eps, self.statistics = tuple(axes), float(eps), statistics
+        self.param_shape, self.param_axes = tuple(param_shape), tuple(param_axes)
+
+    def forward(self, x, weight=None, bias=None):
+        xp, w = self.backend.xp, _work(x)
+        if self.statistics is None:
+            mean = w.mean(axis=self.axes, keepdims=True)
+            var = ((w - mean) ** 2).mean(axis=self.axes, keepdims=True)
+        else:
+            mean, var = (_work(s).reshape(self.param_shape) for s in self.statistics)
+        rstd = 1 / xp.sqrt(var + self.eps)
+        xhat = (w - mean) * rstd
+        self.batch_statistics = (mean, var)
+        y = xhat if weight is None else xhat * _work(weight).reshape(self.param_shape) + \
+            _work(bias).reshape(self.param_shape)
+        self.saved = (xhat, rstd, weight)
+        return y.astype(x.dtype, copy=False)
+
+    def backward(self, grad_output):
+        xhat, rstd, weight = self.saved
+        g = _work(grad_output)
+        dxhat = g if weight is None else g * _work(weight).reshape(self.param_shape)
+        grads = [None, None, None]
+        if self.needs_input_grad[0]:
+            if self.statistics is None:
+                dx = rstd * (dxhat - dxhat.mean(axis=self.axes, keepdims=True)
+                             - xhat * (dxhat * xhat).mean(axis=self.axes, keepdims=True))
+            else:
+                dx = rstd * dxhat
+            grads[0] = dx.astype(grad_output.dtype, copy=False)
+        if weight is not None:
+            shape = weight.shape
+            grads[1] = (g * xhat).sum(axis=self.param_axes).reshape(shape).astype(weight.dtype, copy=False)
+            grads[2] = g.sum(axis=self.param_axes).reshape(shape).astype(weight.dtype, copy=False)
+        return tuple(grads[:1 + 2 * (weight is not None)])
