@@ -302,7 +302,8 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
     with _StopRequest() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for epoch in range(first_epoch, config.epochs + 1):
             if config.schedule == "cosine":
-                opt.defaults["lr"] = lr * (1 + math.cos(math.pi * (epoch - 1) / config.epochs)) / 2
+                for group in opt.param_groups:
+                    group["lr"] = lr * (1 + math.cos(math.pi * (epoch - 1) / config.epochs)) / 2
             bar = _progress(len(loader), show_bar, f"epoch {epoch}/{config.epochs}")
             started = time.perf_counter()
             loader_rng = json.dumps(loader.rng.bit_generator.state)  # before this epoch's permutation
@@ -345,7 +346,7 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
                     write_history(out, history)  # the last checkpoint stays the last finite one
                 raise TrainingStopped(
                     f"the training loss became {train_loss} in epoch {epoch}: lower the learning rate (--lr "
-                    f"{opt.defaults['lr']:g} now) or check the data for NaN or inf"
+                    f"{opt.param_groups[0]['lr']:g} now) or check the data for NaN or inf"
                     + (f"; config and history (checkpoint: epoch {epoch - 1}) are in {out}" if out is not None and
                        epoch > 1 else f"; config and history are in {out}" if out is not None else ""), 3)
             write_checkpoint(epoch + 1, 0, json.dumps(loader.rng.bit_generator.state), 0.0, 0)

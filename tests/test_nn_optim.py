@@ -83,7 +83,7 @@ def test_optimizer_state_dict_round_trip(device):
     q = _param(p.numpy(), device)
     opt2 = optim.Adam([q], lr=0.5)
     opt2.load_state_dict(saved)
-    assert opt2.defaults["lr"] == 0.01
+    assert opt2.param_groups[0]["lr"] == 0.01
     for o, param in ((opt, p), (opt2, q)):
         _set_grad(param, [1.0, -1.0])
         o.step()

@@ -12,25 +12,30 @@ class Adam(Optimizer):
     decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    def check(self, h):
         name = type(self).__name__
-        lr = check_hyperparameter(name, "lr", lr, low_open=True)
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"{name}: betas must be a pair of numbers, got {betas!r}")
-        betas = tuple(check_hyperparameter(name, f"betas[{i}]", b, high=1.0, high_open=True) for i, b in enumerate(betas))
-        eps = check_hyperparameter(name, "eps", eps)
-        weight_decay = check_hyperparameter(name, "weight_decay", weight_decay)
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        h["lr"] = check_hyperparameter(name, "lr", h["lr"], low_open=True)
+        if not isinstance(h["betas"], (tuple, list)) or len(h["betas"]) != 2:
+            raise TypeError(f"{name}: betas must be a pair of numbers, got {h['betas']!r}")
+        h["betas"] = tuple(check_hyperparameter(name, f"betas[{i}]", b, high=1.0, high_open=True)
+                           for i, b in enumerate(h["betas"]))
+        h["eps"] = check_hyperparameter(name, "eps", h["eps"])
+        h["weight_decay"] = check_hyperparameter(name, "weight_decay", h["weight_decay"])
+        return h
 
     def step(self):  # arrays only, no graph: nothing to turn off
-        h = self.defaults
-        hyper = (h["lr"], h["betas"][0], h["betas"][1], h["eps"], h["weight_decay"], self.decoupled)
-        for backend, params, grads, states in self._groups():
-            for state in states:
-                state["step"] = state.get("step", 0) + 1
-            left = range(len(params)) if backend.kernels is None else backend.kernels.adam_step(params, grads, states,
-                                                                                                 *hyper)
-            for i in left:
-                self.update(backend.xp, params[i], grads[i], states[i], *hyper)
+        for group in self.param_groups:
+            hyper = (group["lr"], group["betas"][0], group["betas"][1], group["eps"], group["weight_decay"],
+                     self.decoupled)
+            for backend, params, grads, states in self._devices(group):
+                for state in states:
+                    state["step"] = state.get("step", 0) + 1
+                left = range(len(params)) if backend.kernels is None else \
+                    backend.kernels.adam_step(params, grads, states, *hyper)
+                for i in left:
+                    self.update(backend.xp, params[i], grads[i], states[i], *hyper)
 
     def update(self, xp, param, grad, state, lr, beta1, beta2, eps, weight_decay, decoupled):
         """The rule on one parameter, in place; ``state["step"]`` is t (the bias corrections)."""

@@ -27,19 +27,50 @@ def check_hyperparameter(optimizer: str, name: str, value, low=0.0, high=math.in
 
 
 class Optimizer:
+    """Parameters in ``param_groups`` (dicts with "params" and the hyperparameters, each group's own,
+    defaults filled in), per-parameter ``state`` (a dict keyed by parameter), PyTorch's state_dict.
+
+    ``params`` is an iterable of tensors, or of dicts for several groups (e.g. no weight decay on
+    biases: ``[{"params": weights}, {"params": biases, "weight_decay": 0.0}]``). A subclass gives
+    ``check(hyperparameters) -> hyperparameters`` (raises on a bad value) and ``update``.
+    """
+
     def __init__(self, params, defaults: dict):
-        self.params = list(params)
-        if not self.params:
+        params = list(params)
+        if not params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        self.defaults = self.check(dict(defaults))
+        self.param_groups, self.state = [], {}
+        for group in (params if isinstance(params[0], dict) else [{"params": params}]):
+            self.add_param_group(group)
+
+    def check(self, hyperparameters: dict) -> dict:
+        return hyperparameters
+
+    def add_param_group(self, group: dict) -> None:
+        """Add a group: its "params", and hyperparameters that override the defaults."""
         from ..tensor import Tensor
-        for p in self.params:
+        name = type(self).__name__
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError(f"{name}: a parameter group is a dict with 'params', got {type(group).__name__}")
+        params = [group["params"]] if isinstance(group["params"], Tensor) else list(group["params"])
+        unknown = sorted(set(group) - set(self.defaults) - {"params"})
+        if unknown:
+            raise ValueError(f"{name}: unknown hyperparameters {unknown} (this optimizer takes {sorted(self.defaults)})")
+        taken = {id(p) for g in self.param_groups for p in g["params"]}
+        for p in params:
             if not isinstance(p, Tensor):
-                raise TypeError(f"{type(self).__name__}: expected tensors (e.g. model.parameters()), got a "
-                                f"{type(p).__name__}")
-            if not getattr(p, "requires_grad", False):
-                raise ValueError(f"{type(self).__name__}: every parameter must require grad, got shape {p.shape}")
-        self.defaults = dict(defaults)
-        self.state = [dict() for _ in self.params]
+                raise TypeError(f"{name}: expected tensors (e.g. model.parameters()), got a {type(p).__name__}")
+            if not p.requires_grad:
+                raise ValueError(f"{name}: every parameter must require grad, got shape {p.shape}")
+            if id(p) in taken:
+                raise ValueError(f"{name}: a parameter of shape {p.shape} is in more than one group")
+        hyper = self.check({**self.defaults, **{k: v for k, v in group.items() if k != "params"}})
+        self.param_groups.append({"params": params, **hyper})
+
+    @property
+    def params(self):
+        return [p for group in self.param_groups for p in group["params"]]
 
     def zero_grad(self, set_to_none: bool = True):
         for p in self.params:
@@ -56,10 +87,11 @@ class Optimizer:
             buffer = state[key] = xp.empty_like(like)
         return buffer
 
-    def _groups(self):
-        """(backend, parameter arrays, gradient arrays, states) per device, for parameters with a gradient."""
-        groups = {}
-        for p, state in zip(self.params, self.state):
+    def _devices(self, group):
+        """(backend, parameter arrays, gradient arrays, states) per device, for a group's parameters with a
+        gradient; each of them is about to change in place (its version is bumped)."""
+        devices = {}
+        for p in group["params"]:
             grad = p.grad
             if grad is None:
                 continue
@@ -70,42 +102,61 @@ class Optimizer:
                 backend = p.backend
                 if grad.backend is not backend:
                     raise RuntimeError(f"{type(self).__name__}: gradient on {grad.device} for a parameter on {p.device}")
-            group = groups.get(backend)
-            if group is None:
-                group = groups[backend] = (backend, [], [], [])
+            entry = devices.get(backend)
+            if entry is None:
+                entry = devices[backend] = (backend, [], [], [])
+            state = self.state.get(p)
+            if state is None:
+                state = self.state[p] = {}
             mark_changed(p)  # the step changes the parameter in place: graphs that saved it are stale
-            group[1].append(data)
-            group[2].append(grad_data)
-            group[3].append(state)
-        return list(groups.values())
+            entry[1].append(data)
+            entry[2].append(grad_data)
+            entry[3].append(state)
+        return list(devices.values())
 
     def state_dict(self) -> dict:
-        """{"hyperparameters": ..., "state": [{name: numpy array or number}, ...]} (no scratch buffers)."""
-        state = [{k: (p.backend.to_numpy(v).copy() if hasattr(v, "shape") else v)
-                  for k, v in s.items() if not k.startswith("scratch")} for s, p in zip(self.state, self.params)]
-        return {"hyperparameters": dict(self.defaults), "state": state}
+        """PyTorch's layout: {"state": {index: {name: array or number}}, "param_groups": [{..., "params":
+        [indices]}]}, parameters numbered in group order; scratch buffers are left out."""
+        index = {id(p): i for i, p in enumerate(self.params)}
+        state = {index[id(p)]: {k: (p.backend.to_numpy(v).copy() if hasattr(v, "shape") else v)
+                                for k, v in s.items() if not k.startswith("scratch")} for p, s in self.state.items()}
+        groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [index[id(p)] for p in g["params"]]}
+                  for g in self.param_groups]
+        return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Load what ``state_dict`` returned. Everything is checked first: on any mismatch it raises,
         naming all of them, and changes nothing."""
         name = type(self).__name__
-        if not isinstance(state_dict, dict) or set(state_dict) != {"hyperparameters", "state"}:
-            raise ValueError(f"{name}.load_state_dict: expected a dict with keys 'hyperparameters' and 'state', "
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            raise ValueError(f"{name}.load_state_dict: expected a dict with keys 'state' and 'param_groups', "
                              f"got {sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__}")
-        saved_states, problems = list(state_dict["state"]), []
-        if len(saved_states) != len(self.params):
-            problems.append(f"{len(saved_states)} parameter states for {len(self.params)} parameters")
-        unknown = sorted(set(state_dict["hyperparameters"]) - set(self.defaults))
-        if unknown:
-            problems.append(f"unknown hyperparameters {unknown}")
-        for i, (p, saved) in enumerate(zip(self.params, saved_states)):
-            for key, value in saved.items():
-                if np.ndim(value) and tuple(np.shape(value)) != p.shape:
-                    problems.append(f"state {i} {key!r} has shape {tuple(np.shape(value))}, the parameter {p.shape}")
-        if problems:
-            raise ValueError(f"{name}.load_state_dict: " + "; ".join(problems))
-        self.defaults.update(state_dict["hyperparameters"])
-        for p, own, saved in zip(self.params, self.state, saved_states):
-            own.clear()
+        params, problems = self.params, []
+        groups = list(state_dict["param_groups"])
+        sizes = [len(g["params"]) for g in self.param_groups]
+        if [len(g.get("params", ())) for g in groups] != sizes:
+            problems.append(f"parameter groups of sizes {[len(g.get('params', ())) for g in groups]} for groups of "
+                            f"sizes {sizes}")
+        hypers = []
+        for g in groups:
+            try:
+                hypers.append(self.check({**self.defaults, **{k: v for k, v in g.items() if k != "params"}}))
+            except (TypeError, ValueError) as error:
+                problems.append(str(error))
+        for key, saved in dict(state_dict["state"]).items():
+            i = int(key)
+            if not 0 <= i < len(params):
+                problems.append(f"state for parameter {i} of {len(params)}")
+                continue
             for k, v in saved.items():
-                own[k] = p.backend.asarray(np.asarray(v, dtype=p.dtype)) if np.ndim(v) else v
+                if np.ndim(v) and tuple(np.shape(v)) != params[i].shape:
+                    problems.append(f"state {i} {k!r} has shape {tuple(np.shape(v))}, the parameter {params[i].shape}")
+        if problems:
+            raise ValueError(f"{name}.load_state_dict: " + "; ".join(problems) + " (nothing was loaded)")
+        for group, hyper in zip(self.param_groups, hypers):
+            group.update(hyper)
+        self.state = {}
+        for key, saved in dict(state_dict["state"]).items():
+            p = params[int(key)]
+            self.state[p] = {k: p.backend.asarray(np.asarray(v, dtype=p.dtype)) if np.ndim(v) else v
+                             for k, v in saved.items()}

@@ -9,23 +9,26 @@ class SGD(Optimizer):
     d = b (or d + momentum * b with Nesterov). PyTorch's formulation."""
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
-        lr = check_hyperparameter("SGD", "lr", lr, low_open=True)
-        momentum = check_hyperparameter("SGD", "momentum", momentum)
-        dampening = check_hyperparameter("SGD", "dampening", dampening, high=1.0)
-        weight_decay = check_hyperparameter("SGD", "weight_decay", weight_decay)
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
                                       weight_decay=weight_decay))
 
+    def check(self, h):
+        h["lr"] = check_hyperparameter("SGD", "lr", h["lr"], low_open=True)
+        h["momentum"] = check_hyperparameter("SGD", "momentum", h["momentum"])
+        h["dampening"] = check_hyperparameter("SGD", "dampening", h["dampening"], high=1.0)
+        h["weight_decay"] = check_hyperparameter("SGD", "weight_decay", h["weight_decay"])
+        if h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
+            raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
+        return h
+
     def step(self):  # arrays only, no graph: nothing to turn off
-        h = self.defaults
-        hyper = (h["lr"], h["momentum"], h["dampening"], h["nesterov"], h["weight_decay"])
-        for backend, params, grads, states in self._groups():
-            left = range(len(params)) if backend.kernels is None else backend.kernels.sgd_step(params, grads, states,
-                                                                                                *hyper)
-            for i in left:
-                self.update(backend.xp, params[i], grads[i], states[i], *hyper)
+        for group in self.param_groups:
+            hyper = (group["lr"], group["momentum"], group["dampening"], group["nesterov"], group["weight_decay"])
+            for backend, params, grads, states in self._devices(group):
+                left = range(len(params)) if backend.kernels is None else \
+                    backend.kernels.sgd_step(params, grads, states, *hyper)
+                for i in left:
+                    self.update(backend.xp, params[i], grads[i], states[i], *hyper)
 
     def update(self, xp, param, grad, state, lr, momentum, dampening, nesterov, weight_decay):
         """The rule on one parameter, in place: d = g + wd p; b = momentum b + (1 - dampening) d
