@@ -8,6 +8,8 @@ from .gradcheck import GradcheckError, gradcheck
 from .creation import (arange, empty_like, eye, from_dlpack, from_numpy, full, full_like, manual_seed, ones,
                        ones_like, rand, rand_like, randn, randn_like, tensor, zeros, zeros_like)
 from .tensor import DeviceMismatchError, Tensor
+from .functional import einsum
+from .ops.elementwise import randint
 from .ops.matmul import set_matmul_precision
 from .serialization import CheckpointError, load, save
 
@@ -15,6 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "eye", "arange", "randn", "rand", "manual_seed",
            "zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "randn_like", "from_numpy", "from_dlpack",
+           "einsum", "randint",
            "no_grad", "enable_grad", "is_grad_enabled", "Function", "functional", "gradcheck",
            "GradcheckError", "CudaUnavailableError", "DeviceMismatchError", "get_backend",
            "set_matmul_precision", "save", "load", "CheckpointError", "cuda"]

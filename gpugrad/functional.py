@@ -5,13 +5,13 @@ import numpy as np
 
 from . import autograd
 from .ops import activation as act
-from .ops import arith, matmul, normalization, shape
+from .ops import arith, indexing, matmul, normalization, shape
 from .ops.loss import MSE, CrossEntropy, check_labels
 from .tensor import Tensor, as_tensor_like
 
 __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "softmax", "log_softmax",
            "maximum", "minimum", "maxout", "linear", "concatenate", "stack", "where", "mse_loss", "cross_entropy",
-           "svm_loss", "dropout", "layer_norm", "batch_norm", "embedding"]
+           "svm_loss", "dropout", "layer_norm", "batch_norm", "embedding", "pad", "one_hot", "einsum"]
 
 
 def sigmoid(x):
@@ -215,3 +215,18 @@ def embedding(indices, weight, padding_idx=None):
     """Rows of ``weight`` (num_embeddings, dim) at integer ``indices`` of any shape."""
     index = _labels(indices, weight)
     return shape.Embedding(index, padding_idx)(weight)
+
+
+def pad(x, pad, value=0.0):
+    """PyTorch's ``F.pad``: ``pad`` = (left, right) for the last axis, then for the one before, ..."""
+    return indexing.Pad(pad, value)(x)
+
+
+def one_hot(labels, num_classes=-1):
+    """int64 (..., num_classes) with a 1 at each label."""
+    return indexing.one_hot(labels if isinstance(labels, Tensor) else Tensor(np.asarray(labels)), num_classes)
+
+
+def einsum(subscripts, *operands):
+    """numpy's einsum (no "..."), differentiable in every operand: ``einsum("bij,bjk->bik", a, b)``."""
+    return matmul.Einsum(subscripts)(*operands)

@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 
+from . import autograd
 from .backend import _CPU, backend_of, is_cupy_array
 from .dtypes import DEFAULT_FLOAT, check_numeric, result_type
 from .ops import shape as shape_ops
@@ -115,3 +116,41 @@ def _shape(shape, op="shape"):
                                                                                 and n.dtype.kind in "iu"):
             raise TypeError(f"{op}: sizes must be integers, got {tuple(shape)!r}")
     return tuple(int(n) for n in shape)
+
+
+
+def _check_in_place(tensor, other, op):
+    if autograd.is_grad_enabled() and (tensor.requires_grad or getattr(other, "requires_grad", False)):
+        raise RuntimeError(f"{op}: in-place change of a tensor that requires grad while recording a graph; "
+                           "wrap it in gpugrad.no_grad() (or use an out-of-place op)")
+
+
+def update_in_place(tensor, other, ufunc_name, op):
+    """``tensor <op>= other`` through the ufunc, casting as numpy's "same_kind"; bumps the version."""
+    _check_in_place(tensor, other, op)
+    value = as_tensor_like((tensor, other), op)[1].data
+    try:
+        getattr(tensor.backend.xp, ufunc_name)(tensor.data, value, out=tensor.data, casting="same_kind")
+    except (TypeError, ValueError) as error:  # numpy's casting and broadcasting errors
+        raise (TypeError if isinstance(error, TypeError) else ValueError)(
+            f"{op}: cannot update a tensor of shape {tensor.shape} and dtype {tensor.dtype} in place with one of "
+            f"shape {tuple(value.shape)} and dtype {value.dtype}") from None
+    autograd.mark_changed(tensor)
+    return tensor
+
+
+def set_item(tensor, index, value):
+    """``tensor[index] = value`` (a tensor, array or number); bumps the version."""
+    _check_in_place(tensor, value, "setitem")
+    if isinstance(value, _Tensor):
+        if value.backend is not tensor.backend:
+            raise DeviceMismatchError(f"setitem: value on {value.device}, tensor on {tensor.device}")
+        value = value.data
+    elif not _is_python_number(value):
+        value = tensor.backend.asarray(value if tensor.device == "cpu" else np.asarray(value))
+    try:
+        tensor.data[_index_data(index, tensor)] = value
+    except (IndexError, ValueError, TypeError) as error:
+        kind = IndexError if isinstance(error, IndexError) else TypeError if isinstance(error, TypeError) else ValueError
+        raise kind(f"setitem on a tensor of shape {tensor.shape}: {error}") from None
+    autograd.mark_changed(tensor)

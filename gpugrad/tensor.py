@@ -8,8 +8,8 @@ from .backend import backend_of, get_backend, is_cupy_array
 from .backend import _CPU
 from . import operands
 from .dtypes import FLOAT_DTYPES, check_numeric
-from .operands import DeviceMismatchError, _index_data, _is_python_number, _shape, as_tensor_like
-from .ops import activation, arith, matmul, reduce, shape as shape_ops
+from .operands import DeviceMismatchError, _index_data, _shape, as_tensor_like
+from .ops import activation, arith, elementwise, indexing, matmul, reduce, shape as shape_ops
 
 
 def _operator(function, reflected=False):
@@ -17,6 +17,13 @@ def _operator(function, reflected=False):
     def apply(self, *other):
         return function()(*other, self) if reflected else function()(self, *other)
     apply.__name__ = function.__name__.lower()
+    return apply
+
+
+def _math(kind):
+    def apply(self):
+        return elementwise.Unary(kind)(self)
+    apply.__name__ = kind
     return apply
 
 
@@ -45,7 +52,7 @@ def _comparison(ufunc_name):
 
 def _in_place(ufunc_name, op):
     def update(self, other):
-        return self._inplace(other, ufunc_name, op)
+        return operands.update_in_place(self, other, ufunc_name, op)
     update.__name__ = op
     return update
 
@@ -293,6 +300,19 @@ class Tensor:
     max, min = _reduction(reduce.Max), _reduction(reduce.Min)
     argmax, argmin = _reduction(reduce.argmax), _reduction(reduce.argmin)
 
+    prod, cumsum, norm = _reduction(reduce.Prod), reduce.cumsum, reduce.norm
+    sin, cos, erf, sign, floor, ceil, round = (_math(k) for k in ("sin", "cos", "erf", "sign", "floor", "ceil", "round"))
+    gather, scatter_add, sort, argsort, topk = (indexing.gather, indexing.scatter_add, indexing.sort, indexing.argsort,
+                                                indexing.topk)
+    tril, triu, repeat = indexing.tril, indexing.triu, indexing.repeat
+    __mod__, __rmod__ = _operator(elementwise.Remainder), _operator(elementwise.Remainder, reflected=True)
+    __floordiv__, __and__, __or__, __xor__ = (elementwise.no_grad_binary(u, op) for u, op in (
+        ("floor_divide", "//"), ("bitwise_and", "&"), ("bitwise_or", "|"), ("bitwise_xor", "^")))
+    __invert__ = elementwise.invert
+
+    def __rfloordiv__(self, other):
+        return elementwise.no_grad_binary("floor_divide", "//")(other, self)
+
     def clamp(self, min=None, max=None):
         """Values limited to [min, max] (either may be None); the gradient flows where min <= x <= max."""
         return arith.Clamp(min, max)(self)
@@ -330,24 +350,6 @@ class Tensor:
         return self.reshape(-1)
 
     # -- in-place updates (outside the graph: optimizers, no_grad blocks); each bumps the version --
-    def _check_inplace(self, other, op):
-        if autograd.is_grad_enabled() and (self.requires_grad or getattr(other, "requires_grad", False)):
-            raise RuntimeError(
-                f"{op}: in-place change of a tensor that requires grad while recording a graph; "
-                "wrap it in gpugrad.no_grad() (or use an out-of-place op)"
-            )
-
-    def _inplace(self, other, ufunc_name, op):
-        self._check_inplace(other, op)
-        value = as_tensor_like((self, other), op)[1].data
-        try:
-            getattr(self.backend.xp, ufunc_name)(self.data, value, out=self.data, casting="same_kind")
-        except (TypeError, ValueError) as error:  # numpy's casting and broadcasting errors
-            raise (TypeError if isinstance(error, TypeError) else ValueError)(f"{op}: cannot update a tensor of shape {self.shape} and dtype {self.dtype} in place "
-                              f"with one of shape {tuple(value.shape)} and dtype {value.dtype}") from None
-        autograd.mark_changed(self)
-        return self
-
     __iadd__ = _in_place("add", "+=")
     __isub__ = _in_place("subtract", "-=")
     __imul__ = _in_place("multiply", "*=")
@@ -356,10 +358,10 @@ class Tensor:
     div_ = _in_place("divide", "div_")
 
     def add_(self, other, alpha=1):
-        return self._inplace(other if alpha == 1 else other * alpha, "add", "add_")
+        return operands.update_in_place(self, other if alpha == 1 else other * alpha, "add", "add_")
 
     def sub_(self, other, alpha=1):
-        return self._inplace(other if alpha == 1 else other * alpha, "subtract", "sub_")
+        return operands.update_in_place(self, other if alpha == 1 else other * alpha, "subtract", "sub_")
 
     def copy_(self, source):
         self[...] = source
@@ -372,20 +374,7 @@ class Tensor:
     def zero_(self):
         return self.fill_(0)
 
-    def __setitem__(self, index, value):
-        self._check_inplace(value, "setitem")
-        if isinstance(value, Tensor):
-            if value.backend is not self.backend:
-                raise DeviceMismatchError(f"setitem: value on {value.device}, tensor on {self.device}")
-            value = value.data
-        elif not _is_python_number(value):
-            value = self.backend.asarray(value if self.device == "cpu" else np.asarray(value))
-        try:
-            self.data[_index_data(index, self)] = value
-        except (IndexError, ValueError, TypeError) as error:
-            kind = IndexError if isinstance(error, IndexError) else TypeError if isinstance(error, TypeError) else ValueError
-            raise kind(f"setitem on a tensor of shape {self.shape}: {error}") from None
-        autograd.mark_changed(self)
+    __setitem__ = operands.set_item
 
 
 operands.bind(Tensor)

@@ -153,6 +153,49 @@ class Linear(Function):
         return (gx, gw, grad_bias) if has_bias else (gx, gw)
 
 
+class Einsum(Function):
+    """numpy's ``einsum`` (explicit "...->..." or implicit output, no "..."); each operand's gradient is
+    the einsum of the output gradient with the other operands, broadcast over its indices summed alone."""
+    promotes = "same"
+
+    def __init__(self, subscripts):
+        if "..." in subscripts:
+            raise ValueError(f"einsum: '...' is not supported, got {subscripts!r}")
+        inputs, _, output = subscripts.replace(" ", "").partition("->")
+        self.specs = inputs.split(",")
+        if "->" not in subscripts:  # implicit: the indices that appear once, in order
+            letters = "".join(self.specs)
+            output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+        self.output = output
+
+    def forward(self, *operands):
+        if len(operands) != len(self.specs):
+            raise ValueError(f"einsum: {len(self.specs)} operands in the subscripts, got {len(operands)}")
+        for spec, a in zip(self.specs, operands):
+            if len(spec) != a.ndim or len(set(spec)) != len(spec):
+                raise ValueError(f"einsum: subscripts {spec!r} for an operand of shape {tuple(a.shape)} (one letter "
+                                 "per axis; repeated letters in one operand are not supported)")
+        self.saved = operands
+        return self.backend.xp.einsum(",".join(self.specs) + "->" + self.output, *operands)
+
+    def backward(self, grad_output):
+        xp, grads = self.backend.xp, []
+        sizes = {c: n for spec, a in zip(self.specs, self.saved) for c, n in zip(spec, a.shape)}
+        for i, spec in enumerate(self.specs):
+            if not self.needs_input_grad[i]:
+                grads.append(None)
+                continue
+            others = [(s, a) for j, (s, a) in enumerate(zip(self.specs, self.saved)) if j != i]
+            known = set(self.output).union(*[set(s) for s, _ in others])
+            kept = "".join(c for c in spec if c in known)
+            partial = xp.einsum(",".join([self.output] + [s for s, _ in others]) + "->" + kept, grad_output,
+                                *[a for _, a in others])
+            shape = [sizes[c] if c in kept else 1 for c in spec]
+            grads.append(xp.broadcast_to(partial.reshape(shape), [sizes[c] for c in spec]).astype(
+                self.saved[i].dtype, copy=True))
+        return tuple(grads)
+
+
 _PRECISIONS = ("highest", "high")
 
 

@@ -126,3 +126,82 @@ class argmax(_ArgReduction):
 
 class argmin(_ArgReduction):
     take_max = False
+
+
+class Cumsum(Function):
+    """Running sums along ``axis``; dx = the running sums of dy taken from the end."""
+    saves_inputs = ()
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        self.axis = check_axis(self.axis, x.ndim, "cumsum", x.shape)
+        return x.cumsum(axis=self.axis) if x.ndim else x.copy()
+
+    def backward(self, grad_output):
+        if not grad_output.ndim:
+            return grad_output
+        flipped = self.backend.xp.flip(grad_output, axis=self.axis)
+        return self.backend.xp.flip(flipped.cumsum(axis=self.axis), axis=self.axis)
+
+
+class Prod(Function):
+    """The product over ``axis`` (all by default); dx = dy * (the product of the others), zeros included."""
+
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        self.axes = normalize_axis(self.axis, x.ndim, "prod", x.shape)
+        self.saved = x
+        return x.prod(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, grad_output):
+        x, xp = self.saved, self.backend.xp
+        moved = xp.moveaxis(x, self.axes, tuple(range(-len(self.axes), 0))) if self.axes else x[..., None]
+        flat = moved.reshape(moved.shape[:moved.ndim - max(len(self.axes), 1)] + (-1,))
+        ones = xp.ones(flat.shape[:-1] + (1,), dtype=x.dtype)
+        # NOTE: the product of the others as (exclusive prefix product) * (exclusive suffix product): exact at 0
+        before = xp.concatenate([ones, xp.cumprod(flat, axis=-1)[..., :-1]], axis=-1)
+        after = xp.flip(xp.concatenate([ones, xp.cumprod(xp.flip(flat, -1), axis=-1)[..., :-1]], axis=-1), -1)
+        others = (before * after).reshape(moved.shape)
+        others = xp.moveaxis(others, tuple(range(-len(self.axes), 0)), self.axes) if self.axes else others[..., 0]
+        return _expand(grad_output, x.shape, self.axes, self.keepdims) * others
+
+
+def cumsum(x, dim):
+    """Running sums along ``dim``."""
+    return Cumsum(dim)(x)
+
+
+class Norm(Function):
+    """(sum |x|^p)^(1/p) over ``axes``; dx = dy sign(x) |x|^(p-1) / y^(p-1), and 0 where y = 0."""
+
+    def __init__(self, p, axis, keepdims):
+        self.p, self.axis, self.keepdims = float(p), axis, keepdims
+
+    def forward(self, x):
+        if x.dtype.kind != "f":
+            raise TypeError(f"norm needs floating-point data, got dtype {x.dtype}; convert with .float()")
+        self.axes = normalize_axis(self.axis, x.ndim, "norm", x.shape)
+        y = (abs(x) ** self.p).sum(axis=self.axes, keepdims=True) ** (1 / self.p)
+        self.saved = (x, y)
+        return y if self.keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in self.axes])
+
+    def backward(self, grad_output):
+        x, y = self.saved
+        xp = self.backend.xp
+        with np.errstate(divide="ignore", invalid="ignore"):
+            local = xp.sign(x) * abs(x) ** (self.p - 1) / y ** (self.p - 1)
+        local = xp.where(y == 0, 0, local).astype(x.dtype, copy=False)
+        return _expand(grad_output, x.shape, self.axes, self.keepdims) * local
+
+
+def norm(x, p=2, dim=None, keepdim=False):
+    """The p-norm over ``dim`` (all elements by default); p = inf is the largest |x|."""
+    if p in (float("inf"), "inf"):
+        return abs(x).max(axis=dim, keepdims=keepdim)
+    if not isinstance(p, (int, float)) or p <= 0:
+        raise ValueError(f"norm: p must be a positive number or inf, got {p!r}")
+    return Norm(p, dim, keepdim)(x)

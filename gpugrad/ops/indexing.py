@@ -1,0 +1,188 @@
+"""Indexing and rearranging: gather, scatter_add, sort / argsort / topk, tril / triu, pad, repeat,
+one_hot. The gradient of a selection goes back where the values came from (added up where an
+index repeats); of pad, the unpadded part; of repeat, the sum over the copies."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function
+from .shape import check_axis
+
+
+def _index(index, x, op):
+    data = getattr(index, "data", index)
+    data = x.backend.asarray(data) if not isinstance(data, type(x.data)) else data
+    if data.dtype.kind not in "iu":
+        raise TypeError(f"{op}: index must be integers, got dtype {data.dtype}")
+    return data
+
+
+def _put_along(xp, target, axis, index, values):
+    """target[..., index[...], ...] += values along ``axis`` (repeated indices add up)."""
+    grids = [xp.arange(n).reshape((1,) * i + (n,) + (1,) * (index.ndim - i - 1)) for i, n in enumerate(index.shape)]
+    grids[axis] = index
+    xp.add.at(target, tuple(grids), values)
+
+
+class Gather(Function):
+    """y[i][j] = x[i][index[i][j]] along ``axis`` (PyTorch's gather); dx adds dy back at the index."""
+    saves_inputs = ()
+
+    def __init__(self, axis, index):
+        self.axis, self.index = axis, index
+
+    def forward(self, x):
+        self.axis = check_axis(self.axis, x.ndim, "gather", x.shape)
+        if self.index.ndim != x.ndim:
+            raise ValueError(f"gather: index of shape {tuple(self.index.shape)} needs {x.ndim} dimensions like the "
+                             f"input of shape {tuple(x.shape)}")
+        self.saved = (x.shape, x.dtype)
+        return self.backend.xp.take_along_axis(x, self.index, axis=self.axis)
+
+    def backward(self, grad_output):
+        shape, dtype = self.saved
+        grad = self.backend.xp.zeros(shape, dtype=dtype)
+        _put_along(self.backend.xp, grad, self.axis, self.index, grad_output)
+        return grad
+
+
+class ScatterAdd(Function):
+    """out = x with src added at ``index`` along ``axis``; dx = dy, dsrc = dy gathered at the index."""
+    saves_inputs = ()
+    promotes = "same"
+
+    def __init__(self, axis, index):
+        self.axis, self.index = axis, index
+
+    def forward(self, x, src):
+        self.axis = check_axis(self.axis, x.ndim, "scatter_add", x.shape)
+        out = x.copy()
+        _put_along(self.backend.xp, out, self.axis, self.index, src[tuple(slice(0, n) for n in self.index.shape)])
+        self.saved = src.shape
+        return out
+
+    def backward(self, grad_output):
+        xp = self.backend.xp
+        gsrc = None
+        if self.needs_input_grad[1]:
+            gsrc = xp.zeros(self.saved, dtype=grad_output.dtype)
+            gsrc[tuple(slice(0, n) for n in self.index.shape)] = xp.take_along_axis(grad_output, self.index, self.axis)
+        return grad_output, gsrc
+
+
+def gather(x, dim, index):
+    return Gather(dim, _index(index, x, "gather"))(x)
+
+
+def scatter_add(x, dim, index, src):
+    return ScatterAdd(dim, _index(index, x, "scatter_add"))(x, src)
+
+
+def sort(x, dim=-1, descending=False):
+    """(values, indices) sorted along ``dim`` (stable); values carry the gradient."""
+    indices = argsort(x, dim, descending)
+    return gather(x, dim, indices), indices
+
+
+def argsort(x, dim=-1, descending=False):
+    axis = check_axis(dim, x.ndim, "argsort", x.shape)
+    xp = x.backend.xp
+    order = xp.argsort(-x.data if descending else x.data, axis=axis, kind="stable")
+    return type(x)._make(order.astype(np.int64, copy=False), False)
+
+
+def topk(x, k, dim=-1, largest=True, sorted=True):
+    """The ``k`` largest (or smallest) values along ``dim`` and their indices, largest first."""
+    axis = check_axis(dim, x.ndim, "topk", x.shape)
+    if not 0 <= k <= x.shape[axis]:
+        raise ValueError(f"topk: k={k} is out of range for dimension {axis} of size {x.shape[axis]}")
+    indices = argsort(x, axis, descending=largest)
+    picked = type(x)._make(indices.data.take(np.arange(k), axis=axis), False)
+    return gather(x, axis, picked), picked
+
+
+class Triangle(Function):
+    """The lower (``upper=False``) or upper triangle of the last two axes from ``diagonal`` on; the
+    gradient is masked the same way."""
+    saves_inputs = ()
+
+    def __init__(self, diagonal, upper):
+        self.diagonal, self.upper = diagonal, upper
+
+    def _mask(self, a):
+        if a.ndim < 2:
+            raise ValueError(f"{'triu' if self.upper else 'tril'}: needs at least 2 dimensions, got shape {a.shape}")
+        xp = self.backend.xp
+        return (xp.triu if self.upper else xp.tril)(a, self.diagonal)
+
+    def forward(self, x):
+        return self._mask(x)
+
+    def backward(self, grad_output):
+        return self._mask(grad_output)
+
+
+class Pad(Function):
+    """PyTorch's ``F.pad``: ``pad`` = (left, right) for the last axis, then for the one before, ...,
+    filled with ``value``; the gradient is the part that was not padding."""
+    saves_inputs = ()
+
+    def __init__(self, pad, value=0.0):
+        if len(pad) % 2 or any(int(p) < 0 for p in pad):
+            raise ValueError(f"pad: expected non-negative (left, right) pairs, got {tuple(pad)}")
+        self.pad, self.value = tuple(int(p) for p in pad), value
+
+    def forward(self, x):
+        pairs = len(self.pad) // 2
+        if pairs > x.ndim:
+            raise ValueError(f"pad: {pairs} pairs for a tensor of shape {tuple(x.shape)}")
+        widths = [(0, 0)] * (x.ndim - pairs) + [(self.pad[2 * i], self.pad[2 * i + 1]) for i in reversed(range(pairs))]
+        self.saved = tuple(slice(left, left + n) for (left, _), n in zip(widths, x.shape))
+        return self.backend.xp.pad(x, widths, constant_values=self.value)
+
+    def backward(self, grad_output):
+        return grad_output[self.saved]
+
+
+class Repeat(Function):
+    """PyTorch's ``repeat`` (numpy's ``tile``); the gradient sums the copies."""
+    saves_inputs = ()
+
+    def __init__(self, repeats):
+        self.repeats = tuple(int(r) for r in repeats)
+
+    def forward(self, x):
+        if len(self.repeats) < x.ndim:
+            raise ValueError(f"repeat: {len(self.repeats)} sizes for a tensor of shape {tuple(x.shape)}")
+        self.saved = ((1,) * (len(self.repeats) - x.ndim) + tuple(x.shape), x.shape)
+        return self.backend.xp.tile(x, self.repeats)
+
+    def backward(self, grad_output):
+        padded, shape = self.saved
+        split = [n for pair in zip(self.repeats, padded) for n in pair]
+        return grad_output.reshape(split).sum(axis=tuple(range(0, len(split), 2))).reshape(shape)
+
+
+def one_hot(labels, num_classes=-1):
+    """(…, num_classes) int64 with a 1 at each label (num_classes -1: the largest label + 1)."""
+    data = labels.data
+    if data.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: labels must be integers, got dtype {data.dtype}")
+    classes = int(data.max()) + 1 if num_classes == -1 and data.size else num_classes
+    if data.size and (int(data.min()) < 0 or int(data.max()) >= classes):
+        raise ValueError(f"one_hot: labels must lie in [0, {classes}), got values from {int(data.min())} "
+                         f"to {int(data.max())}")
+    xp = labels.backend.xp
+    return type(labels)._make((data[..., None] == xp.arange(classes)).astype(np.int64), False)
+
+
+def tril(x, diagonal=0):
+    return Triangle(diagonal, upper=False)(x)
+
+
+def triu(x, diagonal=0):
+    return Triangle(diagonal, upper=True)(x)
+
+
+def repeat(x, *sizes):
+    return Repeat(sizes[0] if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes)(x)
