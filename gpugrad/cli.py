@@ -39,6 +39,10 @@ def build_parser():
     train = commands.add_parser("train", help="train an MLP on a bundled data set",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     train.add_argument("--dataset", default="digits", help=choices(DATASETS))
+    train.add_argument("--data", default=None, metavar="FILE",
+                       help="train on your own data instead: an .npz with arrays X and y, or a .csv (see --label); "
+                            "split 80/20 stratified by class")
+    train.add_argument("--label", default=None, help="the .csv column that holds the labels")
     train.add_argument("--hidden", type=_sizes, default=(256, 256), help="hidden layer sizes, e.g. 256,256")
     train.add_argument("--activation", default="relu", help=choices(ACTIVATIONS))
     train.add_argument("--loss", default="cross_entropy", help=choices(LOSSES))
@@ -121,7 +125,7 @@ def main(argv=None) -> int:
 def _train(args) -> int:
     from .backend import CudaUnavailableError
     from .train import TrainConfig, TrainingStopped, new_run_folder, train
-    config = TrainConfig(dataset=args.dataset, hidden=args.hidden, activation=args.activation, loss=args.loss,
+    config = TrainConfig(dataset=args.dataset, data=args.data, label=args.label, hidden=args.hidden, activation=args.activation, loss=args.loss,
                          optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, epochs=args.epochs,
                          batch_size=args.batch_size, schedule=args.schedule,
                          device=args.device, seed=args.seed, out=args.out)

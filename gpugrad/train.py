@@ -49,6 +49,8 @@ class TrainingStopped(Exception):
 @dataclass
 class TrainConfig:
     dataset: str = "digits"
+    data: str | None = None  # a file of the user's own: .npz (X, y) or .csv (with label), instead of dataset
+    label: str | None = None  # the .csv's label column
     hidden: tuple = (256, 256)
     activation: str = "relu"
     loss: str = "cross_entropy"
@@ -67,7 +69,7 @@ class TrainConfig:
 
     def check(self):
         """Raise ValueError with a one-line reason for any bad setting."""
-        if self.dataset not in datasets.DATASETS:
+        if self.data is None and self.dataset not in datasets.DATASETS:
             raise ValueError(f"unknown data set {self.dataset!r} (choose from {', '.join(datasets.DATASETS)})")
         if not self.hidden or any(int(h) <= 0 for h in self.hidden):
             raise ValueError(f"--hidden needs positive layer sizes such as 256,256, got {self.hidden}")
@@ -250,10 +252,11 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
         checkpoint = load(out / "checkpoint.npz")
     config.check()
     device = resolve_device(config.device)
+    data = datasets.from_file(config.data, config.label, seed=config.seed) if config.data else \
+        datasets.load(config.dataset)
     if config.out and out is None:
         out = prepare_output(Path(config.out), resuming=False)
     manual_seed(config.seed)
-    data = datasets.load(config.dataset)
     num_classes = data.num_classes
     outputs = num_classes if num_classes is not None else data.y_train.shape[1]
     sizes = [data.num_features, *map(int, config.hidden), outputs]
@@ -282,7 +285,7 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
             {"options": config.options(), "layer_sizes": sizes, "device": device, "versions": _versions(device),
              "command": sys.argv}, indent=2))
     show_bar = sys.stderr.isatty() if config.progress is None else config.progress
-    log(f"gpugrad train: {config.dataset} ({len(data.X_train)} train / {len(data.X_test)} test), "
+    log(f"gpugrad train: {data.name} ({len(data.X_train)} train / {len(data.X_test)} test), "
         f"MLP {sizes} {config.activation}, {config.loss}, "
         f"{config.optimizer} lr={lr} ({config.schedule}) weight decay {config.weight_decay}, "
         f"batch {config.batch_size}, {config.epochs} epochs, on {device}"
@@ -298,6 +301,7 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
                           for r in history]}, out / "checkpoint.npz")
         write_history(out, history)
 
+    run_started = time.perf_counter()
     # NOTE: numpy's overflow warnings are silenced: a non-finite loss is caught below, in one line.
     with _StopRequest() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for epoch in range(first_epoch, config.epochs + 1):
@@ -351,15 +355,36 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
                        epoch > 1 else f"; config and history are in {out}" if out is not None else ""), 3)
             write_checkpoint(epoch + 1, 0, json.dumps(loader.rng.bit_generator.state), 0.0, 0)
             acc = f", test accuracy {accuracy:.4f}" if accuracy is not None else ""
+            spent = time.perf_counter() - run_started
+            left = spent / (epoch - first_epoch + 1) * (config.epochs - epoch)
             log(f"epoch {epoch:3d}: train loss {train_loss:.4f}, test loss {test_loss:.4f}{acc}, "
-                f"{record['samples_per_s']:.0f} samples/s")
+                f"lr {opt.param_groups[0]['lr']:.3g}, {record['samples_per_s']:.0f} samples/s, "
+                f"{_clock(spent)} elapsed, ETA {_clock(left)}")
             if stop.requested:
                 raise TrainingStopped(f"interrupted after epoch {epoch}: files are in {out}; continue with: "
                                       f"gpugrad train --resume {out}" if out is not None else
                                       f"interrupted after epoch {epoch}", 130)
     if out is not None:
         write_outputs(out, model, history, log)
+    log(summary(history, time.perf_counter() - run_started, out))
     return model, history
+
+
+def _clock(seconds) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def summary(history, seconds, out) -> str:
+    """One line at the end: the best epoch (by test accuracy, else test loss), its figures, the time, the files."""
+    scored = [r for r in history if r["test_accuracy"] is not None]
+    best = max(scored, key=lambda r: r["test_accuracy"]) if scored else min(history, key=lambda r: r["test_loss"])
+    figure = f"test accuracy {best['test_accuracy']:.4f}" if scored else f"test loss {best['test_loss']:.4f}"
+    last = history[-1]
+    final = f"; final epoch {last['epoch']}: test accuracy {last['test_accuracy']:.4f}" if scored else ""
+    where = f"; files in {out}" if out is not None else ""
+    return f"done in {_clock(seconds)}: best epoch {best['epoch']} ({figure}){final}{where}"
 
 
 def write_outputs(out: Path, model, history, log=print):
@@ -376,11 +401,14 @@ def write_outputs(out: Path, model, history, log=print):
         ax.plot(epochs, [r["test_loss"] for r in history], label="test loss")
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
+        lines = ax.get_lines()
         if history[0]["test_accuracy"] is not None:
             twin = ax.twinx()
-            twin.plot(epochs, [r["test_accuracy"] for r in history], color="tab:green", label="test accuracy")
+            lines += twin.plot(epochs, [r["test_accuracy"] for r in history], color="tab:green", label="test accuracy")
             twin.set_ylabel("test accuracy")
-        ax.legend(loc="upper right")
+        # NOTE: one legend for both axes, above the plot, where it covers no line
+        ax.legend(lines, [line.get_label() for line in lines], loc="lower center", bbox_to_anchor=(0.5, 1.0),
+                  ncol=len(lines), frameon=False)
         fig.tight_layout()
         fig.savefig(out / "loss.png", dpi=100)
         plt.close(fig)

@@ -161,3 +161,47 @@ def test_train_on_the_gpu_matches_the_cpu_curve(cuda):
 def test_the_default_command_reaches_97_percent_on_digits():
     _, history = train(TrainConfig(device="cpu", progress=False), log=lambda *_: None)
     assert history[-1]["test_accuracy"] >= 0.97
+
+
+def test_train_on_your_own_npz_and_csv_with_a_stratified_split(tmp_path):
+    import csv
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 4))
+    y = (X[:, 0] > 0).astype(int) + 2 * (X[:, 1] > 1)
+    np.savez(tmp_path / "own.npz", X=X, y=y)
+    with open(tmp_path / "own.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["a", "kind", "b", "c", "d"])
+        for row, label in zip(X, y):
+            writer.writerow([row[0], ["ant", "bee", "cat", "dog"][label], *row[1:]])
+    own = data.from_file(tmp_path / "own.npz")
+    counts = np.bincount(y)
+    assert np.bincount(own.y_test).tolist() == [int(round(c * 0.2)) for c in counts]  # stratified
+    assert len(own.X_train) + len(own.X_test) == 200 and own.num_classes == 4
+    from_csv = data.from_file(tmp_path / "own.csv", label="kind")
+    assert from_csv.num_features == 4 and from_csv.num_classes == 4
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "own.csv"), "--label", "kind", "--epochs", "2", "--hidden", "8",
+                 "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["options"]["data"] == str(tmp_path / "own.csv")
+    for bad, message in ((["--data", str(tmp_path / "own.csv")], "name the label column with --label"),
+                         (["--data", str(tmp_path / "none.npz")], "no such file")):
+        done = subprocess.run([sys.executable, "-m", "gpugrad", "train", *bad, "--out", str(tmp_path / "x")],
+                              capture_output=True, text=True)
+        assert done.returncode == 2 and message in done.stderr and not (tmp_path / "x").exists()
+
+
+def test_epoch_lines_show_lr_elapsed_and_eta_and_a_summary_ends_the_run(tmp_path, capsys):
+    assert main(["train", "--hidden", "8", "--epochs", "2", "--device", "cpu", "--out", str(tmp_path / "r")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert ", lr 0.001, " in printed[1] and " elapsed, ETA " in printed[1]
+    assert printed[-1].startswith("done in ") and "best epoch" in printed[-1] and str(tmp_path / "r") in printed[-1]
+
+
+def test_bench_loss_difference_is_each_rows_own(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "b.json"
+    assert main(["bench", "--quick", "--device", "cpu", "--model", "lecture", "--rounds", "1", "--json", str(out)]) == 0
+    rows = {r["impl"]: r["max_rel_loss_diff_vs_numpy"] for r in json.loads(out.read_text())["results"]}
+    assert rows["numpy"] == 0.0 and set(rows) == {"gpugrad", "written", "numpy", "torch"}
+    assert all(v < 1e-5 for v in rows.values())

@@ -82,6 +82,57 @@ def toy() -> Dataset:
     return Dataset("toy", data[:, :3], data[:, 3:], data[:, :3], data[:, 3:], num_classes=None)
 
 
+def stratified_split(X, y, test_fraction=0.2, seed=0):
+    """Train and test parts with each class in the same proportion (round(n_c * test_fraction) of class c
+    in the test part), shuffled by ``seed``."""
+    rng = np.random.default_rng(seed)
+    test = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:int(round((y == c).sum() * test_fraction))]
+                           for c in np.unique(y)]).astype(np.int64)
+    train = np.setdiff1d(np.arange(len(y)), test)
+    train, test = rng.permutation(train), rng.permutation(test)
+    return X[train], y[train], X[test], y[test]
+
+
+def from_file(path, label=None, test_fraction=0.2, seed=0) -> Dataset:
+    """A classification data set from ``path``: an .npz with arrays ``X`` (samples, features) and ``y``
+    (integer labels), or a .csv with a header whose column ``label`` holds the labels (any values: they
+    are numbered in sorted order) and whose other columns are numbers. Split stratified by class."""
+    from pathlib import Path
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--data {path}: no such file")
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            if not {"X", "y"} <= set(archive.files):
+                raise ValueError(f"--data {path}: an .npz needs arrays 'X' and 'y', it has {sorted(archive.files)}")
+            X, y = archive["X"], archive["y"]
+    elif path.suffix == ".csv":
+        X, y = _read_csv(path, label)
+    else:
+        raise ValueError(f"--data {path}: expected an .npz (arrays X, y) or a .csv file")
+    if X.ndim != 2 or y.ndim != 1 or len(X) != len(y) or len(X) < 2:
+        raise ValueError(f"--data {path}: X must be (samples, features) and y (samples,), got {X.shape} and {y.shape}")
+    if X.dtype.kind not in "biuf" or not np.isfinite(X.astype(np.float64)).all():
+        raise ValueError(f"--data {path}: the features must be finite numbers")
+    classes, y = np.unique(y, return_inverse=True)
+    return Dataset(path.stem, *stratified_split(X.astype(np.float32), y.astype(np.int64), test_fraction, seed),
+                   num_classes=len(classes))
+
+
+def _read_csv(path, label):
+    import csv
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or label is None or label not in rows[0]:
+        raise ValueError(f"--data {path}: name the label column with --label (columns: {rows[0] if rows else []})")
+    column = rows[0].index(label)
+    try:
+        X = np.array([[float(v) for i, v in enumerate(r) if i != column] for r in rows[1:] if r], dtype=np.float64)
+    except ValueError as error:
+        raise ValueError(f"--data {path}: a feature is not a number ({error})") from None
+    return X, np.array([r[column] for r in rows[1:] if r])
+
+
 def load(name: str, **kwargs) -> Dataset:
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}: choose from {', '.join(DATASETS)}")
