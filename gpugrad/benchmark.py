@@ -384,15 +384,13 @@ def _plot(results, path):
         return
     labels = [f"{r['model']}\n{r['device']}\n{r['impl']}" for r in results]
     fig, ax = plt.subplots(figsize=(max(6, len(results) * 0.9), 4))
-    ax.bar(range(len(results)), [r["median_ms"] for r in results], color=[
-        {"gpugrad": "tab:blue", "written": "tab:cyan", "numpy": "tab:gray", "torch": "tab:orange"}[r["impl"]]
-        for r in results])
+    colors = {"gpugrad": "tab:blue", "written": "tab:cyan", "numpy": "tab:gray", "torch": "tab:orange"}
+    ax.bar(range(len(results)), [r["median_ms"] for r in results], color=[colors[r["impl"]] for r in results])
     ax.set_xticks(range(len(results)))
     ax.set_xticklabels(labels, fontsize=7)
     ax.set_ylabel("median step time (ms)")
     ax.set_yscale("log")
     shown = dict.fromkeys(r["impl"] for r in results)
-    colors = {"gpugrad": "tab:blue", "written": "tab:cyan", "numpy": "tab:gray", "torch": "tab:orange"}
     ax.legend(handles=[matplotlib.patches.Patch(color=colors[name], label=name) for name in shown],
               loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(shown), frameon=False)
     fig.tight_layout()

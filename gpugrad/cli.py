@@ -124,7 +124,8 @@ def main(argv=None) -> int:
 
 def _train(args) -> int:
     from .backend import CudaUnavailableError
-    from .train import TrainConfig, TrainingStopped, new_run_folder, train
+    from .runs import new_run_folder
+    from .train import TrainConfig, TrainingStopped, train
     config = TrainConfig(dataset=args.dataset, data=args.data, label=args.label, hidden=args.hidden, activation=args.activation, loss=args.loss,
                          optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, epochs=args.epochs,
                          batch_size=args.batch_size, schedule=args.schedule,
