@@ -151,3 +151,16 @@ def test_cli_version_and_help_with_defaults_and_choices():
     shown = subprocess.run([sys.executable, "-m", "gpugrad", "train", "--help"], capture_output=True, text=True).stdout
     assert "(default: digits)" in " ".join(shown.split()) and "one of relu, sigmoid, tanh, leaky_relu, elu" in shown
     assert "one of cross_entropy, svm, mse" in " ".join(shown.split()) and "(default: 30)" in shown
+
+
+@pytest.mark.gpu
+def test_dlpack_with_torch_on_the_gpu(cuda):
+    if not torch.cuda.is_available():
+        pytest.skip("this PyTorch build has no CUDA")
+    source = torch.arange(6.0, device="cuda").reshape(2, 3)
+    ours = gpugrad.from_dlpack(source)
+    assert ours.device == "cuda:0"
+    source[0, 0] = 100
+    assert ours.numpy()[0, 0] == 100  # zero copy
+    back = torch.from_dlpack(ours)
+    assert back.device.type == "cuda" and back[0, 0].item() == 100
