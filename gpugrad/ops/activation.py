@@ -257,7 +257,7 @@ class FromInput(Function):
 
     def forward(self, x):
         self.saved = x
-        xp, w = self.backend.xp, _work(x)
+        xp, w = self.backend.xp, _work(x).reshape(x.shape or (1,))  # NOTE: 0-d as (1,): ufunc out= needs arrays
         with np.errstate(over="ignore"):
             if self.kind == "silu":
                 y = w * _sigmoid(xp, w, 0.0)
@@ -268,10 +268,11 @@ class FromInput(Function):
                 y = 0.5 * w * (1 + xp.tanh(math.sqrt(2 / math.pi) * (w + 0.044715 * w ** 3)))
             else:
                 y = 0.5 * w * (1 + _erf(xp, w / math.sqrt(2)))
-        return y.astype(x.dtype, copy=False)
+        return y.reshape(x.shape).astype(x.dtype, copy=False)
 
     def backward(self, grad_output):
-        xp, w, g = self.backend.xp, _work(self.saved), _work(grad_output)
+        xp, g = self.backend.xp, _work(grad_output)
+        w = _work(self.saved).reshape(self.saved.shape or (1,))
         with np.errstate(over="ignore"):
             if self.kind == "silu":
                 s = _sigmoid(xp, w, 0.0)
@@ -285,7 +286,7 @@ class FromInput(Function):
                 local = 0.5 * (1 + t) + 0.5 * w * (1 - t * t) * c * (1 + 3 * 0.044715 * w * w)
             else:
                 local = 0.5 * (1 + _erf(xp, w / math.sqrt(2))) + w * xp.exp(-0.5 * w * w) / math.sqrt(2 * math.pi)
-        return (g * local).astype(grad_output.dtype, copy=False)
+        return (g * local.reshape(g.shape)).astype(grad_output.dtype, copy=False)
 
 
 class Dropout(Function):

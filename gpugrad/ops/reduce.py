@@ -1,6 +1,8 @@
 """Reductions: sum, mean, max, min over ``axis=None | int | tuple``, with ``keepdims``."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..autograd import Function
@@ -159,8 +161,11 @@ class Prod(Function):
 
     def backward(self, grad_output):
         x, xp = self.saved, self.backend.xp
+        if x.size == 0:
+            return xp.zeros(x.shape, x.dtype)
         moved = xp.moveaxis(x, self.axes, tuple(range(-len(self.axes), 0))) if self.axes else x[..., None]
-        flat = moved.reshape(moved.shape[:moved.ndim - max(len(self.axes), 1)] + (-1,))
+        lead = moved.shape[:moved.ndim - max(len(self.axes), 1)]
+        flat = moved.reshape(lead + (math.prod(moved.shape[len(lead):]),))  # not -1: sizes may be 0
         ones = xp.ones(flat.shape[:-1] + (1,), dtype=x.dtype)
         # NOTE: the product of the others as (exclusive prefix product) * (exclusive suffix product): exact at 0
         before = xp.concatenate([ones, xp.cumprod(flat, axis=-1)[..., :-1]], axis=-1)
