@@ -384,3 +384,23 @@ def test_initialisers_bump_the_version():
     nn.init.uniform_(layer.weight, -1, 1)
     nn.init.zeros_(layer.weight)
     assert layer.weight.version == before + 2
+
+
+def test_the_new_layers_keep_the_classes():
+    ints = gpugrad.tensor(np.array([[1, 2, 3]]))
+    assert F.layer_norm(ints, 3).dtype == np.float32 and F.dropout(ints, 0.5).dtype == np.float32
+    for call, message in ((lambda: nn.Linear(2.5, 3), "Linear: in_features must be an integer >= 1, got 2.5"),
+                          (lambda: nn.BatchNorm1d(-1), "BatchNorm1d: num_features must be an integer >= 1"),
+                          (lambda: nn.Embedding(0, 3), "Embedding: num_embeddings must be an integer >= 1"),
+                          (lambda: optim.lr_scheduler.StepLR(optim.SGD([nn.Parameter(gpugrad.ones(1))], lr=0.1), 0),
+                           "StepLR: step_size must be an integer >= 1"),
+                          (lambda: F.batch_norm(gpugrad.zeros(0, 3), None, None, training=True),
+                           "batch_norm: training needs more than one value per channel")):
+        with pytest.raises(ValueError, match=message):
+            call()
+    x = gpugrad.zeros(3, requires_grad=True)
+    x.norm().backward()
+    assert x.grad.numpy().tolist() == [0, 0, 0]  # the norm's gradient at 0 is 0, as PyTorch's
+    e = gpugrad.zeros(2, 0, requires_grad=True)
+    e.prod(dim=1).sum().backward()
+    assert e.prod(dim=1).numpy().tolist() == [1, 1] and e.grad.shape == (2, 0)

@@ -16,6 +16,13 @@ from . import init
 from .module import Module, Parameter, Sequential
 
 
+def _count(layer, name, value, minimum=1):
+    """A size argument: an integer >= minimum, or an error naming the layer and the argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{layer}: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 class Linear(Module):
     """y = act(x @ weight.T + bias), weight (out_features, in_features), PyTorch's default initialisation:
     weight and bias ~ U(-1/sqrt(in_features), 1/sqrt(in_features)).
@@ -27,8 +34,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32, device=None,
                  activation=None, **param):
         super().__init__()
-        if in_features <= 0 or out_features <= 0:
-            raise ValueError(f"Linear: sizes must be positive, got in_features={in_features}, out_features={out_features}")
+        in_features, out_features = _count("Linear", "in_features", in_features), _count("Linear", "out_features",
+                                                                                         out_features)
         self.in_features, self.out_features = in_features, out_features
         self.activation, self.param = activation, param
         keyword_param(activation, param, "Linear")
@@ -169,7 +176,8 @@ class LayerNorm(Module):
 
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, dtype=np.float32, device=None):
         super().__init__()
-        self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+        self.normalized_shape = tuple(_count("LayerNorm", "normalized_shape", n) for n in shape)
         self.eps = eps
         xp = get_backend(device).xp
         self.weight = Parameter(xp.ones(self.normalized_shape, dtype)) if elementwise_affine else None
@@ -186,6 +194,7 @@ class BatchNorm1d(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
                  dtype=np.float32, device=None):
         super().__init__()
+        num_features = _count("BatchNorm1d", "num_features", num_features)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         xp = get_backend(device).xp
         self.weight = Parameter(xp.ones(num_features, dtype)) if affine else None
@@ -216,6 +225,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, dtype=np.float32, device=None):
         super().__init__()
+        num_embeddings = _count("Embedding", "num_embeddings", num_embeddings)
+        embedding_dim = _count("Embedding", "embedding_dim", embedding_dim)
         if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
             raise ValueError(f"Embedding: padding_idx {padding_idx} out of range for {num_embeddings} rows")
         self.padding_idx = None if padding_idx is None else padding_idx % num_embeddings

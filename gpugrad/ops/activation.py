@@ -293,6 +293,7 @@ class Dropout(Function):
     """y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) from the device's seeded generator; saves the
     scaled mask, dx = dy * mask / (1 - p)."""
     saves_inputs = ()
+    promotes = "float"
 
     def __init__(self, p):
         self.p = p

@@ -30,6 +30,8 @@ class Normalize(Function):
     batch's (batch norm in eval mode) and backward treats them as constants.
     """
 
+    promotes = "float"  # an integer input is normalized as float32 (a statistic of integers is not an integer)
+
     def __init__(self, axes, eps, param_shape, param_axes, statistics=None):
         self.axes, self.eps, self.statistics = tuple(axes), float(eps), statistics
         self.param_shape, self.param_axes = tuple(param_shape), tuple(param_axes)

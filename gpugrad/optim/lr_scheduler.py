@@ -44,7 +44,9 @@ class StepLR(LRScheduler):
     """lr = initial * gamma ** (epoch // step_size)."""
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        self.step_size, self.gamma = int(step_size), gamma
+        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
+            raise ValueError(f"StepLR: step_size must be an integer >= 1, got {step_size!r}")
+        self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, epoch):
@@ -77,6 +79,8 @@ class CosineAnnealingLR(LRScheduler):
     """lr = eta_min + (initial - eta_min) * (1 + cos(pi * epoch / T_max)) / 2."""
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+        if not T_max > 0:
+            raise ValueError(f"CosineAnnealingLR: T_max must be > 0, got {T_max!r}")
         self.T_max, self.eta_min = T_max, eta_min
         super().__init__(optimizer, last_epoch)
 
@@ -91,6 +95,8 @@ class LinearLR(LRScheduler):
         if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1:
             raise ValueError(f"LinearLR: start_factor must be in (0, 1] and end_factor in [0, 1], "
                              f"got {start_factor} and {end_factor}")
+        if not total_iters >= 1:
+            raise ValueError(f"LinearLR: total_iters must be >= 1, got {total_iters!r}")
         self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
         super().__init__(optimizer, last_epoch)
 
