@@ -10,7 +10,7 @@ from .ops.loss import MSE, CrossEntropy, check_labels
 from .tensor import Tensor, as_tensor_like
 
 __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "softmax", "log_softmax",
-           "maximum", "minimum", "maxout", "linear", "concatenate", "stack", "where", "mse_loss", "cross_entropy",
+           "maximum", "minimum", "maxout", "linear", "concatenate", "cat", "stack", "where", "mse_loss", "cross_entropy",
            "svm_loss", "dropout", "layer_norm", "batch_norm", "embedding", "pad", "one_hot", "einsum"]
 
 
@@ -39,14 +39,18 @@ def elu(x, alpha=1.0):
     return act.Elementwise("elu", alpha)(x)
 
 
-def softmax(x, axis=-1):
-    """exp(x - max) / sum(exp(x - max)) along ``axis``."""
-    return act.Softmax(axis)(x)
+def _axis(axis, dim):
+    return axis if dim is None else dim  # numpy's axis= or PyTorch's dim=
 
 
-def log_softmax(x, axis=-1):
-    """x - max - log(sum(exp(x - max))) along ``axis``; stable for huge inputs."""
-    return act.LogSoftmax(axis)(x)
+def softmax(x, axis=-1, *, dim=None):
+    """exp(x - max) / sum(exp(x - max)) along ``axis`` (or ``dim``)."""
+    return act.Softmax(_axis(axis, dim))(x)
+
+
+def log_softmax(x, axis=-1, *, dim=None):
+    """x - max - log(sum(exp(x - max))) along ``axis`` (or ``dim``); stable for huge inputs."""
+    return act.LogSoftmax(_axis(axis, dim))(x)
 
 
 def maximum(a, b):
@@ -87,14 +91,17 @@ def _sequence(tensors, op):
     return tensors
 
 
-def concatenate(tensors, axis=0):
-    """Join tensors along an existing axis; mixed dtypes promote as in PyTorch."""
-    return shape.Concatenate(axis)(*_sequence(tensors, "concatenate"))
+def concatenate(tensors, axis=0, *, dim=None):
+    """Join tensors along an existing axis; mixed dtypes promote as in PyTorch (``cat`` is the same)."""
+    return shape.Concatenate(_axis(axis, dim))(*_sequence(tensors, "concatenate"))
 
 
-def stack(tensors, axis=0):
+cat = concatenate
+
+
+def stack(tensors, axis=0, *, dim=None):
     """Join same-shaped tensors along a new axis; mixed dtypes promote as in PyTorch."""
-    return shape.Stack(axis)(*_sequence(tensors, "stack"))
+    return shape.Stack(_axis(axis, dim))(*_sequence(tensors, "stack"))
 
 
 def where(condition, a, b):

@@ -5,7 +5,7 @@ import numpy as np
 
 from . import autograd
 from .backend import backend_of, get_backend, is_cupy_array
-from .backend import _CPU
+from .backend import _CPU, Backend
 from . import operands
 from .dtypes import FLOAT_DTYPES, check_numeric
 from .operands import DeviceMismatchError, _index_data, _shape, as_tensor_like
@@ -210,8 +210,10 @@ class Tensor:
         return self.numpy().tolist()
 
     def to(self, device) -> "Tensor":
-        """A copy on ``device`` (the same tensor if it is already there); differentiable."""
+        """A copy on ``device`` (or in a dtype: ``to(np.float64)``); the same tensor if nothing changes."""
         from .ops.shape import ToDevice
+        if not isinstance(device, (str, Backend)):
+            return self if np.dtype(device) == self.dtype else self.astype(device)
         target = get_backend(device)
         if target is self.backend:
             return self
@@ -340,6 +342,19 @@ class Tensor:
         return shape_ops.Transpose(axes)(self)
 
     swapaxes, squeeze, unsqueeze = shape_ops.swapaxes, shape_ops.squeeze, shape_ops.unsqueeze
+    permute = transpose  # PyTorch's name for a permutation of the axes
+
+    def t(self):
+        return self.T
+
+    def expand(self, *sizes):
+        """PyTorch's expand: broadcast_to, with -1 keeping a size."""
+        sizes = _shape(sizes, "expand")
+        lead = len(sizes) - self.ndim
+        return self.broadcast_to(tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(sizes)))
+
+    def contiguous(self):
+        return self if self.data.flags.c_contiguous else self.clone()
 
     def broadcast_to(self, *shape):
         shape = _shape(shape, "broadcast_to")

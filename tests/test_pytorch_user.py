@@ -164,3 +164,20 @@ def test_dlpack_with_torch_on_the_gpu(cuda):
     assert ours.numpy()[0, 0] == 100  # zero copy
     back = torch.from_dlpack(ours)
     assert back.device.type == "cuda" and back[0, 0].item() == 100
+
+
+def test_pytorch_spellings_of_shape_ops_and_dim_keywords(device):
+    values = rng.standard_normal((2, 3, 4))
+    x, t = T(values, device), torch.tensor(values)
+    np.testing.assert_array_equal(x.permute(2, 0, 1).numpy(), t.permute(2, 0, 1).numpy())
+    np.testing.assert_array_equal(x[0].t().numpy(), t[0].t().numpy())
+    np.testing.assert_array_equal(T(np.ones((3, 1)), device).expand(2, -1, 4).numpy(), torch.ones(3, 1).expand(2, -1, 4))
+    assert x.permute(2, 0, 1).contiguous().data.flags.c_contiguous and x.contiguous() is x
+    assert x.to(np.float32).dtype == np.float32 and x.to(device) is x
+    np.testing.assert_allclose(gpugrad.functional.softmax(x, dim=1).numpy(), torch.softmax(t, dim=1).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(gpugrad.functional.log_softmax(x, dim=0).numpy(), torch.log_softmax(t, dim=0).numpy(),
+                               rtol=1e-12)
+    assert gpugrad.functional.cat([x, x], dim=2).shape == tuple(torch.cat([t, t], dim=2).shape)
+    assert gpugrad.functional.stack([x, x], dim=1).shape == tuple(torch.stack([t, t], dim=1).shape)
+    assert x.unsqueeze(dim=1).shape == tuple(t.unsqueeze(dim=1).shape)
+    assert T(np.ones((1, 3)), device).squeeze(dim=0).shape == (3,)

@@ -32,16 +32,18 @@ def swapaxes(x, axis1, axis2):
     return Transpose(tuple(axes))(x)
 
 
-def squeeze(x, axis=None):
+def squeeze(x, axis=None, *, dim=None):
     """Remove axes of size 1: all of them, or those named (a named axis of another size stays, as in PyTorch)."""
+    axis = axis if dim is None else dim
     if axis is None:
         return x.reshape(tuple(n for n in x.shape if n != 1))
     axes = {check_axis(a, x.ndim, "squeeze", x.shape) for a in (axis if isinstance(axis, (tuple, list)) else (axis,))}
     return x.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes or n != 1))
 
 
-def unsqueeze(x, axis):
-    """Insert an axis of size 1 at ``axis`` (in -ndim-1 .. ndim)."""
+def unsqueeze(x, axis=None, *, dim=None):
+    """Insert an axis of size 1 at ``axis`` (in -ndim-1 .. ndim; ``dim`` is the same)."""
+    axis = axis if dim is None else dim
     axis = check_axis(axis, x.ndim + 1, "unsqueeze", x.shape)
     return x.reshape(x.shape[:axis] + (1,) + x.shape[axis:])
 
