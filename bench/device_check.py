@@ -6,7 +6,7 @@
 Prints the environment, runs ``pytest -m gpu``, measures the two ceilings (device-to-device copy,
 SGEMM and TF32 GEMM at 4096^3), the bandwidth of each fused kernel against the generic CuPy
 sequence it replaces, MLP training steps (gpugrad on cuda, PyTorch eager on cuda, gpugrad on cpu),
-and the CPU-GPU loss curve of one seeded run. Writes results.json and results.md into DIR and
+the layers added for PyTorch users against PyTorch's, and the CPU-GPU loss curve of one seeded run. Writes results.json and results.md into DIR and
 prints the table last. Needs only what the device machine has (no network).
 """
 from __future__ import annotations
@@ -316,6 +316,62 @@ def _gemm_sum_ms(sizes, batch):
     return total
 
 
+@section("layers and ops against PyTorch")
+def layers_against_torch(rows=8192, cols=1024):
+    """The xp-formula layers added for PyTorch users, on the GPU: forward + backward time against
+    PyTorch eager (CUDA events around 10 calls) and the largest difference from PyTorch's values."""
+    import cupy
+    import torch
+    x_np = np.random.default_rng(0).standard_normal((rows, cols)).astype(np.float32)
+    w_np = np.random.default_rng(1).standard_normal(cols).astype(np.float32)
+    cases = {
+        "gelu": (lambda x: F.gelu(x), lambda t: torch.nn.functional.gelu(t)),
+        "gelu_tanh": (lambda x: F.gelu(x, "tanh"), lambda t: torch.nn.functional.gelu(t, approximate="tanh")),
+        "silu": (F.silu, torch.nn.functional.silu),
+        "softplus": (F.softplus, torch.nn.functional.softplus),
+        "layer_norm": (lambda x: F.layer_norm(x, cols, w, b), lambda t: torch.nn.functional.layer_norm(t, (cols,), tw, tb)),
+        "batch_norm": (lambda x: F.batch_norm(x, None, None, w, b, training=True),
+                       lambda t: torch.nn.functional.batch_norm(t, None, None, tw, tb, training=True)),
+        "softmax": (lambda x: F.softmax(x, dim=1), lambda t: torch.softmax(t, dim=1)),
+        "cumsum": (lambda x: x.cumsum(1), lambda t: t.cumsum(1)),
+        "norm": (lambda x: x.norm(dim=1), lambda t: t.norm(dim=1)),
+    }
+    w, b = (gpugrad.tensor(a, device="cuda", requires_grad=True) for a in (w_np, w_np * 0.5))
+    tw, tb = (torch.tensor(a, device="cuda", requires_grad=True) for a in (w_np, w_np * 0.5))
+    table = {}
+    for name, (ours, theirs) in cases.items():
+        x = gpugrad.tensor(x_np, device="cuda", requires_grad=True)
+        t = torch.tensor(x_np, device="cuda", requires_grad=True)
+
+        def ours_step():
+            x.grad = None
+            ours(x).sum().backward()
+
+        def theirs_step():
+            t.grad = None
+            theirs(t).sum().backward()
+        ours_ms = gpu_time(ours_step)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        for _ in range(3):
+            theirs_step()
+        times = []
+        for _ in range(20):
+            start.record()
+            for _ in range(10):
+                theirs_step()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end) / 10)
+        torch_ms = statistics.median(times)
+        cupy.cuda.Device().synchronize()
+        value_diff = float(np.abs(ours(x).numpy() - theirs(t).detach().cpu().numpy()).max())
+        table[name] = {"gpugrad_ms": ours_ms, "torch_ms": torch_ms, "gpugrad_over_torch": ours_ms / torch_ms,
+                       "max_abs_diff": value_diff}
+        print(f"   {name:12s} gpugrad {ours_ms:7.3f} ms  torch {torch_ms:7.3f} ms  ({ours_ms / torch_ms:5.2f}x)  "
+              f"max |diff| {value_diff:.2e}")
+    return table
+
+
 @section("CPU-GPU loss curve")
 def loss_curve(steps=100):
     rng = np.random.default_rng(0)
@@ -369,6 +425,14 @@ def markdown() -> str:
                          f"{t.get('gpugrad cpu', float('nan')):.2f} | {r.get('gpugrad_over_torch', float('nan')):.2f} | "
                          f"{r.get('step_over_gemm_sum', float('nan')):.2f} |")
         lines.append("")
+    layers = s.get("layers and ops against PyTorch")
+    if layers:
+        lines += ["| layer / op, 8192 x 1024 float32, forward + backward | gpugrad ms | torch ms | gpugrad / torch | "
+                  "max abs diff |", "|---|---|---|---|---|"]
+        for name, r in layers.items():
+            lines.append(f"| {name} | {r['gpugrad_ms']:.3f} | {r['torch_ms']:.3f} | {r['gpugrad_over_torch']:.2f} | "
+                         f"{r['max_abs_diff']:.1e} |")
+        lines.append("")
     lc = s.get("CPU-GPU loss curve")
     if lc:
         lines += [f"- CPU-GPU loss curve: {lc['steps']} seeded SGD steps, max relative difference {lc['max_rel_diff']:.2e}", ""]
@@ -389,6 +453,7 @@ def main(argv=None):
     ceilings()
     kernels()
     mlp_steps()
+    layers_against_torch()
     loss_curve()
     (args.out / "results.json").write_text(json.dumps(RESULTS, indent=2, default=float))
     table = markdown()
