@@ -74,6 +74,8 @@ def mark_changed(tensor) -> None:
     _clock[0] += 1
     box[0] += 1
     box[1] = _clock[0]
+
+
 _make_tensor = _as_tensor_like = _tensor_type = None  # bound by gpugrad.tensor (it imports this module)
 
 
@@ -121,7 +123,7 @@ class Function:
             record = first.requires_grad or second.requires_grad
             needs = (first.requires_grad, second.requires_grad)
         else:
-            tensors = inputs if n == 1 and inputs[0].__class__ is _tensor_type and (
+            tensors = inputs if n == 1 and isinstance(inputs[0], _tensor_type) and (
                 self.promotes != "float" or inputs[0].data.dtype.kind == "f") else _as_tensor_like(inputs, self)
             first = tensors[0]
             self.backend = first.backend
