@@ -199,23 +199,26 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
     first = root.creator
     heap = [(-first.serial, first)]
     queued = {first}
+    pop, push, freed, clock = heapq.heappop, heapq.heappush, _FREED, _clock[0]
     while heap:
-        function = heapq.heappop(heap)[1]
-        if function.saved is _FREED:
+        function = pop(heap)[1]
+        if function.saved is freed:
             _second_backward(function)
-        if function.clock != _clock[0]:
+        if function.clock != clock:
             function.check_versions()
         function.retaining = retain_graph
         outputs = function.outputs
-        if len(outputs) == 1 and capture is None:  # the common case
+        if len(outputs) == 1 and capture is None:  # the common case: one output, its gradient summed
             output = outputs[0]()
             upstream = pending.pop(id(output), None) if output is not None else None
-            upstream = [upstream if upstream is not None else _output_gradient(output, pending, None)]
+            if upstream is None:
+                upstream = _output_gradient(output, pending, None)
+            grad_inputs = function.backward(upstream)
         else:
             upstream = [_output_gradient(ref(), pending, capture) for ref in outputs]
-        grad_inputs = function.backward(*upstream)
+            grad_inputs = function.backward(*upstream)
         if not retain_graph:
-            function.saved = _FREED
+            function.saved = freed
         if grad_inputs.__class__ is not tuple:
             grad_inputs = (grad_inputs,)
         for tensor, grad_input, needed in zip(function.inputs, grad_inputs, function.needs_input_grad):
@@ -224,7 +227,7 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
             if grad_input.__class__ is not np.ndarray:
                 grad_input = _as_array(grad_input)
             data = tensor.data
-            if grad_input.shape != data.shape or grad_input.dtype != data.dtype:
+            if grad_input.shape != data.shape or (grad_input.dtype is not data.dtype and grad_input.dtype != data.dtype):
                 _gradient_error(function, tensor, grad_input)
             creator = tensor.creator
             if creator is None:
@@ -239,7 +242,7 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
             pending[key] = grad_input if previous is None else previous + grad_input
             if creator not in queued:
                 queued.add(creator)
-                heapq.heappush(heap, (-creator.serial, creator))
+                push(heap, (-creator.serial, creator))
 
 
 def _output_gradient(output, pending, capture):
@@ -255,13 +258,13 @@ def _output_gradient(output, pending, capture):
 
 
 def _accumulate_leaf(tensor, grad, upstream) -> None:
-    """Add ``grad`` into ``tensor.grad``; ``upstream`` is the list of gradients the function got."""
+    """Add ``grad`` into ``tensor.grad``; ``upstream`` is what the function got (an array, or a list of them)."""
     if tensor.grad is not None:
         tensor.grad.data = _as_array(tensor.grad.data + grad)
         return
     # NOTE: .grad must own its memory: a view, or an upstream gradient passed straight through,
     # may alias an array that the graph or the cached unit gradient still uses.
-    if grad.base is not None or any(grad is u for u in upstream):
+    if grad.base is not None or grad is upstream or (upstream.__class__ is list and any(grad is u for u in upstream)):
         grad = grad.copy()
     tensor.grad = _make_tensor(grad, False)
 
