@@ -17,11 +17,12 @@ def _index(index, x, op):
     return data
 
 
-def _put_along(xp, target, axis, index, values):
+def _put_along(backend, target, axis, index, values):
     """target[..., index[...], ...] += values along ``axis`` (repeated indices add up)."""
+    xp = backend.xp
     grids = [xp.arange(n).reshape((1,) * i + (n,) + (1,) * (index.ndim - i - 1)) for i, n in enumerate(index.shape)]
     grids[axis] = index
-    xp.add.at(target, tuple(grids), values)
+    backend.scatter_add(target, tuple(grids), values)
 
 
 class Gather(Function):
@@ -42,7 +43,7 @@ class Gather(Function):
     def backward(self, grad_output):
         shape, dtype = self.saved
         grad = self.backend.xp.zeros(shape, dtype=dtype)
-        _put_along(self.backend.xp, grad, self.axis, self.index, grad_output)
+        _put_along(self.backend, grad, self.axis, self.index, grad_output)
         return grad
 
 
@@ -57,7 +58,7 @@ class ScatterAdd(Function):
     def forward(self, x, src):
         self.axis = check_axis(self.axis, x.ndim, "scatter_add", x.shape)
         out = x.copy()
-        _put_along(self.backend.xp, out, self.axis, self.index, src[tuple(slice(0, n) for n in self.index.shape)])
+        _put_along(self.backend, out, self.axis, self.index, src[tuple(slice(0, n) for n in self.index.shape)])
         self.saved = src.shape
         return out
 
@@ -87,7 +88,8 @@ def sort(x, dim=-1, descending=False):
 def argsort(x, dim=-1, descending=False):
     axis = check_axis(dim, x.ndim, "argsort", x.shape)
     xp = x.backend.xp
-    order = xp.argsort(-x.data if descending else x.data, axis=axis, kind="stable")
+    # NOTE: stable (CuPy's argsort always is, and takes no kind= but None)
+    order = xp.argsort(-x.data if descending else x.data, axis=axis, **({"kind": "stable"} if xp is np else {}))
     return type(x)._make(order.astype(np.int64, copy=False), False)
 
 
