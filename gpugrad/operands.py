@@ -59,7 +59,9 @@ def as_tensor_like(values, op):
     for value in values:
         if isinstance(value, _Tensor) or _is_python_number(value):
             arrays.append(value)
-        elif isinstance(value, (np.ndarray, np.generic)) or is_cupy_array(value):
+        elif isinstance(value, np.generic):  # a numpy scalar is a host number: it goes where the tensors are
+            arrays.append(_Tensor._make(backend.asarray(np.asarray(value)), False))
+        elif isinstance(value, np.ndarray) or is_cupy_array(value):
             if backend_of(value) is not backend:
                 raise DeviceMismatchError(
                     f"{op_name}: got an array on {backend_of(value).name} and a tensor on {backend.name}; "

@@ -190,3 +190,12 @@ def test_error_messages_name_op_and_shapes():
         gpugrad.zeros(2) + "a"
     with pytest.raises(ValueError, match="set_matmul_precision: expected one of"):
         gpugrad.set_matmul_precision("medium")
+
+
+def test_numpy_scalars_go_where_the_tensor_is(device):
+    x = gpugrad.tensor([1.0, 2.0], device=device)
+    y = x * np.float64(2) + np.float32(1) - np.int64(1)
+    assert y.device == x.device and y.dtype == np.float32 and y.numpy().tolist() == [2.0, 4.0]
+    if device != "cpu":  # an array (not a scalar) on the host is refused: moving it is the user's call
+        with pytest.raises(gpugrad.DeviceMismatchError, match="got an array on cpu and a tensor on cuda"):
+            x + np.ones(2)
