@@ -22,6 +22,8 @@ import weakref
 
 import numpy as np
 
+from .dtypes import accumulator
+
 
 class _State(threading.local):
     enabled = True  # a class default: every new thread starts with grad mode on
@@ -290,7 +292,7 @@ def sum_to(grad, shape):
         return grad
     lead = grad.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and grad.shape[i + lead] != 1)
-    summed = grad.sum(axis=axes, keepdims=True, dtype=np.float32 if grad.dtype == np.float16 else None)
+    summed = grad.sum(axis=axes, keepdims=True, dtype=accumulator(grad.dtype))
     if lead:
         summed = summed.reshape(summed.shape[lead:])
     return summed.astype(grad.dtype, copy=False)

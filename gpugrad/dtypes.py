@@ -22,6 +22,17 @@ FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 DEFAULT_FLOAT = np.dtype(np.float32)
 
 
+def accumulator(dtype):
+    """The dtype to compute and accumulate ``dtype`` in: float32 for float16 (as the kernels do), else
+    None (numpy's and CuPy's default: the array's own)."""
+    return DEFAULT_FLOAT if dtype == np.float16 else None
+
+
+def working(array):
+    """``array`` as it is computed: float16 as a float32 copy, everything else unchanged."""
+    return array.astype(DEFAULT_FLOAT) if array is not None and array.dtype == np.float16 else array
+
+
 def _category(dtype) -> int:
     kind = dtype.kind
     return 0 if kind == "b" else 2 if kind == "f" else 1 if kind in "iu" else 3

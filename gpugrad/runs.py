@@ -10,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-from .serialization import save
+from .serialization import save, write_atomically
 
 
 def new_run_folder(parent="runs") -> Path:
@@ -51,26 +51,25 @@ def prepare_output(out: Path, resuming: bool) -> Path:
     return out
 
 
-def _finite_or_none(value):
-    return value if value is None or math.isfinite(value) else None
+def finite_history(history) -> list:
+    """The history with every non-finite number as None (JSON's null, an empty CSV field)."""
+    return [{k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in r.items()} for r in history]
 
 
-def _write_text_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+def write_text(path: Path, text: str) -> None:
+    write_atomically(path, lambda f: f.write(text.encode()), "gpugrad train")
 
 
 def write_history(out: Path, history) -> None:
     """history.json (valid JSON: a non-finite number is null) and history.csv (empty field), atomically."""
-    rows = [{k: _finite_or_none(v) if isinstance(v, float) else v for k, v in r.items()} for r in history]
-    _write_text_atomically(out / "history.json", json.dumps(rows, indent=2, allow_nan=False))
+    rows = finite_history(history)
+    write_text(out / "history.json", json.dumps(rows, indent=2, allow_nan=False))
     buffer = io.StringIO()
     fields = ["epoch", "train_loss", "test_loss", "test_accuracy", "samples_per_s"]
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _write_text_atomically(out / "history.csv", buffer.getvalue())
+    write_text(out / "history.csv", buffer.getvalue())
 
 
 def _clock(seconds) -> str:

@@ -101,16 +101,22 @@ def save(obj, path) -> None:
     arrays: dict = {}
     structure = _flatten(obj, "", arrays)
     arrays[_STRUCTURE] = np.array(json.dumps({"format": _FORMAT, "root": structure}))
+    write_atomically(path, lambda f: np.savez(f, **arrays), "gpugrad.save")
+
+
+def write_atomically(path, write, op="write") -> None:
+    """Call ``write(binary_file)`` on a temporary file beside ``path``, then rename it over ``path``: a
+    crash leaves the old file or the new one, never half of one."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
     except OSError as error:
-        raise type(error)(error.errno, f"gpugrad.save: cannot write {path} ({error.strerror})") from None
+        raise type(error)(error.errno, f"{op}: cannot write {path} ({error.strerror})") from None
     finally:
         if temporary.exists():
             temporary.unlink()

@@ -28,7 +28,7 @@ from . import nn, optim
 from .autograd import no_grad
 from .backend import CudaUnavailableError, get_backend
 from .creation import manual_seed, tensor
-from .runs import (_clock, _finite_or_none, _write_text_atomically, prepare_output, summary,
+from .runs import (_clock, finite_history, prepare_output, summary, write_text,
                    write_history, write_outputs)
 from .serialization import load, save
 
@@ -220,7 +220,7 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
         if checkpoint["device_rng"] is not None and _rng_state(get_backend(device)) is not None:
             get_backend(device).rng.bit_generator.state = json.loads(checkpoint["device_rng"])
     elif out is not None:
-        _write_text_atomically(out / "config.json", json.dumps(
+        write_text(out / "config.json", json.dumps(
             {"options": config.options(), "layer_sizes": sizes, "device": device, "versions": _versions(device),
              "command": sys.argv}, indent=2))
     show_bar = sys.stderr.isatty() if config.progress is None else config.progress
@@ -236,8 +236,7 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
         save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "step": step,
               "partial_loss": float(partial_loss), "partial_seen": int(partial_seen), "loader_rng": loader_rng,
               "device_rng": _rng_state(get_backend(device)),
-              "history": [{k: _finite_or_none(v) if isinstance(v, float) else v for k, v in r.items()}
-                          for r in history]}, out / "checkpoint.npz")
+              "history": finite_history(history)}, out / "checkpoint.npz")
         write_history(out, history)
 
     run_started = time.perf_counter()

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from ..dtypes import working
 from ..tensor import Tensor
 
 
@@ -28,7 +29,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     if math.isinf(norm_type):
         total = xp.max(xp.stack([xp.abs(g).max() if g.size else xp.zeros((), g.dtype) for g in grads]))
     else:
-        total = sum((xp.abs(g.astype(np.float32 if g.dtype == np.float16 else g.dtype)) ** norm_type).sum()
+        total = sum((xp.abs(working(g)) ** norm_type).sum()
                     for g in grads) ** (1.0 / norm_type)
     if error_if_nonfinite and not bool(xp.isfinite(total)):
         raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} is {float(total)}")

@@ -15,6 +15,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ..autograd import Function
+from ..dtypes import working
 from .shape import check_axis
 
 
@@ -129,9 +130,8 @@ def apply_forward(backend, name, x, param, out=None):
     y = backend.kernels and backend.kernels.activation_forward(name, x, param, out)
     if y is not None:
         return y
-    if x.dtype.char == "e":
-        return _assign(backend.xp, ACTIVATIONS[name].forward(backend.xp, x.astype(np.float32), param)
-                       .astype(np.float16), out)
+    if x.dtype == np.float16:
+        return _assign(backend.xp, ACTIVATIONS[name].forward(backend.xp, working(x), param).astype(x.dtype), out)
     return ACTIVATIONS[name].forward(backend.xp, x, param, out)
 
 
@@ -140,9 +140,8 @@ def apply_backward(backend, name, y, grad_output, param):
     gx = backend.kernels and backend.kernels.activation_backward(name, y, grad_output, param)
     if gx is not None:
         return gx
-    work = (lambda a: a.astype(np.float32)) if y.dtype.char == "e" else (lambda a: a)
-    gx = ACTIVATIONS[name].backward(backend.xp, work(y), work(grad_output), param)
-    return gx.astype(np.float16) if y.dtype.char == "e" else gx
+    gx = ACTIVATIONS[name].backward(backend.xp, working(y), working(grad_output), param)
+    return gx.astype(y.dtype, copy=False)
 
 
 class Elementwise(Function):
@@ -186,27 +185,24 @@ class ReLU(Elementwise):
         return super().forward(x)
 
 
-def _work(x):
-    return x.astype(np.float32) if x.dtype == np.float16 else x
-
-
 class Softmax(Function):
     """exp(x - max) / sum(exp(x - max)) along ``axis``; saves y, dx = y * (dy - sum(dy * y))."""
     promotes = "float"
     saves_inputs = ()
     saves_output = True
     log = False
+    op = "softmax"
 
     def __init__(self, axis=-1):
         self.axis = axis
 
     def forward(self, x):
         xp = self.backend.xp
-        self.axis = check_axis(self.axis, x.ndim, type(self).__name__.lower(), x.shape)
+        self.axis = check_axis(self.axis, x.ndim, self.op, x.shape)
         if x.size == 0:
             self.saved = x.copy()
             return self.saved
-        w = _work(x)
+        w = working(x)
         shifted = w - w.max(axis=self.axis, keepdims=True)
         if self.log:
             y = shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
@@ -217,7 +213,7 @@ class Softmax(Function):
         return self.saved
 
     def backward(self, grad_output):
-        y, g = _work(self.saved), _work(grad_output)
+        y, g = working(self.saved), working(grad_output)
         if self.log:  # NOTE: dx = dy - softmax(x) * sum(dy)
             gx = g - self.backend.xp.exp(y) * g.sum(axis=self.axis, keepdims=True)
         else:
@@ -228,6 +224,7 @@ class Softmax(Function):
 class LogSoftmax(Softmax):
     """x - max - log(sum(exp(x - max))) along ``axis``; stable for huge inputs."""
     log = True
+    op = "log_softmax"
 
 
 def _erf(xp, x):
@@ -257,7 +254,7 @@ class FromInput(Function):
 
     def forward(self, x):
         self.saved = x
-        xp, w = self.backend.xp, _work(x).reshape(x.shape or (1,))  # NOTE: 0-d as (1,): ufunc out= needs arrays
+        xp, w = self.backend.xp, working(x).reshape(x.shape or (1,))  # NOTE: 0-d as (1,): ufunc out= needs arrays
         with np.errstate(over="ignore"):
             if self.kind == "silu":
                 y = w * _sigmoid(xp, w, 0.0)
@@ -271,8 +268,8 @@ class FromInput(Function):
         return y.reshape(x.shape).astype(x.dtype, copy=False)
 
     def backward(self, grad_output):
-        xp, g = self.backend.xp, _work(grad_output)
-        w = _work(self.saved).reshape(self.saved.shape or (1,))
+        xp, g = self.backend.xp, working(grad_output)
+        w = working(self.saved).reshape(self.saved.shape or (1,))
         with np.errstate(over="ignore"):
             if self.kind == "silu":
                 s = _sigmoid(xp, w, 0.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
+from ..dtypes import working
 
 
 def check_labels(logits_shape, labels, op, skip_range=False):
@@ -27,7 +28,7 @@ def softmax_xent(xp, logits, labels):
     """Mean cross-entropy over rows of (N, C) logits, through log-softmax with the row max subtracted,
     and dlogits = (softmax - onehot) / N, from one exp of the logits (float16 computed in float32)."""
     n = logits.shape[0]
-    work = logits.astype(np.float32) if logits.dtype == np.float16 else logits
+    work = working(logits)
     shifted = work - work.max(axis=1, keepdims=True)
     exp = xp.exp(shifted)
     total = exp.sum(axis=1, keepdims=True)
@@ -80,9 +81,7 @@ class MSE(Function):
         self.saved = diff
         if self.reduction == "none":
             return diff * diff
-        flat = diff.reshape(-1)
-        if diff.dtype.char == "e":  # float16: accumulated in float32
-            flat = flat.astype(np.float32)
+        flat = working(diff.reshape(-1))  # float16 accumulated in float32
         total = flat @ flat  # NOTE: a dot product of the flat difference with itself: one pass, no squared array
         if self.reduction == "mean":
             total = total / (diff.size if diff.size else np.nan)

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from ..autograd import Function, sum_to
+from ..dtypes import accumulator, working
 from .activation import activation_param, apply_backward, apply_forward
 
 
@@ -86,10 +87,9 @@ def bias_act_forward(backend, z, bias, activation, param):
     kernels = backend.kernels
     if kernels is not None and kernels.bias_act_forward(z, bias, activation, param) is not None:
         return z
-    if z.dtype.char == "e":  # float16: computed in float32 and rounded once, as the kernel does
-        work = z.astype(np.float32)
-        backend.xp.copyto(z, bias_act_forward(backend, work, None if bias is None else bias.astype(np.float32),
-                                              activation, param), casting="same_kind")
+    if z.dtype == np.float16:  # computed in float32 and rounded once, as the kernel does
+        backend.xp.copyto(z, bias_act_forward(backend, working(z), working(bias), activation, param),
+                          casting="same_kind")
         return z
     if bias is not None:
         backend.xp.add(z, bias, out=z)
@@ -107,8 +107,7 @@ def bias_act_backward(backend, y, grad_output, activation, param, need_bias):
     if not need_bias:
         return grad_pre, None
     rows = grad_pre.reshape(math.prod(grad_pre.shape[:-1]), grad_pre.shape[-1])
-    accumulate = np.float32 if rows.dtype == np.float16 else None
-    return grad_pre, rows.sum(axis=0, dtype=accumulate).astype(rows.dtype, copy=False)
+    return grad_pre, rows.sum(axis=0, dtype=accumulator(rows.dtype)).astype(rows.dtype, copy=False)
 
 
 class Linear(Function):

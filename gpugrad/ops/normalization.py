@@ -11,13 +11,9 @@ float16 is computed in float32 and rounded once.
 """
 from __future__ import annotations
 
-import numpy as np
 
 from ..autograd import Function
-
-
-def _work(a):
-    return a.astype(np.float32) if a is not None and a.dtype == np.float16 else a
+from ..dtypes import working
 
 
 class Normalize(Function):
@@ -37,24 +33,24 @@ class Normalize(Function):
         self.param_shape, self.param_axes = tuple(param_shape), tuple(param_axes)
 
     def forward(self, x, weight=None, bias=None):
-        xp, w = self.backend.xp, _work(x)
+        xp, w = self.backend.xp, working(x)
         if self.statistics is None:
             mean = w.mean(axis=self.axes, keepdims=True)
             var = ((w - mean) ** 2).mean(axis=self.axes, keepdims=True)
         else:
-            mean, var = (_work(s).reshape(self.param_shape) for s in self.statistics)
+            mean, var = (working(s).reshape(self.param_shape) for s in self.statistics)
         rstd = 1 / xp.sqrt(var + self.eps)
         xhat = (w - mean) * rstd
         self.batch_statistics = (mean, var)
-        y = xhat if weight is None else xhat * _work(weight).reshape(self.param_shape) + \
-            _work(bias).reshape(self.param_shape)
+        y = xhat if weight is None else xhat * working(weight).reshape(self.param_shape) + \
+            working(bias).reshape(self.param_shape)
         self.saved = (xhat, rstd, weight)
         return y.astype(x.dtype, copy=False)
 
     def backward(self, grad_output):
         xhat, rstd, weight = self.saved
-        g = _work(grad_output)
-        dxhat = g if weight is None else g * _work(weight).reshape(self.param_shape)
+        g = working(grad_output)
+        dxhat = g if weight is None else g * working(weight).reshape(self.param_shape)
         grads = [None, None, None]
         if self.needs_input_grad[0]:
             if self.statistics is None:

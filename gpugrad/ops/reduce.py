@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from ..autograd import Function
+from ..dtypes import accumulator
 from .shape import check_axis
 
 
@@ -22,10 +23,6 @@ def normalize_axis(axis, ndim: int, op: str, shape=None):
     return tuple(sorted(axes)) if ndim else ()
 
 
-def _accumulator(dtype):
-    return np.float32 if dtype == np.float16 else None
-
-
 def _expand(grad, input_shape, axes, keepdims):
     """Reshape a reduced gradient so it broadcasts against the input."""
     if not keepdims:
@@ -35,18 +32,19 @@ def _expand(grad, input_shape, axes, keepdims):
 
 class Sum(Function):
     saves_inputs = ()
+    op = "sum"
 
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
-        self.axes = normalize_axis(self.axis, x.ndim, type(self).__name__.lower(), x.shape)
+        self.axes = normalize_axis(self.axis, x.ndim, self.op, x.shape)
         self.saved = (x.shape, x.dtype)
         return self._reduce(x)
 
     def _reduce(self, x):
         axes = None if len(self.axes) == x.ndim else self.axes  # NOTE: numpy's whole-array sum is the fast one
-        return x.sum(axis=axes, keepdims=self.keepdims, dtype=_accumulator(x.dtype)).astype(x.dtype, copy=False) \
+        return x.sum(axis=axes, keepdims=self.keepdims, dtype=accumulator(x.dtype)).astype(x.dtype, copy=False) \
             if x.dtype.kind == "f" else x.sum(axis=axes, keepdims=self.keepdims)
 
     def backward(self, grad_output):
@@ -59,13 +57,14 @@ class Sum(Function):
 
 class Mean(Sum):
     """The mean; a mean over zero elements is NaN (with no warning), as in PyTorch."""
+    op = "mean"
 
     def _reduce(self, x):
         if x.dtype.kind != "f":
             raise TypeError(f"mean needs floating-point data, got dtype {x.dtype}; convert with .float()")
         self.count = int(np.prod([x.shape[a] for a in self.axes]))
         with np.errstate(invalid="ignore", divide="ignore"):
-            total = x.sum(axis=self.axes, keepdims=self.keepdims, dtype=_accumulator(x.dtype))
+            total = x.sum(axis=self.axes, keepdims=self.keepdims, dtype=accumulator(x.dtype))
             return (total / (self.count if self.count else np.nan)).astype(x.dtype, copy=False)
 
     def backward(self, grad_output):
@@ -111,7 +110,6 @@ class _ArgReduction:
         self.axis, self.keepdims = axis, keepdims
 
     def __call__(self, x):
-        from .. import autograd
         name = "argmax" if self.take_max else "argmin"
         if x.size == 0:
             raise ValueError(f"{name}: the tensor of shape {x.shape} is empty")
@@ -119,7 +117,7 @@ class _ArgReduction:
         axis = None if self.axis is None else check_axis(self.axis, x.ndim, name, x.shape) if x.ndim else None
         index = data.argmax(axis=axis, keepdims=self.keepdims) if self.take_max else \
             data.argmin(axis=axis, keepdims=self.keepdims)
-        return autograd._make_tensor(x.backend.xp.asarray(index, dtype=np.int64), False)
+        return type(x)._make(x.backend.xp.asarray(index, dtype=np.int64), False)
 
 
 class argmax(_ArgReduction):
