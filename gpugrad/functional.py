@@ -175,11 +175,10 @@ def softplus(x, beta=1.0, threshold=20.0):
 def dropout(x, p=0.5, training=True):
     """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p) while ``training``;
     the mask comes from the device's seeded generator (``gpugrad.manual_seed``)."""
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-        raise ValueError(f"dropout: p must be a number in [0, 1], got {p!r}")
+    p = act.dropout_probability(p)
     if not training or p == 0:
         return x
-    return x * 0 if p == 1 else act.Dropout(float(p))(x)
+    return x * 0 if p == 1 else act.Dropout(p)(x)
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):

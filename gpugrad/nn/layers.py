@@ -7,9 +7,8 @@ import numpy as np
 
 from .. import functional as F
 from ..backend import get_backend
-from ..ops.activation import Elementwise, activation_param, keyword_param
+from ..ops.activation import Elementwise, activation_param, dropout_probability, keyword_param
 from ..ops.shape import check_axis
-from ..creation import zeros
 from ..autograd import no_grad
 from ..tensor import Tensor
 from . import init
@@ -161,7 +160,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5):
         super().__init__()
-        F.dropout(zeros(1), p, training=False)  # checks p
+        dropout_probability(p)
         self.p = p
 
     def forward(self, x):

@@ -286,6 +286,13 @@ class FromInput(Function):
         return (g * local.reshape(g.shape)).astype(grad_output.dtype, copy=False)
 
 
+def dropout_probability(p) -> float:
+    """``p`` checked: a number in [0, 1]."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise ValueError(f"dropout: p must be a number in [0, 1], got {p!r}")
+    return float(p)
+
+
 class Dropout(Function):
     """y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) from the device's seeded generator; saves the
     scaled mask, dx = dy * mask / (1 - p)."""

@@ -25,17 +25,11 @@ class Adam(Optimizer):
         h["weight_decay"] = check_hyperparameter(name, "weight_decay", h["weight_decay"])
         return h
 
-    def step(self):  # arrays only, no graph: nothing to turn off
-        for group in self.param_groups:
-            hyper = (group["lr"], group["betas"][0], group["betas"][1], group["eps"], group["weight_decay"],
-                     self.decoupled)
-            for backend, params, grads, states in self._devices(group):
-                for state in states:
-                    state["step"] = state.get("step", 0) + 1
-                left = range(len(params)) if backend.kernels is None else \
-                    backend.kernels.adam_step(params, grads, states, *hyper)
-                for i in left:
-                    self.update(backend.xp, params[i], grads[i], states[i], *hyper)
+    kernel = "adam_step"
+    counts_steps = True
+
+    def hyperparameters(self, group):
+        return group["lr"], group["betas"][0], group["betas"][1], group["eps"], group["weight_decay"], self.decoupled
 
     def update(self, xp, param, grad, state, lr, beta1, beta2, eps, weight_decay, decoupled):
         """The rule on one parameter, in place; ``state["step"]`` is t (the bias corrections)."""

@@ -79,6 +79,23 @@ class Optimizer:
             else:
                 p.grad.data[...] = 0
 
+    kernel = ""  # the multi-tensor kernel's launch in gpugrad.cuda.kernels
+    counts_steps = False  # keep state["step"], the number of updates of each parameter
+
+    def hyperparameters(self, group) -> tuple:
+        """What ``update`` and the kernel take after (param, grad, state), from one group."""
+        raise NotImplementedError
+
+    def step(self):  # arrays only, no graph: nothing to turn off
+        """Update every parameter with a gradient: the fused kernel where it applies, else ``update``."""
+        for group in self.param_groups:
+            hyper = self.hyperparameters(group)
+            for backend, params, grads, states in self._devices(group):
+                left = range(len(params)) if backend.kernels is None else \
+                    getattr(backend.kernels, self.kernel)(params, grads, states, *hyper)
+                for i in left:
+                    self.update(backend.xp, params[i], grads[i], states[i], *hyper)
+
     @staticmethod
     def scratch(xp, state, like, key="scratch"):
         """A buffer kept in the parameter's state: the update rules allocate nothing per step."""
@@ -89,7 +106,7 @@ class Optimizer:
 
     def _devices(self, group):
         """(backend, parameter arrays, gradient arrays, states) per device, for a group's parameters with a
-        gradient; each of them is about to change in place (its version is bumped)."""
+        gradient; each of them is about to change in place (its version is bumped, its step counted)."""
         devices = {}
         for p in group["params"]:
             grad = p.grad
@@ -108,6 +125,8 @@ class Optimizer:
             state = self.state.get(p)
             if state is None:
                 state = self.state[p] = {}
+            if self.counts_steps:
+                state["step"] = state.get("step", 0) + 1
             mark_changed(p)  # the step changes the parameter in place: graphs that saved it are stale
             entry[1].append(data)
             entry[2].append(grad_data)

@@ -21,14 +21,10 @@ class SGD(Optimizer):
             raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
         return h
 
-    def step(self):  # arrays only, no graph: nothing to turn off
-        for group in self.param_groups:
-            hyper = (group["lr"], group["momentum"], group["dampening"], group["nesterov"], group["weight_decay"])
-            for backend, params, grads, states in self._devices(group):
-                left = range(len(params)) if backend.kernels is None else \
-                    backend.kernels.sgd_step(params, grads, states, *hyper)
-                for i in left:
-                    self.update(backend.xp, params[i], grads[i], states[i], *hyper)
+    kernel = "sgd_step"
+
+    def hyperparameters(self, group):
+        return group["lr"], group["momentum"], group["dampening"], group["nesterov"], group["weight_decay"]
 
     def update(self, xp, param, grad, state, lr, momentum, dampening, nesterov, weight_decay):
         """The rule on one parameter, in place: d = g + wd p; b = momentum b + (1 - dampening) d
