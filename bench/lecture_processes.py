@@ -26,7 +26,8 @@ if cand == "numpy":
     step, _ = numpy_setup(sizes, batch, biases, loss, "sigmoid", dtype, 1e-4)
 elif cand == "gpugrad":
     step, _ = gpugrad_setup(sizes, batch, biases, loss, "sigmoid", dtype, "cpu", 1e-4)
-else:  # the lecture's net as a user writes it
+else:  # the lecture's net as a user writes it (gpugrad.benchmark.written_setup's step, spelled out here
+    # because the trees compared against may predate it)
     import gpugrad, gpugrad.functional as F
     weights, _ = _init(sizes, False, dtype)
     x, y = _data(sizes, batch, loss, dtype)

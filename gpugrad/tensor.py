@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import autograd
-from .backend import backend_of, get_backend, is_cupy_array
-from .backend import _CPU, Backend
-from . import operands
+from . import autograd, operands
+from .backend import _CPU, Backend, backend_of, get_backend, is_cupy_array
 from .dtypes import FLOAT_DTYPES, check_numeric
 from .operands import DeviceMismatchError, _index_data, _shape, as_tensor_like
 from .ops import activation, arith, elementwise, indexing, matmul, reduce, shape as shape_ops

@@ -206,6 +206,7 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
         opt = optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     else:
         opt = optim.SGD(model.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    schedule = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs) if config.schedule == "cosine" else None
     loader = datasets.DataLoader(data.X_train, data.y_train, config.batch_size, shuffle=True, seed=config.seed,
                                  device=device)
     X_test, y_test = tensor(data.X_test, device=device), tensor(data.y_test, device=device)
@@ -243,9 +244,8 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
     # NOTE: numpy's overflow warnings are silenced: a non-finite loss is caught below, in one line.
     with _StopRequest() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for epoch in range(first_epoch, config.epochs + 1):
-            if config.schedule == "cosine":
-                for group in opt.param_groups:
-                    group["lr"] = lr * (1 + math.cos(math.pi * (epoch - 1) / config.epochs)) / 2
+            if schedule is not None:
+                schedule.step(epoch - 1)  # from the epoch's number alone: a resumed run needs no schedule state
             bar = _progress(len(loader), show_bar, f"epoch {epoch}/{config.epochs}")
             started = time.perf_counter()
             loader_rng = json.dumps(loader.rng.bit_generator.state)  # before this epoch's permutation
