@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The lecture's step, each candidate in a process of its own, processes interleaved in rounds.
 
-    python bench/lecture_processes.py [--dtype float32] [--rounds 4] [--tree before=/path/to/old/checkout]
+    python bench/lecture_processes.py [--dtype float32] [--rounds 4] [--compiled] [--tree before=/path/to/old/checkout]
 
 In one process the candidates share glibc's heap: which of them gets its 400-800 KB arrays from
 mmap (and page faults) depends on what the others allocated before, and moved the lecture's
@@ -22,6 +22,8 @@ import sys, time, statistics, numpy as np
 cand, dtype = sys.argv[1], np.dtype(sys.argv[2])
 from gpugrad.benchmark import MODELS, numpy_setup, gpugrad_setup, _init, _data
 sizes, batch, biases, loss = MODELS["lecture"]
+compiled = cand.endswith("-compiled")  # the same program, its step given to gpugrad.compile
+cand = cand.removesuffix("-compiled")
 if cand == "numpy":
     step, _ = numpy_setup(sizes, batch, biases, loss, "sigmoid", dtype, 1e-4)
 elif cand == "gpugrad":
@@ -39,6 +41,9 @@ else:  # the lecture's net as a user writes it (gpugrad.benchmark.written_setup'
         loss.backward()
         w1.data -= 1e-4 * w1.grad.data
         w2.data -= 1e-4 * w2.grad.data
+if compiled:
+    import gpugrad
+    step = gpugrad.compile(step)
 for _ in range(200):
     step()
 times, end = [], time.perf_counter() + 1.5
@@ -65,16 +70,17 @@ def main(argv=None):
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--tree", action="append", default=[], help="NAME=PATH of another checkout to compare")
+    parser.add_argument("--compiled", action="store_true", help="also each gpugrad candidate through gpugrad.compile")
     args = parser.parse_args(argv)
     trees = {"this": ROOT, **dict(t.split("=", 1) for t in args.tree)}
     ratios = {}
     for r in range(args.rounds):
         numpy_us = run(ROOT, "numpy", args.dtype)
         for name, tree in trees.items():
-            for candidate in ("gpugrad", "written"):
+            for candidate in ("gpugrad", "written") + (("gpugrad-compiled", "written-compiled") if args.compiled else ()):
                 us = run(tree, candidate, args.dtype)
                 ratios.setdefault((name, candidate), []).append(us / numpy_us)
-                print(f"round {r + 1}: {name:8s} {candidate:8s} {us:8.1f} us, numpy {numpy_us:8.1f} us, "
+                print(f"round {r + 1}: {name:8s} {candidate:16s} {us:8.1f} us, numpy {numpy_us:8.1f} us, "
                       f"ratio {us / numpy_us:.3f}", flush=True)
     for (name, candidate), values in ratios.items():
         print(f"{name} {candidate}: median ratio to numpy {statistics.median(values):.3f} over {len(values)} rounds")

@@ -12,6 +12,7 @@ from .functional import einsum
 from .ops.elementwise import randint
 from .ops.matmul import set_matmul_precision
 from .serialization import CheckpointError, load, save
+from .capture import compile
 
 __version__ = "0.1.0"
 
@@ -20,7 +21,7 @@ __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "eye", "arange", "randn"
            "einsum", "randint",
            "no_grad", "enable_grad", "is_grad_enabled", "Function", "functional", "gradcheck",
            "GradcheckError", "CudaUnavailableError", "DeviceMismatchError", "get_backend",
-           "set_matmul_precision", "save", "load", "CheckpointError", "cuda"]
+           "set_matmul_precision", "save", "load", "CheckpointError", "compile", "cuda"]
 
 
 def __getattr__(name):

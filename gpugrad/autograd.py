@@ -81,6 +81,39 @@ def mark_changed(tensor) -> None:
 _make_tensor = _as_tensor_like = _tensor_type = None  # bound by gpugrad.tensor (it imports this module)
 
 
+class CaptureError(RuntimeError):
+    """Something in a step given to ``gpugrad.compile`` cannot be captured and replayed."""
+
+
+class HostReadError(CaptureError):
+    """A captured step read a tensor's values on the host (``.item()``, ``.numpy()``, ``bool()``, ...)."""
+
+
+# NOTE: the step that gpugrad.compile is capturing now (its recorder), or None. The engine hands
+# every op's inputs to it (``arrays``), tells it each leaf that got a gradient (``leaf``), optimizers
+# hand it their step (``host_call``), devices ask it before a host read (``check_host_read``).
+step_capture = None
+
+
+def check_values(check) -> None:
+    """Run ``check()``, an input check that reads values (label or index ranges); inside a captured
+    step, it runs at every replay instead, where the device allows a host read (the CPU)."""
+    if step_capture is None:
+        check()
+    else:
+        step_capture.guard(check)
+
+
+def check_host_read(what: str) -> None:
+    """Raise ``HostReadError`` if a step is being captured: ``what`` names the read."""
+    if step_capture is not None and not step_capture.paused:
+        raise HostReadError(
+            f"gpugrad.compile: {what} reads a tensor's values on the host inside the captured step; a replay "
+            "would reuse the value read at capture time. Read it after the step (the step's returned tensors "
+            "hold their values until the next call: loss.item()), or run the step eagerly "
+            "(gpugrad.compile(fn, enabled=False))")
+
+
 def bind_tensor_type(tensor_type, as_tensor_like) -> None:
     global _make_tensor, _as_tensor_like, _tensor_type
     _make_tensor, _as_tensor_like, _tensor_type = tensor_type._make, as_tensor_like, tensor_type
@@ -120,7 +153,7 @@ class Function:
                 first, second = _as_tensor_like((first, second), self)  # devices, dtypes: the general rule
                 a, b = first.data, second.data
             self.backend = first.backend
-            outputs = self.forward(a, b)
+            outputs = self.forward(a, b) if step_capture is None else self.forward(*step_capture.arrays(a, b))
             tensors = (first, second)
             record = first.requires_grad or second.requires_grad
             needs = (first.requires_grad, second.requires_grad)
@@ -129,7 +162,8 @@ class Function:
                 self.promotes != "float" or inputs[0].data.dtype.kind == "f") else _as_tensor_like(inputs, self)
             first = tensors[0]
             self.backend = first.backend
-            outputs = self.forward(*[t.data for t in tensors])
+            outputs = self.forward(*[t.data for t in tensors]) if step_capture is None else \
+                self.forward(*step_capture.arrays(*[t.data for t in tensors]))
             needs = tuple([t.requires_grad for t in tensors])
             record = True in needs
         if outputs.__class__ is not tuple:  # the common case: one output
@@ -261,12 +295,14 @@ def _output_gradient(output, pending, capture):
 
 def _accumulate_leaf(tensor, grad, upstream) -> None:
     """Add ``grad`` into ``tensor.grad``; ``upstream`` is what the function got (an array, or a list of them)."""
+    if step_capture is not None:
+        step_capture.leaf(tensor)
     if tensor.grad is not None:
         tensor.grad.data = _as_array(tensor.grad.data + grad)
         return
     # NOTE: .grad must own its memory: a view, or an upstream gradient passed straight through,
     # may alias an array that the graph or the cached unit gradient still uses.
-    if grad.base is not None or grad is upstream or (upstream.__class__ is list and any(grad is u for u in upstream)):
+    if (grad.base is not None and (step_capture is None or step_capture.is_view(grad))) or grad is upstream or (upstream.__class__ is list and any(grad is u for u in upstream)):
         grad = grad.copy()
     tensor.grad = _make_tensor(grad, False)
 

@@ -187,6 +187,7 @@ class Tensor:
 
     # -- conversion ---------------------------------------------------------------------------
     def __array__(self, dtype=None, copy=None):
+        autograd.check_host_read("numpy's conversion of a tensor (np.asarray)")
         if self.data.__class__ is not np.ndarray and not isinstance(self.data, np.ndarray):
             raise TypeError(f"can't convert a tensor on {self.device} to a numpy array: use .numpy() or .cpu() "
                             "to copy it to host memory first")

@@ -7,6 +7,7 @@ import cupy
 import numpy as np
 from cupy.cuda import cublas
 
+from ..autograd import check_host_read
 from ..cuda import kernels as kernel_launches
 from .device import Backend
 
@@ -56,6 +57,7 @@ class CupyBackend(Backend):
             return cupy.asarray(data, dtype=dtype)
 
     def to_numpy(self, array):
+        check_host_read("a host read of a tensor (.item(), .numpy(), float(), bool(), print)")
         return cupy.asnumpy(array) if not isinstance(array, np.ndarray) else array
 
     def synchronize(self):
@@ -80,7 +82,8 @@ class CupyBackend(Backend):
         if a.dtype == np.float32 and self.matmul_precision == "high":
             compute_type = cublas.CUBLAS_COMPUTE_32F_FAST_TF32
         one, zero = _SCALARS[scalar_type]
-        handle = self.cublas_handle
+        handle = self.cublas_handle  # CuPy's, or a captured step's own (gpugrad.capture.cuda)
+        cublas.setStream(handle, cupy.cuda.get_current_stream().ptr)
         cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)  # alpha and beta live on the host
         # NOTE: row-major C = A B is column-major C^T = B^T A^T: pass B first, and swap m and n.
         cublas.gemmEx(handle, op_b[0], op_a[0], n, m, k, one.ctypes.data, b.data.ptr, data_type, op_b[1],

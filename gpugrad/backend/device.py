@@ -9,6 +9,8 @@ import contextlib
 
 import numpy as np
 
+from ..autograd import check_host_read
+
 
 class Backend:
     kind = "cpu"
@@ -37,6 +39,7 @@ class Backend:
         return self.xp.asarray(data, dtype=dtype)
 
     def to_numpy(self, array) -> np.ndarray:
+        check_host_read("a host read of a tensor (.item(), .numpy(), float(), bool(), print)")
         return np.asarray(array)
 
     def synchronize(self) -> None:
@@ -52,8 +55,8 @@ class Backend:
             key = (tuple(shape), np.dtype(dtype))
             unit = cache.get(key)
         if unit is None:
-            unit = cache[key] = self.xp.ones(key[0], dtype=key[1])
-            if self.xp is np:
+            unit = cache[key] = type(self).xp.ones(key[0], dtype=key[1])  # the device's own module, never a capture's
+            if type(self).xp is np:
                 unit.flags.writeable = False
         return unit
 

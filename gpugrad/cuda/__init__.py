@@ -42,9 +42,10 @@ def _pool(device):
 
 
 def memory_allocated(device="cuda") -> int:
-    """Bytes held by tensors (CuPy's pool, used blocks)."""
-    pool, _ = _pool(device)
-    return int(pool.used_bytes())
+    """Bytes held by tensors (CuPy's pool, used blocks), including the pools of captured steps (gpugrad.compile)."""
+    pool, index = _pool(device)
+    from ..capture.cuda import pool_bytes
+    return int(pool.used_bytes()) + pool_bytes(index)
 
 
 def max_memory_allocated(device="cuda") -> int:

@@ -89,7 +89,7 @@ def argsort(x, dim=-1, descending=False):
     axis = check_axis(dim, x.ndim, "argsort", x.shape)
     xp = x.backend.xp
     # NOTE: stable (CuPy's argsort always is, and takes no kind= but None)
-    order = xp.argsort(-x.data if descending else x.data, axis=axis, **({"kind": "stable"} if xp is np else {}))
+    order = xp.argsort(-x.data if descending else x.data, axis=axis, **({"kind": "stable"} if x.backend.kind == "cpu" else {}))
     return type(x)._make(order.astype(np.int64, copy=False), False)
 
 

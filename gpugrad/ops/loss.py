@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, check_values
 from ..dtypes import working
 
 
@@ -13,7 +13,12 @@ def check_labels(logits_shape, labels, op, skip_range=False):
     if len(logits_shape) != 2 or labels.shape != (logits_shape[0],):
         raise ValueError(f"{op}: expected scores of shape (N, C) and labels of shape (N,), "
                          f"got {tuple(logits_shape)} and {tuple(labels.shape)}")
-    if labels.size and not skip_range and (bool((labels < 0).any()) or bool((labels >= logits_shape[1]).any())):
+    if labels.size and not skip_range:
+        check_values(lambda: _check_range(logits_shape, labels, op))
+
+
+def _check_range(logits_shape, labels, op):
+    if bool((labels < 0).any()) or bool((labels >= logits_shape[1]).any()):
         low, high = int(labels.min()), int(labels.max())
         raise ValueError(f"{op}: labels must lie in [0, {logits_shape[1]}) for {logits_shape[1]} classes, "
                          f"got values from {low} to {high}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function, sum_to
+from ..autograd import Function, check_values, sum_to
 
 
 class AxisError(ValueError, IndexError):
@@ -235,11 +235,15 @@ class Embedding(Function):
     def forward(self, weight):
         if self.indices.dtype.kind not in "iu":
             raise TypeError(f"embedding: indices must be integers, got dtype {self.indices.dtype}")
-        if self.indices.size and (bool((self.indices < 0).any()) or bool((self.indices >= weight.shape[0]).any())):
-            raise IndexError(f"embedding: indices must lie in [0, {weight.shape[0]}) for {weight.shape[0]} rows, "
-                             f"got values from {int(self.indices.min())} to {int(self.indices.max())}")
+        if self.indices.size:
+            check_values(lambda: self._check_range(weight.shape[0]))
         self.saved = (weight.shape, weight.dtype)
         return weight[self.indices]
+
+    def _check_range(self, rows):
+        if bool((self.indices < 0).any()) or bool((self.indices >= rows).any()):
+            raise IndexError(f"embedding: indices must lie in [0, {rows}) for {rows} rows, "
+                             f"got values from {int(self.indices.min())} to {int(self.indices.max())}")
 
     def backward(self, grad_output):
         shape, dtype = self.saved

@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from .. import autograd
 from ..autograd import mark_changed
 from ..backend import get_backend
 
@@ -88,6 +89,11 @@ class Optimizer:
 
     def step(self):  # arrays only, no graph: nothing to turn off
         """Update every parameter with a gradient: the fused kernel where it applies, else ``update``."""
+        if autograd.step_capture is not None:  # inside gpugrad.compile: every replay runs the update as it is
+            return autograd.step_capture.host_call(self._step, self)
+        self._step()
+
+    def _step(self):
         for group in self.param_groups:
             hyper = self.hyperparameters(group)
             for backend, params, grads, states in self._devices(group):

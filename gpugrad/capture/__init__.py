@@ -1,0 +1,270 @@
+"""``gpugrad.compile``: capture a training step once, replay it.
+
+``step = gpugrad.compile(train_step)``; ``step(xb, yb)`` runs ``train_step`` eagerly for the warm-up
+calls, captures the next call, and replays it afterwards: on the CPU a tape of numpy calls into fixed
+buffers (``capture.cpu``), on a GPU CUDA graphs (``capture.cuda``). The tensors the step closes over
+(parameters, optimizer state) are used in place; its tensor arguments are copied into buffers of the
+capture. Each input signature (shape, dtype, device of every tensor argument, and the other arguments'
+values) has its own capture, so an epoch's smaller last batch works. An optimizer's ``step()`` inside
+the function is replayed as a call (its learning rate and step count are read at every replay).
+The first replay of every capture is checked against an eager run of the same step from the same
+state (bit for bit on the CPU, within float32 rounding on a GPU).
+"""
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from .. import autograd
+from ..autograd import CaptureError, HostReadError
+from ..backend import get_backend
+
+__all__ = ["compile", "CompiledStep", "CaptureError", "HostReadError", "CaptureMismatchError"]
+
+
+class CaptureMismatchError(CaptureError):
+    """The first replay of a captured step differed from an eager run of it."""
+
+
+def compile(fn=None, *, enabled: bool = True, check: bool = True, warmup: int = 1, cache_size: int = 8,
+            device=None):
+    """Capture ``fn`` (a training or inference step taking tensors) once per input signature and replay it.
+
+    ``enabled=False`` runs ``fn`` eagerly every time (debugging); ``check=False`` skips the comparison of
+    the first replay with an eager run; ``warmup`` eager calls per signature come before the capture
+    (optimizer state, kernel compilation); at most ``cache_size`` captures are kept (least recently used
+    dropped); ``device`` is where a step without tensor arguments runs (else the arguments' device).
+    The tensors a replay returns are overwritten by the next call: ``.item()`` or ``.clone()`` to keep them.
+    Usable as a decorator, with or without arguments.
+    """
+    if fn is None:
+        return lambda f: CompiledStep(f, enabled, check, warmup, cache_size, device)
+    return CompiledStep(fn, enabled, check, warmup, cache_size, device)
+
+
+class CompiledStep:
+    def __init__(self, fn, enabled=True, check=True, warmup=1, cache_size=8, device=None):
+        if not callable(fn):
+            raise TypeError(f"gpugrad.compile: expected a function, got {type(fn).__name__}")
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+            raise ValueError(f"gpugrad.compile: warmup must be an integer >= 0, got {warmup!r}")
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
+            raise ValueError(f"gpugrad.compile: cache_size must be an integer >= 1, got {cache_size!r}")
+        self.fn, self.enabled, self.check, self.warmup, self.cache_size = fn, bool(enabled), bool(check), warmup, cache_size
+        self.device = None if device is None else get_backend(device)
+        self._captures = collections.OrderedDict()  # signature -> _Capture, least recently used first
+        self._eager_calls = collections.Counter()
+        self.__wrapped__ = fn
+
+    def __call__(self, *args):
+        if not self.enabled:
+            return self.fn(*args)
+        key = _signature(args)
+        capture = self._captures.get(key)
+        if capture is None:
+            if self._eager_calls[key] < self.warmup:
+                self._eager_calls[key] += 1
+                return self.fn(*args)
+            capture = _Capture(self._backend(args), checked=not self.check)
+            result = capture.record(self.fn, args)
+            self._captures[key] = capture
+            if len(self._captures) > self.cache_size:
+                self._captures.popitem(last=False)
+            return result
+        self._captures.move_to_end(key)
+        return capture.replay(args) if capture.checked else capture.checked_replay(self.fn, args)
+
+    @property
+    def captures(self) -> int:
+        """How many input signatures have a capture now."""
+        return len(self._captures)
+
+    def _backend(self, args):
+        from ..tensor import Tensor
+        devices = {a.backend for a in args if isinstance(a, Tensor)}
+        if len(devices) > 1:
+            raise CaptureError(f"gpugrad.compile: the step's tensor arguments are on several devices "
+                               f"({sorted(d.name for d in devices)})")
+        return devices.pop() if devices else (self.device or get_backend("cpu"))
+
+
+def _signature(args):
+    from ..tensor import Tensor
+    key = []
+    for i, a in enumerate(args):
+        if isinstance(a, Tensor):
+            key.append(("tensor", a.data.shape, a.data.dtype.str, a.device, a.requires_grad))
+        else:
+            try:
+                hash(a)
+            except TypeError:
+                raise TypeError(f"gpugrad.compile: argument {i} is a {type(a).__name__}; a step takes tensors (copied "
+                                "into the capture at every call) and hashable constants (part of the signature)") from None
+            key.append(("value", type(a).__name__, a))
+    return tuple(key)
+
+
+def _structure(obj, leaf):
+    """``obj`` (a tensor, or tuples, lists and dicts of them) with every tensor replaced by ``leaf(tensor)``."""
+    from ..tensor import Tensor
+    if isinstance(obj, Tensor):
+        return leaf(obj)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_structure(o, leaf) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _structure(v, leaf) for k, v in obj.items()}
+    return obj
+
+
+def _tensors(obj):
+    found = []
+    _structure(obj, found.append)
+    return found
+
+
+class _Capture:
+    """One input signature's capture: the device tape, the step's inputs and outputs, what it changes."""
+
+    def __init__(self, backend, checked):
+        if backend.kind == "cpu":
+            from .cpu import Tape
+            self.tape = Tape(backend)
+        else:
+            from .cuda import GraphTape
+            self.tape = GraphTape(backend)
+        self.checked = checked
+        self.leaves, self.optimizers, self.inputs, self.grads = {}, {}, [], []
+
+    # -- what the engine and the optimizers tell a capture (autograd.step_capture) --------------
+    @property
+    def paused(self):
+        return self.tape.paused
+
+    def arrays(self, *arrays):
+        return self.tape.arrays(*arrays)
+
+    def is_view(self, array):
+        return self.tape.is_view(array)
+
+    def leaf(self, tensor):
+        self.leaves[id(tensor)] = tensor
+
+    def host_call(self, fn, owner):
+        self.optimizers[id(owner)] = owner
+        self.tape.host_call(fn)
+
+    def guard(self, check):
+        """An input check that reads values (label ranges): run at every replay where the device allows."""
+        self.tape.guard(check)
+
+    # -- capture and replay -------------------------------------------------------------------
+    def record(self, fn, args):
+        from ..tensor import Tensor
+        tape, call_args = self.tape, list(args)
+        for i, a in enumerate(args):
+            if isinstance(a, Tensor):
+                buffer = tape.static_copy(a.data)
+                self.inputs.append((i, buffer))
+                call_args[i] = Tensor._make(tape.traced(buffer), a.requires_grad)
+        autograd.step_capture = self
+        tape.start()
+        try:
+            result = fn(*call_args)
+        finally:
+            tape.stop()
+            autograd.step_capture = None
+        for t in self.leaves.values():
+            if t.grad is not None:
+                t.grad.data = tape.plain(t.grad.data)
+                self.grads.append((t, t.grad, t.grad.data))
+        self.result = _structure(result, lambda t: Tensor._make(tape.plain(t.data), False))
+        return self.result
+
+    def replay(self, args):
+        copy_into = self.tape.copy_into
+        for i, buffer in self.inputs:
+            copy_into(buffer, args[i].data)
+        for tensor, grad, data in self.grads:  # what zero_grad() outside the step unbound
+            tensor.grad = grad
+            grad.data = data
+        self.tape.replay()
+        return self.result
+
+    # -- the first replay is checked against an eager run from the same state ------------------
+    def _watched(self):
+        """(label, array) for everything a step changes that a replay must get right."""
+        watched = [(f"the step's result {i}", t.data) for i, t in enumerate(_tensors(self.result))]
+        for t, grad, data in self.grads:
+            watched.append((f"the gradient of a leaf tensor of shape {tuple(data.shape)}",
+                            None if t.grad is None else t.grad.data))
+        for opt in self.optimizers.values():
+            name = type(opt).__name__
+            for k, p in enumerate(opt.params):
+                watched.append((f"{name}'s parameter {k} (shape {p.shape})", p.data))
+                for key, value in opt.state.get(p, {}).items():
+                    if hasattr(value, "shape") and not key.startswith("scratch"):
+                        watched.append((f"{name}'s state {key!r} of parameter {k}", value))
+        seen = {id(a) for _, a in watched}
+        watched += [(f"an array of shape {tuple(a.shape)} from before the capture that the step uses", a)
+                    for key, a in self.tape.touched().items() if key not in seen]
+        return watched
+
+    def _snapshot(self):
+        tape = self.tape
+        arrays = {id(a): (a, tape.copy(a)) for _, a in self._watched() if a is not None}
+        states = {id(o): {p: dict(s) for p, s in o.state.items()} for o in self.optimizers.values()}
+        return arrays, states, tape.rng_state()
+
+    def _restore(self, snapshot):
+        arrays, states, rng = snapshot
+        for array, saved in arrays.values():
+            if getattr(array.flags, "writeable", True):  # read-only ones (the cached unit gradient) cannot change
+                self.tape.copy_into(array, saved)
+        for opt in self.optimizers.values():
+            opt.state = {p: dict(s) for p, s in states[id(opt)].items()}
+        self.tape.set_rng_state(rng)
+
+    def checked_replay(self, fn, args):
+        before = self._snapshot()
+        eager_result = fn(*args)
+        host = self.tape.host
+        eager = [(label, None if a is None else host(self.tape.copy(a))) for label, a in self._watched_after(eager_result)]
+        self._restore(before)
+        result = self.replay(args)
+        replayed = [(label, None if a is None else host(self.tape.copy(a))) for label, a in self._watched_after(result)]
+        for (label, r), (_, e) in zip(replayed, eager):
+            problem = describe_difference(r, e, self.tape.exact)
+            if problem:
+                raise CaptureMismatchError(
+                    f"gpugrad.compile: the first replay of the captured step differs from an eager run from the same "
+                    f"state: {label} {problem}. Something the step does is not captured (e.g. a change to an array "
+                    "that no op or optimizer made, or a gradient kept across steps without zero_grad()); run it "
+                    "eagerly (gpugrad.compile(fn, enabled=False)). check=False skips this check")
+        self.checked = True
+        return result
+
+    def _watched_after(self, result):
+        saved, self.result = self.result, result
+        try:
+            return self._watched()
+        finally:
+            self.result = saved
+
+
+def describe_difference(replayed, eager, exact) -> str:
+    """"" when equal (bit for bit, or within float32 / float64 rounding); else where and by how much."""
+    if replayed is None or eager is None:
+        return "" if replayed is None and eager is None else "exists in one run only"
+    if replayed.shape != eager.shape or replayed.dtype != eager.dtype:
+        return f"is {replayed.dtype}{tuple(replayed.shape)} replayed, {eager.dtype}{tuple(eager.shape)} eager"
+    low = replayed.dtype in (np.float16, np.float32)
+    if np.array_equal(replayed, eager, equal_nan=True) or not exact and np.allclose(
+            replayed, eager, rtol=1e-5 if low else 1e-12, atol=1e-6 if low else 1e-12, equal_nan=True):
+        return ""
+    r, e = replayed.astype(np.float64), eager.astype(np.float64)
+    gap = np.where(np.isnan(r) & np.isnan(e), 0.0, np.abs(r - e))
+    gap = np.where(np.isnan(gap), np.inf, gap)
+    where = np.unravel_index(int(np.argmax(gap)), gap.shape) if gap.ndim else ()
+    return (f"(shape {tuple(replayed.shape)}, {replayed.dtype}) differs by up to {gap[where]:.6g} at index "
+            f"{tuple(int(i) for i in where)}: {r[where]!r} replayed, {e[where]!r} eager")

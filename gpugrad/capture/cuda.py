@@ -1,0 +1,146 @@
+"""The GPU side of ``gpugrad.compile``: CUDA graphs captured from a side stream.
+
+The step runs once under CuPy's stream capture (``Stream.begin_capture`` / ``end_capture``; nothing
+executes while a stream captures, so each captured segment is launched right after it ends). An
+optimizer's step ends a segment: it runs as a host call between two graphs (its learning rate and
+step count are read at every replay, its fused kernel launched as in eager mode). Memory: the
+graphs' arrays come from a memory pool of their own, which no other allocation uses, so nothing
+outside reuses memory a graph writes; GEMMs go through a cuBLAS handle of the capture's own, bound
+to the capture stream, with a workspace from that pool. Random draws inside a captured GPU step are
+refused (CuPy's generator advances on the host: each replay would repeat the captured draws).
+"""
+from __future__ import annotations
+
+import contextlib
+import weakref
+
+import cupy
+import numpy as np
+from cupy.cuda import cublas
+
+from ..autograd import CaptureError
+
+_WORKSPACE = 32 * 1024 * 1024  # cuBLAS's recommended workspace for Hopper is 32 MiB
+_tapes = weakref.WeakSet()  # live captures, whose pools gpugrad.cuda.memory_allocated counts
+
+
+def pool_bytes(device: int) -> int:
+    """Bytes held in the memory pools of live captured steps on ``device``."""
+    return sum(t.pool.used_bytes() for t in list(_tapes) if t.backend.index == device)
+
+
+def _refuse_random(*_args):
+    raise CaptureError(
+        "gpugrad.compile: random numbers (dropout, rand, randn) inside a step captured on a GPU are not supported "
+        "yet: a replay would repeat the captured draws. Capture the step without them (model.eval()), or run it "
+        "eagerly (gpugrad.compile(fn, enabled=False))")
+
+
+class GraphTape:
+    exact = False  # within float32 rounding: the same kernels, but reductions may add in another order
+    host = staticmethod(cupy.asnumpy)
+
+    def __init__(self, backend):
+        self.backend = backend
+        with backend.device:
+            self.pool = cupy.cuda.MemoryPool()
+            self.stream = cupy.cuda.Stream(non_blocking=True)
+            self.handle = cublas.create()
+            self.workspace = self.pool.malloc(_WORKSPACE)
+        cublas.setStream(self.handle, self.stream.ptr)
+        cublas.setWorkspace(self.handle, self.workspace.ptr, _WORKSPACE)
+        self.steps = []  # graph launches and host calls, in order
+        self.written = {}
+        self.paused = False
+        self._context = None
+        _tapes.add(self)
+
+    def __del__(self):
+        try:
+            cublas.destroy(self.handle)
+        except Exception:  # interpreter shutdown
+            pass
+
+    # -- capture ------------------------------------------------------------------------------
+    def start(self):
+        backend, stack = self.backend, contextlib.ExitStack()
+        stack.enter_context(backend.device)
+        self._outside = cupy.cuda.get_current_stream()
+        self.stream.wait_event(self._outside.record())  # the capture starts after what was queued
+        self._allocator = cupy.cuda.get_allocator()
+        stack.enter_context(self.stream)
+        stack.enter_context(cupy.cuda.using_allocator(self.pool.malloc))
+        self._handle, backend.cublas_handle = backend.cublas_handle, self.handle
+        backend.rand = backend.randn = _refuse_random  # NOTE: instance attributes, removed by stop()
+        self._context = stack
+        self.stream.begin_capture()
+
+    def _end_segment(self):
+        graph = self.stream.end_capture()
+        graph.launch(stream=self.stream)  # nothing ran while capturing: this is the capture run's real work
+        self.steps.append(graph)
+
+    def host_call(self, fn):
+        self._end_segment()
+        self.paused = True
+        try:
+            with cupy.cuda.using_allocator(self._allocator):  # optimizer state lives outside the graphs' pool
+                fn()
+        finally:
+            self.paused = False
+        self.steps.append(fn)
+        self.stream.begin_capture()
+
+    def guard(self, check):
+        pass  # a value check would need a host read: on a GPU it is skipped inside a captured step
+
+    def stop(self):
+        backend = self.backend
+        try:
+            if self.stream.is_capturing():
+                self._end_segment()
+        finally:
+            backend.cublas_handle = self._handle
+            for name in ("rand", "randn"):
+                backend.__dict__.pop(name, None)
+            self._context.close()
+            self._outside.wait_event(self.stream.record())  # later work waits for the capture run
+
+    def arrays(self, *arrays):
+        return arrays
+
+    @staticmethod
+    def is_view(array):
+        return array.base is not None
+
+    def static_copy(self, array):
+        with self.backend.device, cupy.cuda.using_allocator(self.pool.malloc):
+            return array.copy()
+
+    traced = plain = staticmethod(lambda array: array)
+
+    # -- replay -------------------------------------------------------------------------------
+    def replay(self):
+        stream = cupy.cuda.get_current_stream()
+        for step in self.steps:
+            if callable(step):
+                step()
+            else:
+                step.launch(stream=stream)
+
+    @staticmethod
+    def copy_into(target, source):
+        cupy.copyto(target, source)
+
+    @staticmethod
+    def copy(array):
+        return None if array is None else array.copy()
+
+    def touched(self):
+        return {}  # what the graphs read is not known on the host: the check watches results, gradients, optimizers
+
+    def rng_state(self):
+        return None
+
+    def set_rng_state(self, state):
+        pass
