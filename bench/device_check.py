@@ -5,7 +5,8 @@
 
 Prints the environment, runs ``pytest -m gpu``, measures the two ceilings (device-to-device copy,
 SGEMM and TF32 GEMM at 4096^3), the bandwidth of each fused kernel against the generic CuPy
-sequence it replaces, MLP training steps (gpugrad on cuda, PyTorch eager on cuda, gpugrad on cpu),
+sequence it replaces, MLP training steps (gpugrad eager and compiled on cuda, PyTorch eager, its
+captured step (torch.cuda.graph) and torch.compile(mode="reduce-overhead"), JAX's jit, gpugrad on cpu),
 the layers added for PyTorch users against PyTorch's, and the CPU-GPU loss curve of one seeded run. Writes results.json and results.md into DIR and
 prints the table last. Needs only what the device machine has (no network).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -23,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX shares the GPU with CuPy and PyTorch
 
 import numpy as np  # noqa: E402
 
@@ -242,13 +245,65 @@ def _torch_setup(sizes, batch, device, seed=0):
     return step
 
 
-def _gpugrad_setup(sizes, batch, device):
+def _gpugrad_setup(sizes, batch, device, compiled=False):
     gpugrad.manual_seed(0)
     model = nn.MLP(sizes, activation="relu", device=device)
     opt = optim.SGD(model.parameters(), lr=0.01)
     x = gpugrad.randn(batch, sizes[0], device=device)
     y = gpugrad.tensor(np.random.default_rng(0).integers(0, sizes[-1], batch), device=device)
+    if compiled:  # the step as a user writes it, given to gpugrad.compile (CUDA graphs on a GPU)
+        step = gpugrad.compile(_gpugrad_step)
+        return lambda: step(model, opt, x, y)  # model and opt: constants of the capture; x, y: its inputs
     return lambda: _gpugrad_step(model, opt, x, y)
+
+
+def _torch_graph_setup(sizes, batch):
+    """PyTorch's own captured step: the whole step in torch.cuda.graph (its documented whole-network capture)."""
+    import torch
+    step = _torch_setup(sizes, batch, "cuda")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
+
+
+def _torch_compile_setup(sizes, batch):
+    import torch
+    return torch.compile(_torch_setup(sizes, batch, "cuda"), mode="reduce-overhead")
+
+
+def _jax_setup(sizes, batch):
+    """The same MLP step in JAX, jit-compiled: the compiled peer."""
+    import jax
+    import jax.numpy as jnp
+    keys = jax.random.split(jax.random.PRNGKey(0), len(sizes))
+    params = [(jax.random.normal(k, (b, a)) * (1 / a) ** 0.5, jnp.zeros(b)) for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
+    x = jax.random.normal(keys[-1], (batch, sizes[0]))
+    y = jnp.asarray(np.random.default_rng(0).integers(0, sizes[-1], batch))
+
+    def loss_fn(params):
+        h = x
+        for i, (w, b) in enumerate(params):
+            h = h @ w.T + b
+            h = jax.nn.relu(h) if i < len(params) - 1 else h
+        return -jnp.mean(jax.nn.log_softmax(h)[jnp.arange(batch), y])
+
+    @jax.jit
+    def step(params):
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        return jax.tree_util.tree_map(lambda p, g: p - 0.01 * g, params, grads), loss
+    state = [params]
+
+    def run():
+        state[0], loss = step(state[0])
+        return loss
+    return run, lambda: jax.block_until_ready(state[0])
 
 
 def _wall_per_step(step, sync, steps):
@@ -272,15 +327,27 @@ def mlp_steps(rounds=5):
     results = {}
     for label, sizes, batch, steps in (("784-1024-1024-10 @512", [784, 1024, 1024, 10], 512, 50),
                                        ("4x4096 @4096", [4096] * 5, 4096, 5)):
-        runners = {"gpugrad cuda": (_gpugrad_setup(sizes, batch, "cuda"), cuda_sync)}
+        runners = {"gpugrad cuda": (_gpugrad_setup(sizes, batch, "cuda"), cuda_sync),
+                   "gpugrad cuda compiled": (_gpugrad_setup(sizes, batch, "cuda", compiled=True), cuda_sync)}
         if torch is not None:
             runners["torch cuda"] = (_torch_setup(sizes, batch, "cuda"), torch_sync)
+            runners["torch cuda graph"] = (_torch_graph_setup(sizes, batch), torch_sync)
+            if batch <= 512:  # compilation takes a while: the small model only
+                runners["torch.compile reduce-overhead"] = (_torch_compile_setup(sizes, batch), torch_sync)
+        try:
+            runners["jax jit"] = _jax_setup(sizes, batch)
+        except ImportError:
+            pass
         if batch <= 512:
             runners["gpugrad cpu"] = (_gpugrad_setup(sizes, batch, "cpu"), lambda: None)
-        for step, sync in runners.values():  # warm-up: kernel compiles, cuBLAS handles, pools
-            for _ in range(3):
-                step()
-            sync()
+        for name, (step, sync) in list(runners.items()):  # warm-up: kernel compiles, captures, cuBLAS handles, pools
+            try:
+                for _ in range(3):
+                    step()
+                sync()
+            except Exception as error:  # a peer that does not run here (no compiler for torch.compile, ...)
+                RESULTS["errors"][f"{label}: {name}"] = f"{type(error).__name__}: {error}"
+                runners.pop(name)
         times = {name: [] for name in runners}
         for _ in range(rounds):  # interleaved rounds, medians
             for name, (step, sync) in runners.items():
@@ -290,6 +357,7 @@ def mlp_steps(rounds=5):
         entry = {"ms_per_step": medians, "all_rounds_ms": times}
         if "torch cuda" in medians:
             entry["gpugrad_over_torch"] = medians["gpugrad cuda"] / medians["torch cuda"]
+            entry["over_torch_eager"] = {name: m / medians["torch cuda"] for name, m in medians.items()}
         if len(set(sizes)) == 1:
             entry["gemm_sum_ms"] = _gemm_sum_ms(sizes, batch)
             entry["step_over_gemm_sum"] = medians["gpugrad cuda"] / entry["gemm_sum_ms"]
@@ -417,13 +485,12 @@ def markdown() -> str:
         lines.append("")
     m = s.get("MLP training steps")
     if m:
-        lines += ["| MLP step, float32, SGD | gpugrad cuda ms | torch cuda ms | gpugrad cpu ms | gpugrad / torch | step / GEMM sum |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["| MLP step, float32, SGD | runner | ms per step | / torch eager |", "|---|---|---|---|"]
         for label, r in m.items():
-            t = r["ms_per_step"]
-            lines.append(f"| {label} | {t.get('gpugrad cuda', float('nan')):.3f} | {t.get('torch cuda', float('nan')):.3f} | "
-                         f"{t.get('gpugrad cpu', float('nan')):.2f} | {r.get('gpugrad_over_torch', float('nan')):.2f} | "
-                         f"{r.get('step_over_gemm_sum', float('nan')):.2f} |")
+            for name, ms in r["ms_per_step"].items():
+                lines.append(f"| {label} | {name} | {ms:.3f} | {r.get('over_torch_eager', {}).get(name, float('nan')):.2f} |")
+            if "step_over_gemm_sum" in r:
+                lines.append(f"| {label} | gpugrad cuda step / its GEMMs alone | | {r['step_over_gemm_sum']:.2f} |")
         lines.append("")
     layers = s.get("layers and ops against PyTorch")
     if layers:

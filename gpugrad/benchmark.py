@@ -31,11 +31,12 @@ def add_arguments(parser):
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     parser.add_argument("--quick", action="store_true", help="few rounds, small steps: under a minute on 2 cores")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 7, quick 3)")
+    parser.add_argument("--compile", action="store_true", help="also the gpugrad step through gpugrad.compile")
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--plot", default=None, help="write a PNG bar chart here (needs matplotlib)")
 
 
-# -- the step, three ways --------------------------------------------------------------------------
+# -- the step, four ways --------------------------------------------------------------------------
 
 def _init(sizes, biases, dtype, seed=0):
     rng = np.random.default_rng(seed)
@@ -180,6 +181,13 @@ def torch_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr):
     return step, sync
 
 
+def compiled_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr):
+    """gpugrad's step given to ``gpugrad.compile`` (a tape replay on the CPU, CUDA graphs on a GPU)."""
+    import gpugrad
+    step, sync = gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr)
+    return gpugrad.compile(step, device=device), sync
+
+
 def numpy_setup(sizes, batch, biases, loss_kind, activation, dtype, lr):
     state = _init(sizes, biases, dtype)
     x, y = _data(sizes, batch, loss_kind, dtype)
@@ -270,7 +278,7 @@ def loss_difference(model, activation, dtype, impl, device, steps=5):
         return 0.0
     ref_step, _ = numpy_setup(sizes, batch, biases, loss_kind, activation, dtype, lr)
     reference = [_loss_value(ref_step()) for _ in range(steps)]
-    setup = {"gpugrad": gpugrad_setup, "written": written_setup, "torch": torch_setup}[impl]
+    setup = {"gpugrad": gpugrad_setup, "compiled": compiled_setup, "written": written_setup, "torch": torch_setup}[impl]
     step, _ = setup(sizes, batch, biases, loss_kind, activation, dtype,
                     "cuda" if impl == "torch" and device != "cpu" else device, lr)
     losses = [_loss_value(step()) for _ in range(steps)]
@@ -314,6 +322,8 @@ def run(args) -> int:
                 print("(skipping the large model on the CPU: it is a GPU benchmark)")
                 continue
             candidates = {"gpugrad": gpugrad_setup(sizes, batch, biases, loss_kind, args.activation, dtype, device, lr)}
+            if args.compile:
+                candidates["compiled"] = compiled_setup(sizes, batch, biases, loss_kind, args.activation, dtype, device, lr)
             if model == "lecture":
                 candidates["written"] = written_setup(sizes, batch, biases, loss_kind, args.activation, dtype, device, lr)
             if device == "cpu":
@@ -349,51 +359,11 @@ def run(args) -> int:
         for r in results:
             if r["model"] == model:
                 r["max_rel_loss_diff_vs_numpy"] = loss_difference(model, args.activation, dtype, r["impl"], r["device"])
-    _print_table(results)
+    from .bench_report import plot, print_table
+    print_table(results)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"results": results, "rounds": rounds, "quick": args.quick}, f, indent=2)
     if args.plot:
-        _plot(results, args.plot)
+        plot(results, args.plot)
     return 0
-
-
-def _fmt(value, spec):
-    return format(value, spec) if value is not None else "-"
-
-
-def _print_table(results):
-    header = (f"{'model':8s} {'device':7s} {'impl':8s} {'median ms':>10s} {'samples/s':>10s} {'GFLOP/s':>8s} "
-              f"{'% ceil':>7s} {'/numpy':>7s} {'/torch':>7s} {'loss diff':>9s}")
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        print(f"{r['model']:8s} {r['device']:7s} {r['impl']:8s} {r['median_ms']:10.3f} {r['samples_per_s']:10.0f} "
-              f"{r['gflops']:8.1f} {r['pct_of_matmul_ceiling']:7.1f} {_fmt(r['ratio_to_numpy'], '7.3f')} "
-              f"{_fmt(r['ratio_to_torch'], '7.3f')} {_fmt(r.get('max_rel_loss_diff_vs_numpy'), '9.1e')}")
-
-
-def _plot(results, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.patches
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"(no plot: matplotlib is not installed; pip install matplotlib to write {path})")
-        return
-    labels = [f"{r['model']}\n{r['device']}\n{r['impl']}" for r in results]
-    fig, ax = plt.subplots(figsize=(max(6, len(results) * 0.9), 4))
-    colors = {"gpugrad": "tab:blue", "written": "tab:cyan", "numpy": "tab:gray", "torch": "tab:orange"}
-    ax.bar(range(len(results)), [r["median_ms"] for r in results], color=[colors[r["impl"]] for r in results])
-    ax.set_xticks(range(len(results)))
-    ax.set_xticklabels(labels, fontsize=7)
-    ax.set_ylabel("median step time (ms)")
-    ax.set_yscale("log")
-    shown = dict.fromkeys(r["impl"] for r in results)
-    ax.legend(handles=[matplotlib.patches.Patch(color=colors[name], label=name) for name in shown],
-              loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(shown), frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print(f"wrote {path}")

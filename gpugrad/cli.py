@@ -53,6 +53,8 @@ def build_parser():
     train.add_argument("--epochs", type=int, default=30, help="passes over the training set")
     train.add_argument("--batch-size", type=int, default=64, help="samples per step")
     train.add_argument("--device", default="auto", help="auto (a GPU when usable), cpu, cuda or cuda:N")
+    train.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                       help="capture the training step once and replay it (gpugrad.compile); --no-compile runs it eagerly")
     train.add_argument("--seed", type=int, default=0, help="seeds the weights and the shuffling")
     train.add_argument("--out", default=None, help="output folder (None: runs/<timestamp>)")
     train.add_argument("--resume", default=None, metavar="RUN_DIR",
@@ -129,7 +131,7 @@ def _train(args) -> int:
     config = TrainConfig(dataset=args.dataset, data=args.data, label=args.label, hidden=args.hidden, activation=args.activation, loss=args.loss,
                          optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, epochs=args.epochs,
                          batch_size=args.batch_size, schedule=args.schedule,
-                         device=args.device, seed=args.seed, out=args.out)
+                         device=args.device, compile=args.compile, seed=args.seed, out=args.out)
     try:
         if args.resume is None:
             config.check()  # a bad option is reported before a run folder is made for it

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import data as datasets
 from . import functional as F
-from . import nn, optim
+from . import capture, nn, optim
 from .autograd import no_grad
 from .backend import CudaUnavailableError, get_backend
 from .creation import manual_seed, tensor
@@ -61,6 +61,7 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 64
     device: str = "auto"
+    compile: bool = True  # the training step through gpugrad.compile (captured once, replayed)
     seed: int = 0
     out: str | None = None
     progress: bool | None = None  # None: a bar only when stderr is a terminal
@@ -114,9 +115,7 @@ def _loss(name, outputs, labels, num_classes):
         return F.svm_loss(outputs, labels)
     if num_classes is None:  # regression targets
         return F.mse_loss(outputs, labels)
-    backend = outputs.backend
-    onehot = backend.xp.eye(num_classes, dtype=outputs.dtype)[labels.data]
-    return F.mse_loss(F.softmax(outputs), tensor(onehot, device=outputs.device))
+    return F.mse_loss(F.softmax(outputs), F.one_hot(labels, num_classes).astype(outputs.dtype))
 
 
 def _evaluate(model, X, y, config, num_classes, batch=4096):
@@ -240,6 +239,14 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
               "history": finite_history(history)}, out / "checkpoint.npz")
         write_history(out, history)
 
+    def train_step(xb, yb):
+        loss = _loss(config.loss, model(xb), yb, num_classes)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    step_once = capture.compile(train_step, enabled=config.compile)
+
     run_started = time.perf_counter()
     # NOTE: numpy's overflow warnings are silenced: a non-finite loss is caught below, in one line.
     with _StopRequest() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -254,11 +261,8 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
             for step, (xb, yb) in enumerate(loader, start=1):
                 if step <= skip_steps:
                     continue
-                loss = _loss(config.loss, model(xb), yb, num_classes)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                running.append((loss, len(xb)))
+                loss = step_once(xb, yb)
+                running.append((loss.clone() if config.compile else loss, len(xb)))  # a replay's loss is overwritten
                 seen += len(xb)
                 if bar is not None:
                     bar.update(1)

@@ -15,12 +15,13 @@ FIELDS = {"model", "sizes", "batch", "device", "impl", "activation", "dtype", "m
 def test_bench_quick_writes_json_with_every_field(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, "-m", "gpugrad", "bench", "--quick", "--device", "cpu", "--model", "lecture",
-                             "--rounds", "1", "--json", str(out)], capture_output=True, text=True, timeout=300)
+                             "--rounds", "1", "--compile", "--json", str(out)], capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr
     assert "median ms" in result.stdout
     rows = json.loads(out.read_text())["results"]
     impls = {r["impl"] for r in rows}
-    assert {"gpugrad", "numpy"} <= impls
+    assert {"gpugrad", "compiled", "numpy"} <= impls
     for row in rows:
         assert FIELDS <= set(row), FIELDS - set(row)
         assert row["median_ms"] > 0 and row["samples_per_s"] > 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, check_values
 from .shape import check_axis
 
 
@@ -171,11 +171,16 @@ def one_hot(labels, num_classes=-1):
     if data.dtype.kind not in "iu":
         raise TypeError(f"one_hot: labels must be integers, got dtype {data.dtype}")
     classes = int(data.max()) + 1 if num_classes == -1 and data.size else num_classes
-    if data.size and (int(data.min()) < 0 or int(data.max()) >= classes):
-        raise ValueError(f"one_hot: labels must lie in [0, {classes}), got values from {int(data.min())} "
-                         f"to {int(data.max())}")
+    if data.size:
+        check_values(lambda: _check_classes(data, classes))
     xp = labels.backend.xp
     return type(labels)._make((data[..., None] == xp.arange(classes)).astype(np.int64), False)
+
+
+def _check_classes(data, classes):
+    if int(data.min()) < 0 or int(data.max()) >= classes:
+        raise ValueError(f"one_hot: labels must lie in [0, {classes}), got values from {int(data.min())} "
+                         f"to {int(data.max())}")
 
 
 def tril(x, diagonal=0):
