@@ -1,6 +1,8 @@
 """gpugrad: reverse-mode autodiff over numpy (CPU) and CuPy (NVIDIA GPU) arrays."""
 from __future__ import annotations
 
+import numpy as np
+
 from . import functional
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .backend import CudaUnavailableError, get_backend
@@ -13,6 +15,7 @@ from .ops.elementwise import randint
 from .ops.matmul import set_matmul_precision
 from .serialization import CheckpointError, load, save
 from .capture import compile
+from .amp import GradScaler, autocast
 
 __version__ = "0.1.0"
 
@@ -21,12 +24,18 @@ __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "eye", "arange", "randn"
            "einsum", "randint",
            "no_grad", "enable_grad", "is_grad_enabled", "Function", "functional", "gradcheck",
            "GradcheckError", "CudaUnavailableError", "DeviceMismatchError", "get_backend",
-           "set_matmul_precision", "save", "load", "CheckpointError", "compile", "cuda"]
+           "set_matmul_precision", "save", "load", "CheckpointError", "compile", "autocast", "GradScaler",
+           "float16", "float32", "float64", "bfloat16", "cuda"]
+
+float16, float32, float64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 
 
 def __getattr__(name):
     # gpugrad.cuda, nn, optim and data load on first use: `import gpugrad` stays light.
     import importlib
-    if name in ("cuda", "nn", "optim", "data", "viz"):
+    if name in ("cuda", "nn", "optim", "data", "viz", "amp"):
         return importlib.import_module(f".{name}", __name__)
+    if name == "bfloat16":  # ml_dtypes' type: an ImportError naming the extra when it is missing
+        from .dtypes import bfloat16
+        return bfloat16()
     raise AttributeError(f"module 'gpugrad' has no attribute {name!r}")

@@ -93,6 +93,9 @@ class HostReadError(CaptureError):
 # every op's inputs to it (``arrays``), tells it each leaf that got a gradient (``leaf``), optimizers
 # hand it their step (``host_call``), devices ask it before a host read (``check_host_read``).
 step_capture = None
+# NOTE: gpugrad.amp.cast_inputs while an autocast region is open in any thread, else None; it casts the
+# inputs of Functions whose class sets ``amp`` ("low" or "float32").
+autocast = None
 
 
 def check_values(check) -> None:
@@ -128,7 +131,7 @@ class Function:
 
     Class attributes say what the engine does around them:
     ``promotes``: None, "same" (inputs promoted to one dtype, PyTorch's rule) or "float" (that,
-    then integers computed as float32); ``saves_inputs`` / ``saves_output``: which tensors backward
+    then integers computed as float32); ``amp``: what the op runs in under ``gpugrad.autocast``; ``saves_inputs`` / ``saves_output``: which tensors backward
     reads (their versions are checked); ``is_view``: the output shares the input's memory (and so
     its version counter).
     """
@@ -136,12 +139,15 @@ class Function:
     __slots__ = ("backend", "saved", "serial", "inputs", "needs_input_grad", "outputs", "retaining",
                  "clock", "__dict__", "__weakref__")
     promotes = None
+    amp = None  # under gpugrad.autocast: "low" (runs in the autocast dtype) or "float32"; None: as given
     saves_inputs = True
     saves_output = False
     is_view = False
 
     def __call__(self, *inputs):
         self.saved = None
+        if autocast is not None and self.amp is not None:
+            inputs = autocast(self, inputs)
         n = len(inputs)
         if n == 2:  # NOTE: one and two inputs spelled out: the per-op hot path of every model
             first, second = inputs

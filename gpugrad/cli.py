@@ -27,7 +27,7 @@ def build_parser():
     from . import __version__
     from .data import DATASETS
     from .ops.activation import ACTIVATIONS
-    from .train import LOSSES, OPTIMIZERS, SCHEDULES
+    from .train import LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES
     parser = _Parser(prog="gpugrad", description="Array autodiff on NVIDIA GPUs (CuPy) and CPUs (numpy).")
     parser.add_argument("--version", action="version", version=f"gpugrad {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -53,6 +53,8 @@ def build_parser():
     train.add_argument("--epochs", type=int, default=30, help="passes over the training set")
     train.add_argument("--batch-size", type=int, default=64, help="samples per step")
     train.add_argument("--device", default="auto", help="auto (a GPU when usable), cpu, cuda or cuda:N")
+    train.add_argument("--precision", default="fp32", help=choices(PRECISIONS) + ": tf32 GEMMs on a GPU, bf16 autocast, "
+                       "fp16 autocast with loss scaling")
     train.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                        help="capture the training step once and replay it (gpugrad.compile); --no-compile runs it eagerly")
     train.add_argument("--seed", type=int, default=0, help="seeds the weights and the shuffling")
@@ -90,8 +92,14 @@ def info() -> int:
         props = cupy.cuda.runtime.getDeviceProperties(i)
         name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
         print(f"cuda:{i}: {name}, {props['totalGlobalMem'] / 2 ** 30:.1f} GiB, "
-              f"compute capability {props['major']}.{props['minor']}, {props['multiProcessorCount']} SMs")
+              f"compute capability {props['major']}.{props['minor']}, {props['multiProcessorCount']} SMs; "
+              f"tensor cores: {_precisions(props['major'])}")
     return 0
+
+
+def _precisions(major: int) -> str:
+    """What --precision can use on a GPU of this compute capability (Volta 7.0: fp16; Ampere 8.0: bf16, tf32)."""
+    return "fp16, bf16, tf32" if major >= 8 else "fp16 (no bf16 or tf32 tensor cores)" if major >= 7 else "none"
 
 
 def _blas() -> str:
@@ -131,7 +139,8 @@ def _train(args) -> int:
     config = TrainConfig(dataset=args.dataset, data=args.data, label=args.label, hidden=args.hidden, activation=args.activation, loss=args.loss,
                          optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, epochs=args.epochs,
                          batch_size=args.batch_size, schedule=args.schedule,
-                         device=args.device, compile=args.compile, seed=args.seed, out=args.out)
+                         device=args.device, compile=args.compile, precision=args.precision, seed=args.seed,
+                         out=args.out)
     try:
         if args.resume is None:
             config.check()  # a bad option is reported before a run folder is made for it

@@ -18,24 +18,44 @@ import numbers
 
 import numpy as np
 
-FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+try:  # bfloat16 is ml_dtypes' type (CuPy 14 uses it too); an optional dependency
+    import ml_dtypes
+    BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+except ImportError:
+    BFLOAT16 = None
+
+LOW_FLOATS = (np.dtype(np.float16),) + ((BFLOAT16,) if BFLOAT16 is not None else ())
+FLOAT_DTYPES = LOW_FLOATS + (np.dtype(np.float32), np.dtype(np.float64))
 DEFAULT_FLOAT = np.dtype(np.float32)
 
 
+def bfloat16() -> np.dtype:
+    """The bfloat16 dtype, or an ImportError naming what to install."""
+    if BFLOAT16 is None:
+        raise ImportError("bfloat16 needs the ml_dtypes package: pip install 'gpugrad[bf16]' (the CUDA extras "
+                          "bring it too)")
+    return BFLOAT16
+
+
+def is_float(dtype) -> bool:
+    """A floating-point dtype: float16, bfloat16 (numpy's kind "V"), float32, float64."""
+    return dtype.kind == "f" or (BFLOAT16 is not None and dtype == BFLOAT16)
+
+
 def accumulator(dtype):
-    """The dtype to compute and accumulate ``dtype`` in: float32 for float16 (as the kernels do), else
-    None (numpy's and CuPy's default: the array's own)."""
-    return DEFAULT_FLOAT if dtype == np.float16 else None
+    """The dtype to compute and accumulate ``dtype`` in: float32 for float16 and bfloat16 (as the kernels
+    do), else None (numpy's and CuPy's default: the array's own)."""
+    return DEFAULT_FLOAT if dtype in LOW_FLOATS else None
 
 
 def working(array):
-    """``array`` as it is computed: float16 as a float32 copy, everything else unchanged."""
-    return array.astype(DEFAULT_FLOAT) if array is not None and array.dtype == np.float16 else array
+    """``array`` as it is computed: float16 and bfloat16 as a float32 copy, everything else unchanged."""
+    return array.astype(DEFAULT_FLOAT) if array is not None and array.dtype in LOW_FLOATS else array
 
 
 def _category(dtype) -> int:
     kind = dtype.kind
-    return 0 if kind == "b" else 2 if kind == "f" else 1 if kind in "iu" else 3
+    return 0 if kind == "b" else 2 if is_float(dtype) else 1 if kind in "iu" else 3
 
 
 def promote_types(a, b) -> np.dtype:
@@ -46,6 +66,8 @@ def promote_types(a, b) -> np.dtype:
     ca, cb = _category(a), _category(b)
     if ca != cb:
         return a if ca > cb else b
+    if ca == 2 and a in LOW_FLOATS and b in LOW_FLOATS:
+        return DEFAULT_FLOAT  # float16 + bfloat16, as PyTorch
     result = np.promote_types(a, b)
     return np.dtype(np.int64) if ca == 1 and result.kind == "f" else result  # uint64 + int64
 
@@ -64,9 +86,9 @@ def _combine(higher, lower):
         return lower
     if lower is None:
         return higher
-    if higher.kind == "f":
+    if is_float(higher):
         return higher
-    if higher.kind == "b" or lower.kind == "f":
+    if higher.kind == "b" or is_float(lower):
         return promote_types(higher, lower)
     return higher
 
@@ -86,7 +108,7 @@ def result_type(*operands) -> np.dtype:
 
 def check_numeric(array, where: str):
     """Refuse arrays of strings, objects and other non-numbers with a one-line error."""
-    if array.dtype.kind not in "biuf":
+    if array.dtype.kind not in "biuf" and not is_float(array.dtype):
         raise TypeError(f"{where}: cannot make a tensor of dtype {array.dtype} (from {type(array).__name__}); "
                         "expected numbers or bools")
     return array

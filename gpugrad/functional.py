@@ -6,6 +6,7 @@ import numpy as np
 from . import autograd
 from .ops import activation as act
 from .ops import arith, indexing, matmul, normalization, shape
+from .dtypes import is_float
 from .ops.loss import MSE, CrossEntropy, check_labels
 from .tensor import Tensor, as_tensor_like
 
@@ -117,7 +118,7 @@ def mse_loss(pred, target, reduction="mean"):
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     pred, target = as_tensor_like((pred, target), "mse_loss")
-    if pred.dtype.kind != "f":
+    if not is_float(pred.dtype):
         raise TypeError(f"mse_loss: predictions must be floating point, got dtype {pred.dtype}; convert with .float()")
     if pred.data.shape != target.data.shape:
         raise ValueError(f"mse_loss: pred of shape {pred.shape} and target of shape {target.shape} differ")
@@ -143,7 +144,7 @@ def cross_entropy(logits, labels):
 def svm_loss(scores, labels, margin=1.0):
     """Multiclass SVM loss: mean over n of sum over j != y_n of max(0, s_j - s_y + margin)."""
     labels = _labels(labels, scores)
-    if scores.dtype.kind != "f":
+    if not is_float(scores.dtype):
         raise TypeError(f"svm_loss: scores must be floating point, got dtype {scores.dtype}; convert with .float()")
     check_labels(scores.shape, labels, "svm_loss")
     xp = scores.backend.xp

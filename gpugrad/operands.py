@@ -8,7 +8,7 @@ import numpy as np
 
 from . import autograd
 from .backend import _CPU, backend_of, is_cupy_array
-from .dtypes import DEFAULT_FLOAT, check_numeric, result_type
+from .dtypes import DEFAULT_FLOAT, check_numeric, is_float, result_type
 from .ops import shape as shape_ops
 
 _Tensor = None  # bound by gpugrad.tensor, which imports this module
@@ -33,13 +33,13 @@ def as_tensor_like(values, op):
     promotes = getattr(op, "promotes", None)
     n = len(values)
     if n == 1 and isinstance(values[0], _Tensor):
-        if promotes == "float" and values[0].data.dtype.kind != "f":
+        if promotes == "float" and not is_float(values[0].data.dtype):
             return [_Tensor._make(values[0].data.astype(DEFAULT_FLOAT), False)]  # integers never require grad
         return values
     if n == 2:  # the hot path: two tensors on one device with one dtype
         a, b = values
         if isinstance(a, _Tensor) and isinstance(b, _Tensor) and a.data.__class__ is b.data.__class__ and \
-                a.data.dtype == b.data.dtype and (promotes != "float" or a.data.dtype.kind == "f") and (
+                a.data.dtype == b.data.dtype and (promotes != "float" or is_float(a.data.dtype)) and (
                 a.data.__class__ is np.ndarray or a.backend is b.backend):
             return values
     op_name = op if isinstance(op, str) else op.name
@@ -74,7 +74,7 @@ def as_tensor_like(values, op):
         else:
             raise TypeError(f"{op_name}: unsupported operand of type {type(value).__name__}")
     dtype = result_type(*arrays)
-    if promotes == "float" and dtype.kind != "f":
+    if promotes == "float" and not is_float(dtype):
         dtype = DEFAULT_FLOAT
     out = []
     for value in arrays:

@@ -5,7 +5,7 @@ import numpy as np
 
 from . import autograd, operands
 from .backend import _CPU, Backend, backend_of, get_backend, is_cupy_array
-from .dtypes import FLOAT_DTYPES, check_numeric
+from .dtypes import FLOAT_DTYPES, bfloat16, check_numeric
 from .operands import DeviceMismatchError, _index_data, _shape, as_tensor_like
 from .ops import activation, arith, elementwise, indexing, matmul, reduce, shape as shape_ops
 
@@ -93,7 +93,8 @@ class Tensor:
     def requires_grad_(self, flag: bool = True) -> "Tensor":
         if flag and self.data.dtype not in FLOAT_DTYPES:
             raise TypeError(
-                f"requires_grad=True needs floating-point data (float16/32/64), got dtype {self.data.dtype}"
+                f"requires_grad=True needs floating-point data (float16, bfloat16, float32, float64), got dtype "
+                f"{self.data.dtype}"
             )
         self.requires_grad = bool(flag)
         return self
@@ -229,6 +230,9 @@ class Tensor:
         return shape_ops.Cast(np.dtype(dtype))(self)
 
     float, double, half = _cast(np.float32), _cast(np.float64), _cast(np.float16)
+
+    def bfloat16(self) -> "Tensor":
+        return self.astype(bfloat16())
     long, int, bool = _cast(np.int64), _cast(np.int32), _cast(np.bool_)
 
     def __repr__(self) -> str:

@@ -9,6 +9,7 @@ with the same weights as one never interrupted. A non-finite loss stops the run 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -24,7 +25,7 @@ import numpy as np
 
 from . import data as datasets
 from . import functional as F
-from . import capture, nn, optim
+from . import amp, capture, nn, optim
 from .autograd import no_grad
 from .backend import CudaUnavailableError, get_backend
 from .creation import manual_seed, tensor
@@ -35,6 +36,7 @@ from .serialization import load, save
 LOSSES = ("cross_entropy", "svm", "mse")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 
 
 class TrainingStopped(Exception):
@@ -62,6 +64,7 @@ class TrainConfig:
     batch_size: int = 64
     device: str = "auto"
     compile: bool = True  # the training step through gpugrad.compile (captured once, replayed)
+    precision: str = "fp32"  # tf32 (GPU GEMMs), bf16 (autocast), fp16 (autocast and a GradScaler)
     seed: int = 0
     out: str | None = None
     progress: bool | None = None  # None: a bar only when stderr is a terminal
@@ -79,6 +82,8 @@ class TrainConfig:
             raise ValueError(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r} (choose from {', '.join(OPTIMIZERS)})")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r} (choose from {', '.join(PRECISIONS)})")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r} (choose constant or cosine)")
         if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
@@ -177,6 +182,21 @@ def _rng_state(backend):
     return json.dumps(rng.bit_generator.state) if isinstance(rng, np.random.Generator) else None
 
 
+@contextlib.contextmanager
+def _matmul_precision(precision):
+    """TF32 GEMMs for the run (``--precision tf32``), the process's setting restored afterwards."""
+    from .backend import Backend
+    from .ops.matmul import set_matmul_precision
+    previous = Backend.matmul_precision
+    if precision:
+        set_matmul_precision(precision)
+    try:
+        yield
+    finally:
+        if precision:
+            set_matmul_precision(previous)
+
+
 def train(config: TrainConfig, log=print, resume: str | None = None):
     """Train; return (model, history). With ``config.out`` (or ``resume``), writes config.json, then
     after every epoch history.json/.csv and checkpoint.npz, and at the end model.npz and loss.png."""
@@ -235,21 +255,29 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
             return
         save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "step": step,
               "partial_loss": float(partial_loss), "partial_seen": int(partial_seen), "loader_rng": loader_rng,
-              "device_rng": _rng_state(get_backend(device)),
+              "device_rng": _rng_state(get_backend(device)), "scaler": scaler.state_dict(),
               "history": finite_history(history)}, out / "checkpoint.npz")
         write_history(out, history)
 
+    low = {"bf16": "bfloat16", "fp16": "float16"}.get(config.precision)
+    scaler = amp.GradScaler(enabled=config.precision == "fp16")
+    if checkpoint is not None and checkpoint.get("scaler"):
+        scaler.load_state_dict(checkpoint["scaler"])
+
     def train_step(xb, yb):
-        loss = _loss(config.loss, model(xb), yb, num_classes)
+        with amp.autocast(low or "bfloat16", enabled=low is not None):
+            loss = _loss(config.loss, model(xb), yb, num_classes)
         opt.zero_grad()
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         return loss
     step_once = capture.compile(train_step, enabled=config.compile)
 
     run_started = time.perf_counter()
     # NOTE: numpy's overflow warnings are silenced: a non-finite loss is caught below, in one line.
-    with _StopRequest() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    with _StopRequest() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+            _matmul_precision("high" if config.precision == "tf32" else None):
         for epoch in range(first_epoch, config.epochs + 1):
             if schedule is not None:
                 schedule.step(epoch - 1)  # from the epoch's number alone: a resumed run needs no schedule state

@@ -404,3 +404,17 @@ def test_the_new_layers_keep_the_classes():
     e = gpugrad.zeros(2, 0, requires_grad=True)
     e.prod(dim=1).sum().backward()
     assert e.prod(dim=1).numpy().tolist() == [1, 1] and e.grad.shape == (2, 0)
+
+
+def test_bfloat16_without_ml_dtypes_names_the_extra():
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['ml_dtypes'] = None\n"
+            "import gpugrad\n"
+            "for ask in (lambda: gpugrad.bfloat16, lambda: gpugrad.autocast('bfloat16'), lambda: gpugrad.ones(2).bfloat16()):\n"
+            "    try:\n        ask()\n    except ImportError as e:\n        print(e)\n"
+            "with gpugrad.autocast('float16'):\n    print((gpugrad.ones((2, 2)) @ gpugrad.ones((2, 2))).dtype)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 4 and all("pip install 'gpugrad[bf16]'" in line for line in lines[:3]) and lines[3] == "float16"

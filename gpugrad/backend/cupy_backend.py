@@ -8,6 +8,7 @@ import numpy as np
 from cupy.cuda import cublas
 
 from ..autograd import check_host_read
+from ..dtypes import LOW_FLOATS
 from ..cuda import kernels as kernel_launches
 from .device import Backend
 
@@ -19,6 +20,8 @@ class GPUOutOfMemoryError(MemoryError):
 # cuBLAS: (cudaDataType, cublasComputeType_t, scalar type) per dtype; host scalars for alpha and beta.
 _GEMM_TYPES = {np.dtype(np.float16): (cupy.cuda.runtime.CUDA_R_16F, cublas.CUBLAS_COMPUTE_32F, np.float32),
                np.dtype(np.float32): (cupy.cuda.runtime.CUDA_R_32F, cublas.CUBLAS_COMPUTE_32F, np.float32),
+               **({LOW_FLOATS[1]: (cupy.cuda.runtime.CUDA_R_16BF, cublas.CUBLAS_COMPUTE_32F, np.float32)}
+                  if len(LOW_FLOATS) > 1 else {}),  # bfloat16
                np.dtype(np.float64): (cupy.cuda.runtime.CUDA_R_64F, cublas.CUBLAS_COMPUTE_64F, np.float64)}
 _SCALARS = {np.float32: (np.ones(1, np.float32), np.zeros(1, np.float32)),
             np.float64: (np.ones(1, np.float64), np.zeros(1, np.float64))}
@@ -96,12 +99,12 @@ class CupyBackend(Backend):
 
     def randn(self, shape, dtype):
         with self.device:
-            work = np.float32 if dtype == np.float16 else dtype
+            work = np.float32 if dtype in LOW_FLOATS else dtype
             return self.rng.standard_normal(shape, dtype=work).astype(dtype, copy=False)
 
     def rand(self, shape, dtype):
         with self.device:
-            work = np.float32 if dtype == np.float16 else dtype
+            work = np.float32 if dtype in LOW_FLOATS else dtype
             return self.rng.random_sample(shape, dtype=work).astype(dtype, copy=False)
 
     def permutation(self, n):

@@ -10,6 +10,7 @@ import contextlib
 import numpy as np
 
 from ..autograd import check_host_read
+from ..dtypes import LOW_FLOATS
 
 
 class Backend:
@@ -70,8 +71,8 @@ class Backend:
 
     def matmul(self, a, b):
         """a @ b; float16 is multiplied and accumulated in float32 (numpy's half matmul is neither fast nor exact)."""
-        if a.dtype.char == "e" and b.dtype.char == "e":  # float16
-            return self.xp.matmul(a.astype(np.float32), b.astype(np.float32)).astype(np.float16)
+        if a.dtype in LOW_FLOATS and b.dtype == a.dtype:  # float16, bfloat16
+            return self.xp.matmul(a.astype(np.float32), b.astype(np.float32)).astype(a.dtype)
         return self.xp.matmul(a, b)
 
     # -- random numbers -----------------------------------------------------------------------
@@ -79,10 +80,10 @@ class Backend:
         self.rng = np.random.Generator(np.random.PCG64(seed))
 
     def randn(self, shape, dtype):
-        return self.rng.standard_normal(shape, dtype=np.float32 if dtype == np.float16 else dtype).astype(dtype, copy=False)
+        return self.rng.standard_normal(shape, dtype=np.float32 if dtype in LOW_FLOATS else dtype).astype(dtype, copy=False)
 
     def rand(self, shape, dtype):
-        return self.rng.random(shape, dtype=np.float32 if dtype == np.float16 else dtype).astype(dtype, copy=False)
+        return self.rng.random(shape, dtype=np.float32 if dtype in LOW_FLOATS else dtype).astype(dtype, copy=False)
 
     def permutation(self, n: int):
         return self.rng.permutation(n)

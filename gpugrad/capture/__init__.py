@@ -117,6 +117,10 @@ def _structure(obj, leaf):
     return obj
 
 
+def _shallow(attributes: dict) -> dict:
+    return {k: (v.copy() if isinstance(v, (set, dict, list)) else v) for k, v in attributes.items()}
+
+
 def _tensors(obj):
     found = []
     _structure(obj, found.append)
@@ -134,7 +138,7 @@ class _Capture:
             from .cuda import GraphTape
             self.tape = GraphTape(backend)
         self.checked = checked
-        self.leaves, self.optimizers, self.inputs, self.grads = {}, {}, [], []
+        self.leaves, self.optimizers, self.others, self.inputs, self.grads = {}, {}, {}, [], []
 
     # -- what the engine and the optimizers tell a capture (autograd.step_capture) --------------
     @property
@@ -151,7 +155,8 @@ class _Capture:
         self.leaves[id(tensor)] = tensor
 
     def host_call(self, fn, owner):
-        self.optimizers[id(owner)] = owner
+        """``fn`` runs now and at every replay; ``owner`` (an optimizer, a GradScaler) holds what it changes."""
+        (self.optimizers if hasattr(owner, "param_groups") else self.others)[id(owner)] = owner
         self.tape.host_call(fn)
 
     def guard(self, check):
@@ -214,10 +219,13 @@ class _Capture:
         tape = self.tape
         arrays = {id(a): (a, tape.copy(a)) for _, a in self._watched() if a is not None}
         states = {id(o): {p: dict(s) for p, s in o.state.items()} for o in self.optimizers.values()}
-        return arrays, states, tape.rng_state()
+        others = {id(o): _shallow(o.__dict__) for o in self.others.values()}  # a GradScaler's counters
+        return arrays, states, others, tape.rng_state()
 
     def _restore(self, snapshot):
-        arrays, states, rng = snapshot
+        arrays, states, others, rng = snapshot
+        for owner in self.others.values():
+            owner.__dict__.update(_shallow(others[id(owner)]))
         for array, saved in arrays.values():
             if getattr(array.flags, "writeable", True):  # read-only ones (the cached unit gradient) cannot change
                 self.tape.copy_into(array, saved)

@@ -229,6 +229,8 @@ class _Numpy:
         return getattr(np, name)
 
     def _filled(self, array, value):
+        if self._tape.paused:  # an optimizer's own state: not part of the tape
+            return array
         buffer = self._tape.buffer(array)
         self._tape.add(buffer.fill, (value,), {})
         return buffer.view(Traced)
@@ -243,7 +245,8 @@ class _Numpy:
         return self._filled(np.full(shape, _plain(fill_value), dtype, order), _plain(fill_value))
 
     def empty(self, shape, dtype=float, order="C"):
-        return self._tape.buffer(np.empty(shape, dtype, order)).view(Traced)
+        array = np.empty(shape, dtype, order)
+        return array if self._tape.paused else self._tape.buffer(array).view(Traced)
 
 
 class Tape:

@@ -48,6 +48,7 @@ class GraphTape:
             self.handle = cublas.create()
             self.workspace = self.pool.malloc(_WORKSPACE)
         cublas.setStream(self.handle, self.stream.ptr)
+        # NOTE: a workspace of its own, so cuBLAS allocates nothing while the stream captures
         cublas.setWorkspace(self.handle, self.workspace.ptr, _WORKSPACE)
         self.steps = []  # graph launches and host calls, in order
         self.written = {}

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..autograd import mark_changed
 from ..backend import backend_of, get_backend
+from ..dtypes import bfloat16, is_float
 from ..tensor import Tensor
 
 LoadResult = namedtuple("LoadResult", ["missing_keys", "unexpected_keys"])
@@ -182,7 +183,7 @@ class Module:
         """Convert every floating-point parameter to ``dtype`` in place (gradients are dropped)."""
         dtype = np.dtype(dtype)
         for p in self.parameters():
-            if p.dtype != dtype and p.dtype.kind == "f":
+            if p.dtype != dtype and is_float(p.dtype):
                 p.data = p.data.astype(dtype)
                 p.grad = None
                 mark_changed(p)
@@ -196,6 +197,9 @@ class Module:
 
     def half(self):
         return self.astype(np.float16)
+
+    def bfloat16(self) -> "Module":
+        return self.astype(bfloat16())
 
     def cpu(self):
         return self.to("cpu")

@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ..autograd import Function
-from ..dtypes import working
+from ..dtypes import LOW_FLOATS, working
 from .shape import check_axis
 
 
@@ -130,7 +130,7 @@ def apply_forward(backend, name, x, param, out=None):
     y = backend.kernels and backend.kernels.activation_forward(name, x, param, out)
     if y is not None:
         return y
-    if x.dtype == np.float16:
+    if x.dtype in LOW_FLOATS:
         return _assign(backend.xp, ACTIVATIONS[name].forward(backend.xp, working(x), param).astype(x.dtype), out)
     return ACTIVATIONS[name].forward(backend.xp, x, param, out)
 
@@ -187,6 +187,7 @@ class ReLU(Elementwise):
 
 class Softmax(Function):
     """exp(x - max) / sum(exp(x - max)) along ``axis``; saves y, dx = y * (dy - sum(dy * y))."""
+    amp = "float32"
     promotes = "float"
     saves_inputs = ()
     saves_output = True

@@ -80,6 +80,7 @@ class Div(Function):
 class Pow(Function):
     """a ** b. PyTorch's conventions at the special points: d/da is 0 where b == 0 (also at a == 0),
     d/db is 0 where a == 0 and b >= 0, and NaN where a < 0."""
+    amp = "float32"
     promotes = "same"
     saves_output = True
 
@@ -105,6 +106,7 @@ class Pow(Function):
 
 class Square(Function):
     """x ** 2 (what ``x ** 2`` records): dx = 2 x dy."""
+    amp = "float32"
 
     def forward(self, x):
         self.saved = x
@@ -128,6 +130,7 @@ class Neg(Function):
 
 
 class Exp(Function):
+    amp = "float32"
     promotes = "float"
     saves_inputs = ()
     saves_output = True
@@ -142,6 +145,7 @@ class Exp(Function):
 
 
 class Log(Function):
+    amp = "float32"
     promotes = "float"
 
     def forward(self, x):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function, check_values
-from ..dtypes import working
+from ..dtypes import is_float, working
 
 
 def check_labels(logits_shape, labels, op, skip_range=False):
@@ -25,7 +25,7 @@ def _check_range(logits_shape, labels, op):
 
 
 def check_float(array, op, what="scores"):
-    if array.dtype.kind != "f":
+    if not is_float(array.dtype):
         raise TypeError(f"{op}: {what} must be floating point, got dtype {array.dtype}; convert with .float()")
 
 
@@ -48,6 +48,7 @@ def softmax_xent(xp, logits, labels):
 class CrossEntropy(Function):
     """Mean over the batch of -log softmax(logits)[label]; saves only dlogits. An empty batch gives NaN
     (a mean over nothing, as in PyTorch) and an empty gradient."""
+    amp = "float32"
     saves_inputs = ()
 
     def __init__(self, labels):
@@ -74,6 +75,7 @@ class CrossEntropy(Function):
 class MSE(Function):
     """(pred - target)^2 summed, averaged or kept: one op; saves only the difference. The mean over
     zero elements is NaN, as in PyTorch."""
+    amp = "float32"
     promotes = "same"
     saves_inputs = ()
 

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from ..autograd import Function, sum_to
-from ..dtypes import accumulator, working
+from ..dtypes import LOW_FLOATS, accumulator, working
 from .activation import activation_param, apply_backward, apply_forward
 
 
@@ -39,6 +39,8 @@ def check_same_dtype(a, b, op, names="operands", fix="convert one, e.g. x.float(
 
 
 class MatMul(Function):
+    amp = "low"
+
     def forward(self, a, b):
         check_same_dtype(a, b, "matmul")
         self.saved = (a, b)
@@ -87,7 +89,7 @@ def bias_act_forward(backend, z, bias, activation, param):
     kernels = backend.kernels
     if kernels is not None and kernels.bias_act_forward(z, bias, activation, param) is not None:
         return z
-    if z.dtype == np.float16:  # computed in float32 and rounded once, as the kernel does
+    if z.dtype in LOW_FLOATS:  # computed in float32 and rounded once, as the kernel does
         backend.xp.copyto(z, bias_act_forward(backend, working(z), working(bias), activation, param),
                           casting="same_kind")
         return z
@@ -115,6 +117,7 @@ class Linear(Function):
 
     Saves x, weight and the output y (the activation's gradient is computed from y).
     """
+    amp = "low"
     saves_output = True
 
     def __init__(self, activation=None, param=None):
@@ -155,6 +158,7 @@ class Linear(Function):
 class Einsum(Function):
     """numpy's ``einsum`` (explicit "...->..." or implicit output, no "..."); each operand's gradient is
     the einsum of the output gradient with the other operands, broadcast over its indices summed alone."""
+    amp = "low"
     promotes = "same"
 
     def __init__(self, subscripts):
@@ -175,7 +179,8 @@ class Einsum(Function):
                 raise ValueError(f"einsum: subscripts {spec!r} for an operand of shape {tuple(a.shape)} (one letter "
                                  "per axis; repeated letters in one operand are not supported)")
         self.saved = operands
-        return self.backend.xp.einsum(",".join(self.specs) + "->" + self.output, *operands)
+        result = self.backend.xp.einsum(",".join(self.specs) + "->" + self.output, *[working(a) for a in operands])
+        return result.astype(operands[0].dtype, copy=False)  # float16 and bfloat16 computed in float32
 
     def backward(self, grad_output):
         xp, grads = self.backend.xp, []
@@ -187,8 +192,8 @@ class Einsum(Function):
             others = [(s, a) for j, (s, a) in enumerate(zip(self.specs, self.saved)) if j != i]
             known = set(self.output).union(*[set(s) for s, _ in others])
             kept = "".join(c for c in spec if c in known)
-            partial = xp.einsum(",".join([self.output] + [s for s, _ in others]) + "->" + kept, grad_output,
-                                *[a for _, a in others])
+            partial = xp.einsum(",".join([self.output] + [s for s, _ in others]) + "->" + kept, working(grad_output),
+                                *[working(a) for _, a in others])
             shape = [sizes[c] if c in kept else 1 for c in spec]
             grads.append(xp.broadcast_to(partial.reshape(shape), [sizes[c] for c in spec]).astype(
                 self.saved[i].dtype, copy=True))

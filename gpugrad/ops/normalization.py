@@ -25,6 +25,7 @@ class Normalize(Function):
     over the normalized axes). With ``statistics=(mean, var)`` those are used instead of the
     batch's (batch norm in eval mode) and backward treats them as constants.
     """
+    amp = "float32"
 
     promotes = "float"  # an integer input is normalized as float32 (a statistic of integers is not an integer)
 

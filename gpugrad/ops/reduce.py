@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from ..autograd import Function
-from ..dtypes import accumulator
+from ..dtypes import accumulator, is_float
 from .shape import check_axis
 
 
@@ -31,6 +31,7 @@ def _expand(grad, input_shape, axes, keepdims):
 
 
 class Sum(Function):
+    amp = "float32"
     saves_inputs = ()
     op = "sum"
 
@@ -45,7 +46,7 @@ class Sum(Function):
     def _reduce(self, x):
         axes = None if len(self.axes) == x.ndim else self.axes  # NOTE: numpy's whole-array sum is the fast one
         return x.sum(axis=axes, keepdims=self.keepdims, dtype=accumulator(x.dtype)).astype(x.dtype, copy=False) \
-            if x.dtype.kind == "f" else x.sum(axis=axes, keepdims=self.keepdims)
+            if is_float(x.dtype) else x.sum(axis=axes, keepdims=self.keepdims)
 
     def backward(self, grad_output):
         shape, dtype = self.saved
@@ -57,10 +58,11 @@ class Sum(Function):
 
 class Mean(Sum):
     """The mean; a mean over zero elements is NaN (with no warning), as in PyTorch."""
+    amp = None
     op = "mean"
 
     def _reduce(self, x):
-        if x.dtype.kind != "f":
+        if not is_float(x.dtype):
             raise TypeError(f"mean needs floating-point data, got dtype {x.dtype}; convert with .float()")
         self.count = int(np.prod([x.shape[a] for a in self.axes]))
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -130,6 +132,7 @@ class argmin(_ArgReduction):
 
 class Cumsum(Function):
     """Running sums along ``axis``; dx = the running sums of dy taken from the end."""
+    amp = "float32"
     saves_inputs = ()
 
     def __init__(self, axis):
@@ -148,6 +151,7 @@ class Cumsum(Function):
 
 class Prod(Function):
     """The product over ``axis`` (all by default); dx = dy * (the product of the others), zeros included."""
+    amp = "float32"
 
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
@@ -180,12 +184,13 @@ def cumsum(x, dim):
 
 class Norm(Function):
     """(sum |x|^p)^(1/p) over ``axes``; dx = dy sign(x) |x|^(p-1) / y^(p-1), and 0 where y = 0."""
+    amp = "float32"
 
     def __init__(self, p, axis, keepdims):
         self.p, self.axis, self.keepdims = float(p), axis, keepdims
 
     def forward(self, x):
-        if x.dtype.kind != "f":
+        if not is_float(x.dtype):
             raise TypeError(f"norm needs floating-point data, got dtype {x.dtype}; convert with .float()")
         self.axes = normalize_axis(self.axis, x.ndim, "norm", x.shape)
         y = (abs(x) ** self.p).sum(axis=self.axes, keepdims=True) ** (1 / self.p)

@@ -89,8 +89,9 @@ class Optimizer:
 
     def step(self):  # arrays only, no graph: nothing to turn off
         """Update every parameter with a gradient: the fused kernel where it applies, else ``update``."""
-        if autograd.step_capture is not None:  # inside gpugrad.compile: every replay runs the update as it is
-            return autograd.step_capture.host_call(self._step, self)
+        capture = autograd.step_capture
+        if capture is not None and not capture.paused:  # inside gpugrad.compile: every replay runs the update
+            return capture.host_call(self._step, self)
         self._step()
 
     def _step(self):

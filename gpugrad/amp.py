@@ -1,0 +1,240 @@
+"""Mixed precision: ``autocast`` (bfloat16 or float16 GEMMs, float32 where precision matters) and
+``GradScaler`` (float16's loss scaling, PyTorch's semantics).
+
+Under ``with gpugrad.autocast("bfloat16"):`` each op runs in the dtype its class says (``Function.amp``):
+
+=========== ============================================================ ===============================
+``amp``     ops                                                          inputs
+=========== ============================================================ ===============================
+"low"       matmul (``@``), ``F.linear`` / ``nn.Linear`` (with its fused  float32 (and the other low type)
+            bias + activation), ``einsum``                                cast to the autocast dtype
+"float32"   softmax, log_softmax, cross_entropy, mse_loss, svm_loss's     float16 / bfloat16 cast to
+            parts, layer_norm, batch_norm, sum, prod, cumsum, norm, exp,  float32
+            log, pow
+(none)      everything else                                               as given; mixed dtypes
+                                                                          promote (PyTorch's rule)
+=========== ============================================================ ===============================
+
+float64 inputs are never cast (as in PyTorch). A "low" op's result is in the low dtype; its GEMM
+multiplies low-precision operands and accumulates in float32 (cuBLAS's 32-bit compute type on a
+GPU; float32 numpy on the CPU). Parameters and their gradients stay float32 (the cast is a graph
+node: the gradient comes back in float32). Inside one autocast region a parameter (a leaf that
+requires grad) is cast once and the cast reused, until it changes or the outermost region exits.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+
+from . import autograd
+from .dtypes import DEFAULT_FLOAT, LOW_FLOATS, bfloat16
+
+__all__ = ["autocast", "GradScaler", "is_autocast_enabled", "get_autocast_dtype"]
+
+
+class _State(threading.local):
+    dtype = None  # the autocast dtype of this thread's innermost region, or None
+    depth = 0  # open enabled regions in this thread
+    cache = None  # id(parameter) -> (parameter, version, cast tensor), per outermost region
+
+
+_state = _State()
+_open = [0]  # enabled regions open in every thread: the engine asks this module only while it is > 0
+_lock = threading.Lock()
+
+
+def _low_dtype(dtype) -> np.dtype:
+    name = getattr(dtype, "name", None) or str(dtype)
+    if name in ("bfloat16", "bf16"):
+        return bfloat16()
+    if name in ("float16", "fp16", "half"):
+        return np.dtype(np.float16)
+    raise ValueError(f"autocast: dtype must be 'bfloat16' or 'float16', got {dtype!r}")
+
+
+def is_autocast_enabled() -> bool:
+    return _state.dtype is not None
+
+
+def get_autocast_dtype():
+    return _state.dtype
+
+
+class autocast(contextlib.ContextDecorator):
+    """Context manager and decorator: ops inside run in mixed precision (see the module's table).
+    ``enabled=False`` turns it off inside an enclosing region. State is per thread and restored on exit,
+    exceptions included."""
+
+    def __init__(self, dtype="bfloat16", enabled: bool = True):
+        self.enabled = bool(enabled)
+        self.dtype = _low_dtype(dtype) if self.enabled else None
+        self._spec = dtype
+
+    def _recreate_cm(self):
+        return type(self)(self._spec, self.enabled)
+
+    def __enter__(self):
+        self._saved = _state.dtype
+        _state.dtype = self.dtype
+        if self.enabled:
+            if _state.depth == 0:
+                _state.cache = {}
+            _state.depth += 1
+            with _lock:
+                _open[0] += 1
+            autograd.autocast = cast_inputs
+        return self
+
+    def __exit__(self, *exc_info):
+        _state.dtype = self._saved
+        if self.enabled:
+            _state.depth -= 1
+            if _state.depth == 0:
+                _state.cache = None
+            with _lock:
+                _open[0] -= 1
+                if _open[0] == 0:
+                    autograd.autocast = None
+        return False
+
+
+def cast_inputs(function, inputs):
+    """The engine's call (``autograd.autocast``) for a Function whose class has ``amp``: its inputs in the
+    dtype the table gives, or unchanged outside an autocast region (this thread's)."""
+    target = _state.dtype
+    if target is None:
+        return inputs
+    to = target if function.amp == "low" else DEFAULT_FLOAT
+    return tuple(_cast(x, to) for x in inputs)
+
+
+def _cast(x, dtype):
+    from .tensor import Tensor
+    if not isinstance(x, Tensor) or x.dtype == dtype or x.dtype == np.float64 or \
+            (x.dtype not in LOW_FLOATS and x.dtype != DEFAULT_FLOAT):
+        return x
+    if dtype == DEFAULT_FLOAT and x.dtype not in LOW_FLOATS:
+        return x
+    cacheable = x.creator is None and x.requires_grad and _state.cache is not None
+    if cacheable:
+        hit = _state.cache.get(id(x))
+        if hit is not None and hit[0] is x and hit[1] == x._version[0] and hit[2].dtype == dtype:
+            return hit[2]
+    cast = x.astype(dtype)
+    if cacheable:
+        _state.cache[id(x)] = (x, x._version[0], cast)
+    return cast
+
+
+class GradScaler:
+    """Loss scaling for float16 (PyTorch's ``torch.amp.GradScaler``): ``scaler.scale(loss).backward()``,
+    ``scaler.step(opt)`` (unscales the gradients, skips the step if any is inf or NaN), ``scaler.update()``
+    (the scale halves after a skipped step, doubles after ``growth_interval`` clean ones),
+    ``scaler.unscale_(opt)`` before clipping, ``get_scale()``, ``state_dict`` / ``load_state_dict``.
+
+    The scale lives in a float32 tensor on the device of the first loss scaled, so a captured step
+    (``gpugrad.compile``) scales by the current value; ``step`` and ``update`` run as calls at every replay.
+    Deciding to skip reads the inf/NaN flag on the host (one device-to-host read per step on a GPU, as
+    PyTorch's scaler does).
+    """
+
+    def __init__(self, init_scale=65536.0, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000,
+                 enabled=True):
+        if not (init_scale > 0 and growth_factor > 1 and 0 < backoff_factor < 1 and int(growth_interval) >= 1):
+            raise ValueError("GradScaler: init_scale > 0, growth_factor > 1, 0 < backoff_factor < 1 and "
+                             f"growth_interval >= 1 are needed, got {init_scale}, {growth_factor}, {backoff_factor}, "
+                             f"{growth_interval}")
+        self.enabled = bool(enabled)
+        self._init_scale, self._growth_factor, self._backoff_factor = float(init_scale), growth_factor, backoff_factor
+        self._growth_interval, self._growth_tracker = int(growth_interval), 0
+        self._scale = None  # a 0-d float32 tensor, made on the first scale()
+        self._unscaled, self._found_inf = set(), {}
+
+    # -- the three calls of a step ---------------------------------------------------------------
+    def scale(self, outputs):
+        """``outputs`` times the scale (a tensor, or lists / tuples of them)."""
+        if not self.enabled:
+            return outputs
+        from .tensor import Tensor
+        if isinstance(outputs, (list, tuple)):
+            return type(outputs)(self.scale(o) for o in outputs)
+        if not isinstance(outputs, Tensor):
+            raise TypeError(f"GradScaler.scale: expected a tensor, got {type(outputs).__name__}")
+        if self._scale is None:
+            backend = outputs.backend
+            self._scale = Tensor._make(backend.asarray(np.full((), self._init_scale, np.float32)), False)
+        return outputs * self._scale.astype(outputs.dtype) if outputs.dtype != np.float32 else outputs * self._scale
+
+    def unscale_(self, optimizer):
+        """Divide ``optimizer``'s gradients by the scale, in place, and note whether any is inf or NaN."""
+        if not self.enabled:
+            return
+        if autograd.step_capture is not None and not autograd.step_capture.paused:
+            return autograd.step_capture.host_call(lambda: self.unscale_(optimizer), optimizer)
+        if id(optimizer) in self._unscaled:
+            raise RuntimeError("GradScaler.unscale_() was already called on this optimizer since the last update()")
+        self._unscaled.add(id(optimizer))
+        found = False
+        if self._scale is not None:
+            inverse = 1.0 / float(self._scale.item())
+            for p in optimizer.params:
+                if p.grad is None:
+                    continue
+                g = p.grad.data
+                xp = p.backend.xp
+                g *= g.dtype.type(inverse) if g.dtype != np.float64 else inverse
+                found = found or not bool(xp.isfinite(g).all())
+        self._found_inf[id(optimizer)] = found
+
+    def step(self, optimizer):
+        """``optimizer.step()`` unless a gradient is inf or NaN (unscaling first if ``unscale_`` was not called)."""
+        if not self.enabled:
+            return optimizer.step()
+        if autograd.step_capture is not None and not autograd.step_capture.paused:
+            return autograd.step_capture.host_call(lambda: self.step(optimizer), optimizer)
+        if id(optimizer) not in self._unscaled:
+            self.unscale_(optimizer)
+        if not self._found_inf[id(optimizer)]:
+            optimizer.step()
+        return None
+
+    def update(self, new_scale=None):
+        """After a step: back off if any optimizer saw inf or NaN, else grow every ``growth_interval`` steps."""
+        if not self.enabled or self._scale is None:
+            return
+        if autograd.step_capture is not None and not autograd.step_capture.paused:
+            return autograd.step_capture.host_call(lambda: self.update(new_scale), self)
+        scale = self._scale.data
+        if new_scale is not None:
+            scale[...] = float(new_scale)
+        elif any(self._found_inf.values()):
+            scale *= np.float32(self._backoff_factor)
+            self._growth_tracker = 0
+        else:
+            self._growth_tracker += 1
+            if self._growth_tracker == self._growth_interval:
+                scale *= np.float32(self._growth_factor)
+                self._growth_tracker = 0
+        self._unscaled.clear()
+        self._found_inf.clear()
+
+    # -- state ------------------------------------------------------------------------------------
+    def get_scale(self) -> float:
+        if not self.enabled:
+            return 1.0
+        return self._init_scale if self._scale is None else float(self._scale.item())
+
+    def state_dict(self) -> dict:
+        return {"scale": self.get_scale(), "growth_factor": self._growth_factor, "backoff_factor": self._backoff_factor,
+                "growth_interval": self._growth_interval, "_growth_tracker": self._growth_tracker} if self.enabled else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if not state:
+            raise RuntimeError("GradScaler.load_state_dict: the state is empty (saved from a disabled scaler)")
+        self._init_scale = float(state["scale"])
+        if self._scale is not None:
+            self._scale.data[...] = self._init_scale
+        self._growth_factor, self._backoff_factor = state["growth_factor"], state["backoff_factor"]
+        self._growth_interval, self._growth_tracker = int(state["growth_interval"]), int(state["_growth_tracker"])

@@ -1,0 +1,220 @@
+"""Mixed precision: autocast's dtypes per op, its state (nesting, enabled=False, exceptions, threads,
+the per-region cast cache), bfloat16 and float16 numerics against float32, GradScaler against
+PyTorch's, and both under gpugrad.compile."""
+import threading
+
+import numpy as np
+import pytest
+
+import gpugrad
+import gpugrad.functional as F
+import gpugrad.nn as nn
+import gpugrad.optim as optim
+
+pytest.importorskip("ml_dtypes")
+LOW = ["bfloat16", "float16"]
+
+
+def _inputs(device, dtype=np.float32):
+    rng = np.random.default_rng(0)
+    x = gpugrad.tensor(rng.standard_normal((8, 12)).astype(dtype), device=device, requires_grad=True)
+    w = gpugrad.tensor((rng.standard_normal((6, 12)) * 0.3).astype(dtype), device=device, requires_grad=True)
+    b = gpugrad.tensor(np.zeros(6, dtype), device=device, requires_grad=True)
+    y = gpugrad.tensor(rng.integers(0, 6, 8), device=device)
+    return x, w, b, y
+
+
+@pytest.mark.parametrize("low", LOW)
+def test_each_op_runs_in_the_dtype_of_the_table(device, low):
+    x, w, b, y = _inputs(device)
+    expected_low = np.dtype(getattr(gpugrad, low))
+    with gpugrad.autocast(low):
+        h = F.linear(x, w, b, activation="relu")
+        results = {
+            "linear": (h, expected_low), "matmul": (x @ w.T, expected_low),
+            "einsum": (F.einsum("ij,kj->ik", x, w), expected_low),
+            "softmax": (F.softmax(h, dim=1), np.float32), "log_softmax": (F.log_softmax(h, dim=1), np.float32),
+            "cross_entropy": (F.cross_entropy(h, y), np.float32), "mse": (F.mse_loss(h, h.detach()), np.float32),
+            "layer_norm": (F.layer_norm(h, 6), np.float32), "sum": (h.sum(), np.float32),
+            "exp": (h.exp(), np.float32), "log": ((h.abs() + 1).log(), np.float32), "pow": (h ** 2, np.float32),
+            "relu (as given)": (F.relu(h), expected_low), "mul (as given)": (h * 2, expected_low),
+            "mixed add (promotes)": (h + x[:, :6], np.float32), "float32 mul (as given)": (x * 2, np.float32),
+        }
+        loss = F.cross_entropy(h, y) + (h.float() ** 2).mean()
+    for name, (tensor, dtype) in results.items():
+        assert tensor.dtype == dtype, name
+    loss.backward()
+    assert x.grad.dtype == w.grad.dtype == b.grad.dtype == np.float32  # master weights and their gradients
+
+
+def test_float64_is_never_cast(device):
+    x, w, _, _ = _inputs(device, np.float64)
+    with gpugrad.autocast("bfloat16"):
+        assert (x @ w.T).dtype == np.float64
+
+
+def test_nesting_enabled_false_decorator_and_restore_on_exceptions():
+    x, w, _, _ = _inputs("cpu")
+    with gpugrad.autocast("float16"):
+        with gpugrad.autocast(enabled=False):
+            assert (x @ w.T).dtype == np.float32
+        with gpugrad.autocast("bfloat16"):
+            assert (x @ w.T).dtype == gpugrad.bfloat16
+        assert (x @ w.T).dtype == np.float16
+    assert (x @ w.T).dtype == np.float32
+    with pytest.raises(ZeroDivisionError):
+        with gpugrad.autocast("bfloat16"):
+            1 / 0
+    assert not gpugrad.amp.is_autocast_enabled() and gpugrad.autograd.autocast is None
+
+    @gpugrad.autocast("bfloat16")
+    def forward(a, b):
+        return a @ b.T
+    assert forward(x, w).dtype == gpugrad.bfloat16 and (x @ w.T).dtype == np.float32
+    with pytest.raises(ValueError, match="bfloat16' or 'float16"):
+        gpugrad.autocast("int8")
+
+
+def test_autocast_is_per_thread():
+    x, w, _, _ = _inputs("cpu")
+    inside, outside = threading.Event(), threading.Event()
+    seen = {}
+
+    def other():
+        inside.wait()
+        seen["dtype"] = (x @ w.T).dtype
+        outside.set()
+    thread = threading.Thread(target=other)
+    thread.start()
+    with gpugrad.autocast("bfloat16"):
+        inside.set()
+        outside.wait()
+    thread.join()
+    assert seen["dtype"] == np.float32
+
+
+def test_a_parameter_is_cast_once_per_region_until_it_changes():
+    x, w, _, _ = _inputs("cpu")
+    with gpugrad.autocast("bfloat16"):
+        first, second = F.linear(x, w), F.linear(x * 2, w)
+        assert first.creator.inputs[1] is second.creator.inputs[1]  # one cast of w, used twice
+        with gpugrad.no_grad():
+            w.mul_(2.0)
+        third = F.linear(x, w)
+        assert third.creator.inputs[1] is not first.creator.inputs[1]  # w changed: cast anew
+        np.testing.assert_allclose(third.float().numpy(), 2 * first.float().numpy(), rtol=1e-2, atol=1e-2)
+    with gpugrad.autocast("bfloat16"):
+        assert F.linear(x, w).creator.inputs[1] is not third.creator.inputs[1]  # a new region casts anew
+    (first.float().sum() + second.float().sum()).backward()
+    assert w.grad.dtype == np.float32
+
+
+def _mlp_run(device, precision, steps=100, scaler=None, compiled=False):
+    gpugrad.manual_seed(0)
+    data = gpugrad.data.digits()
+    model = nn.MLP([64, 256, 256, 10], activation="relu").to(device)  # gpugrad train's defaults
+    opt = optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
+    scaler = scaler or gpugrad.GradScaler(enabled=False)
+
+    def step(xb, yb):
+        with gpugrad.autocast(precision or "bfloat16", enabled=precision is not None):
+            loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        return loss
+    run = gpugrad.compile(step) if compiled else step
+    loader = gpugrad.data.DataLoader(data.X_train, data.y_train, batch_size=64, shuffle=True, seed=0,
+                                     device=device, drop_last=True)
+    losses = []
+    while len(losses) < steps:
+        for xb, yb in loader:
+            losses.append(run(xb, yb).item())
+            if len(losses) == steps:
+                break
+    return np.array(losses), model
+
+
+@pytest.mark.parametrize("precision", LOW)
+def test_the_first_100_losses_stay_within_2_percent_of_float32(device, precision):
+    reference, _ = _mlp_run(device, None)
+    scaler = gpugrad.GradScaler() if precision == "float16" else None
+    losses, model = _mlp_run(device, precision, scaler=scaler)
+    assert np.all(np.abs(losses - reference) <= 0.02 * np.abs(reference) + 1e-3), np.abs(losses - reference).max()
+    assert all(p.dtype == np.float32 for p in model.parameters())
+
+
+def test_the_scaler_keeps_float16_gradients_that_underflow_without_it(device):
+    x, w, _, _ = _inputs(device)
+    grads = {}
+    for name, scaler in (("float32", None), ("unscaled", gpugrad.GradScaler(enabled=False)), ("scaled", gpugrad.GradScaler())):
+        w.grad = None
+        with gpugrad.autocast("float16", enabled=name != "float32"):
+            loss = (x @ w.T).float().sum() * 1e-9  # float16's smallest subnormal is 6e-8
+        (scaler.scale(loss) if scaler else loss).backward()
+        if scaler is not None:
+            scaler.unscale_(optim.SGD([w], lr=0.1))
+        grads[name] = w.grad.numpy()
+    assert np.count_nonzero(grads["unscaled"]) == 0
+    np.testing.assert_allclose(grads["scaled"], grads["float32"], rtol=2e-2)
+
+
+PATTERN = [0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0]
+
+
+def test_the_scalers_grow_back_off_and_skip_sequence_equals_pytorchs():
+    torch = pytest.importorskip("torch")
+    ours = gpugrad.GradScaler(init_scale=8.0, growth_interval=3)
+    theirs = torch.amp.GradScaler("cpu", init_scale=8.0, growth_interval=3)
+    p, q = gpugrad.tensor(np.ones(3, np.float32), requires_grad=True), torch.nn.Parameter(torch.ones(3))
+    opt, topt = optim.SGD([p], lr=0.1), torch.optim.SGD([q], lr=0.1)
+    for bad in PATTERN:
+        ours.scale(gpugrad.tensor(np.float32(1.0)))
+        theirs.scale(torch.ones(()))
+        value = np.float32(np.inf if bad else 1.0)
+        p.grad = gpugrad.tensor(np.full(3, value * np.float32(ours.get_scale()), np.float32))
+        q.grad = torch.full((3,), float(value)) * theirs.get_scale()
+        ours.step(opt)
+        theirs.step(topt)
+        ours.update()
+        theirs.update()
+        assert ours.get_scale() == theirs.get_scale()
+        np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-6)
+    assert ours.state_dict() == theirs.state_dict()
+
+
+def test_scaler_state_dict_round_trip_and_checks():
+    scaler = gpugrad.GradScaler(init_scale=4.0, growth_interval=5)
+    other = gpugrad.GradScaler()
+    other.load_state_dict(scaler.state_dict())
+    assert other.get_scale() == 4.0 and other.state_dict() == scaler.state_dict()
+    with pytest.raises(ValueError, match="growth_factor"):
+        gpugrad.GradScaler(growth_factor=0.5)
+
+
+@pytest.mark.parametrize("precision", LOW)
+def test_a_compiled_mixed_precision_step_equals_the_eager_one(precision):
+    scaler = (lambda: gpugrad.GradScaler()) if precision == "float16" else (lambda: None)
+    eager, _ = _mlp_run("cpu", precision, steps=30, scaler=scaler())
+    compiled, _ = _mlp_run("cpu", precision, steps=30, scaler=scaler(), compiled=True)
+    np.testing.assert_array_equal(compiled, eager)
+
+
+def test_bfloat16_tensors_and_modules():
+    x = gpugrad.tensor(np.linspace(-2, 2, 7, dtype=np.float32), requires_grad=True)
+    y = x.bfloat16()
+    assert y.dtype == gpugrad.bfloat16 and (y * y).dtype == gpugrad.bfloat16
+    assert (y + x).dtype == np.float32 and (y + y.half()).dtype == np.float32  # PyTorch's promotion
+    (y.float() ** 2).sum().backward()
+    assert x.grad.dtype == np.float32
+    model = nn.Linear(3, 2).bfloat16()
+    assert model.weight.dtype == gpugrad.bfloat16
+    out = model(gpugrad.ones((4, 3)).bfloat16())
+    assert out.dtype == gpugrad.bfloat16
+
+
+def test_train_precision_bf16_on_digits():
+    from gpugrad.train import TrainConfig, train
+    _, history = train(TrainConfig(precision="bf16", progress=False), log=lambda *_: None)  # the defaults otherwise
+    assert history[-1]["test_accuracy"] >= 0.97
