@@ -84,7 +84,10 @@ __device__ void act_bwd_loop(const T* __restrict__ y, const T* __restrict__ gy, 
 #ifndef GPUGRAD_NO_HALF
 #define GPUGRAD_HALF_INSTANCES(name)                                                                    \
     template __global__ void name##_fwd<__half>(const __half*, __half*, long long, double);            \
-    template __global__ void name##_bwd<__half>(const __half*, const __half*, __half*, long long, double);
+    template __global__ void name##_bwd<__half>(const __half*, const __half*, __half*, long long, double);            \
+    template __global__ void name##_fwd<__nv_bfloat16>(const __nv_bfloat16*, __nv_bfloat16*, long long, double);   \
+    template __global__ void name##_bwd<__nv_bfloat16>(const __nv_bfloat16*, const __nv_bfloat16*, __nv_bfloat16*, \
+                                                       long long, double);
 #else
 #define GPUGRAD_HALF_INSTANCES(name)
 #endif

@@ -147,7 +147,11 @@ template __global__ void bias_act_bwd_small<double>(const double*, const double*
 template __global__ void column_sum<double>(const double*, double*, long long, long long);
 #ifndef GPUGRAD_NO_HALF
 template __global__ void bias_act_fwd<__half>(__half*, const __half*, long long, long long, int, int, double);
+template __global__ void bias_act_fwd<__nv_bfloat16>(__nv_bfloat16*, const __nv_bfloat16*, long long, long long, int, int, double);
 template __global__ void bias_act_bwd<__half>(const __half*, const __half*, __half*, float*, long long, long long, long long, int, double, int);
+template __global__ void bias_act_bwd<__nv_bfloat16>(const __nv_bfloat16*, const __nv_bfloat16*, __nv_bfloat16*, float*, long long, long long, long long, int, double, int);
 template __global__ void column_sum<__half>(const float*, __half*, long long, long long);
+template __global__ void column_sum<__nv_bfloat16>(const float*, __nv_bfloat16*, long long, long long);
 template __global__ void bias_act_bwd_small<__half>(const __half*, const __half*, __half*, __half*, long long, long long, int, double);
+template __global__ void bias_act_bwd_small<__nv_bfloat16>(const __nv_bfloat16*, const __nv_bfloat16*, __nv_bfloat16*, __nv_bfloat16*, long long, long long, int, double);
 #endif

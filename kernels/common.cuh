@@ -1,13 +1,16 @@
 // Shared by gpugrad's kernels: compute types and the activation functors.
-// Half precision is loaded, computed in float and stored back; float and double compute natively.
+// Half precision (float16 and bfloat16) is loaded, computed in float and stored back; float and
+// double compute natively.
 #pragma once
 #ifndef GPUGRAD_NO_HALF
 #include <cuda_fp16.h>
+#include <cuda_bf16.h>
 #endif
 
 template <typename T> struct Compute { typedef T type; };
 #ifndef GPUGRAD_NO_HALF
 template <> struct Compute<__half> { typedef float type; };
+template <> struct Compute<__nv_bfloat16> { typedef float type; };
 #endif
 
 template <typename T> __device__ __forceinline__ typename Compute<T>::type load(const T* p, long long i) {

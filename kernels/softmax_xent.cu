@@ -97,5 +97,7 @@ template __global__ void softmax_xent_fwd<float, int>(const float*, const int*, 
 template __global__ void softmax_xent_fwd<double, int>(const double*, const int*, double*, double*, long long, long long, double*, unsigned int*);
 #ifndef GPUGRAD_NO_HALF
 template __global__ void softmax_xent_fwd<__half, long long>(const __half*, const long long*, float*, __half*, long long, long long, __half*, unsigned int*);
+template __global__ void softmax_xent_fwd<__nv_bfloat16, long long>(const __nv_bfloat16*, const long long*, float*, __nv_bfloat16*, long long, long long, __nv_bfloat16*, unsigned int*);
 template __global__ void softmax_xent_fwd<__half, int>(const __half*, const int*, float*, __half*, long long, long long, __half*, unsigned int*);
+template __global__ void softmax_xent_fwd<__nv_bfloat16, int>(const __nv_bfloat16*, const int*, float*, __nv_bfloat16*, long long, long long, __nv_bfloat16*, unsigned int*);
 #endif

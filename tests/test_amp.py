@@ -218,3 +218,32 @@ def test_train_precision_bf16_on_digits():
     from gpugrad.train import TrainConfig, train
     _, history = train(TrainConfig(precision="bf16", progress=False), log=lambda *_: None)  # the defaults otherwise
     assert history[-1]["test_accuracy"] >= 0.97
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh", "leaky_relu", "elu"])
+def test_bfloat16_kernels_match_the_cpu_formulas(cuda, activation):
+    """The kernels instantiated for __nv_bfloat16 (computed in float) against the xp formulas, one bf16 ulp."""
+    from gpugrad.backend import get_backend
+    from gpugrad.ops.activation import apply_backward, apply_forward
+    from gpugrad.ops.matmul import bias_act_backward, bias_act_forward
+    cpu, gpu, bf16 = get_backend("cpu"), get_backend(cuda), gpugrad.bfloat16
+    rng = np.random.default_rng(3)
+    z, bias, g = (rng.standard_normal(s).astype(np.float32).astype(bf16) for s in ((300, 70), (70,), (300, 70)))
+    param = 0.1 if activation in ("leaky_relu", "elu") else 0.0
+    close = dict(rtol=8e-3, atol=1e-6)
+    y = bias_act_forward(cpu, z.copy(), bias, activation, param)
+    y_gpu = bias_act_forward(gpu, gpu.asarray(z), gpu.asarray(bias), activation, param)
+    np.testing.assert_allclose(gpu.to_numpy(y_gpu).astype(np.float32), y.astype(np.float32), **close)
+    pre, grad_bias = bias_act_backward(cpu, y, g, activation, param, True)
+    pre_gpu, grad_bias_gpu = bias_act_backward(gpu, gpu.asarray(y), gpu.asarray(g), activation, param, True)
+    np.testing.assert_allclose(gpu.to_numpy(pre_gpu).astype(np.float32), pre.astype(np.float32), **close)
+    np.testing.assert_allclose(gpu.to_numpy(grad_bias_gpu).astype(np.float32), grad_bias.astype(np.float32),
+                               rtol=2e-2, atol=1e-2)
+    if activation is not None:
+        forward = apply_forward(gpu, activation, gpu.asarray(z), param)
+        np.testing.assert_allclose(gpu.to_numpy(forward).astype(np.float32),
+                                   apply_forward(cpu, activation, z, param).astype(np.float32), **close)
+        backward = apply_backward(gpu, activation, gpu.asarray(y), gpu.asarray(g), param)
+        np.testing.assert_allclose(gpu.to_numpy(backward).astype(np.float32),
+                                   apply_backward(cpu, activation, y, g, param).astype(np.float32), **close)

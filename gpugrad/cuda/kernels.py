@@ -19,9 +19,11 @@ from pathlib import Path
 import cupy
 import numpy as np
 
+from ..dtypes import BFLOAT16, LOW_FLOATS
 from ..ops.activation import ACTIVATIONS, activation_code
 
-DTYPES = {np.dtype(np.float16): "__half", np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+DTYPES = {np.dtype(np.float16): "__half", np.dtype(np.float32): "float", np.dtype(np.float64): "double",
+          **({BFLOAT16: "__nv_bfloat16"} if BFLOAT16 is not None else {})}
 KERNELS = {
     "activation": [f"{a}_{d}<{t}>" for a in ACTIVATIONS for d in ("fwd", "bwd") for t in DTYPES.values()],
     "bias_act": [f"{k}<{t}>" for k in ("bias_act_fwd", "bias_act_bwd", "bias_act_bwd_small", "column_sum")
@@ -63,7 +65,7 @@ def _cuda_include_dirs() -> tuple:
 def _compile(module_name: str, half: bool):
     from ..backend import kernel_dir
     source = (kernel_dir() / f"{module_name}.cu").read_text()
-    names = [n for n in KERNELS[module_name] if half or "__half" not in n]
+    names = [n for n in KERNELS[module_name] if half or ("__half" not in n and "bfloat16" not in n)]
     module = cupy.RawModule(code=source, options=compile_options(half), name_expressions=names)
     module.compile()
     return module
@@ -83,7 +85,7 @@ def load_kernel(module_name: str, expression: str):
             if not _HALF["available"] or "fp16" not in str(error):
                 raise
             warnings.warn(f"gpugrad: CUDA half-precision headers not found ({str(error).splitlines()[0]}); "
-                          "float16 uses the generic CuPy path", RuntimeWarning)
+                          "float16 and bfloat16 use the generic CuPy path", RuntimeWarning)
             _HALF["available"] = False
             module = _compile(module_name, False)
         _MODULES[module_name] = module
@@ -97,7 +99,7 @@ def fits(*arrays) -> bool:
     if not isinstance(first, cupy.ndarray) or first.size == 0 or first.ndim == 0:
         return False
     dtype = first.dtype
-    if dtype not in DTYPES or (dtype == np.float16 and not _HALF["available"]):
+    if dtype not in DTYPES or (dtype in LOW_FLOATS and not _HALF["available"]):
         return False
     return all(a.dtype == dtype and a.flags.c_contiguous for a in arrays)
 
@@ -230,7 +232,7 @@ def _launch_multi(kernel_name, slots, first_mask, scalars):
 
 
 def _optimizer_fits(param, grad):
-    return fits(param, grad) and param.dtype != np.float16
+    return fits(param, grad) and param.dtype not in LOW_FLOATS
 
 
 def sgd_step(params, grads, states, lr, momentum, dampening, nesterov, weight_decay):
