@@ -7,6 +7,7 @@ Prints the environment, runs ``pytest -m gpu``, measures the two ceilings (devic
 SGEMM and TF32 GEMM at 4096^3), the bandwidth of each fused kernel against the generic CuPy
 sequence it replaces, MLP training steps (gpugrad eager and compiled on cuda, PyTorch eager, its
 captured step (torch.cuda.graph) and torch.compile(mode="reduce-overhead"), JAX's jit, gpugrad on cpu),
+bfloat16 autocast against float32 on the GEMM-bound 4 x 4096 model (gpugrad and PyTorch),
 the layers added for PyTorch users against PyTorch's, and the CPU-GPU loss curve of one seeded run. Writes results.json and results.md into DIR and
 prints the table last. Needs only what the device machine has (no network).
 """
@@ -214,15 +215,16 @@ def kernels():
     return table
 
 
-def _gpugrad_step(model, opt, x, y):
-    loss = F.cross_entropy(model(x), y)
+def _gpugrad_step(model, opt, x, y, low=None):
+    with gpugrad.autocast(low or "bfloat16", enabled=low is not None):
+        loss = F.cross_entropy(model(x), y)
     opt.zero_grad()
     loss.backward()
     opt.step()
     return loss
 
 
-def _torch_setup(sizes, batch, device, seed=0):
+def _torch_setup(sizes, batch, device, seed=0, low=None):
     import torch
     torch.manual_seed(seed)
     layers = []
@@ -237,7 +239,8 @@ def _torch_setup(sizes, batch, device, seed=0):
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def step():
-        loss = loss_fn(model(x), y)
+        with torch.autocast("cuda", dtype=getattr(torch, low or "bfloat16"), enabled=low is not None):
+            loss = loss_fn(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -245,7 +248,7 @@ def _torch_setup(sizes, batch, device, seed=0):
     return step
 
 
-def _gpugrad_setup(sizes, batch, device, compiled=False):
+def _gpugrad_setup(sizes, batch, device, compiled=False, low=None):
     gpugrad.manual_seed(0)
     model = nn.MLP(sizes, activation="relu", device=device)
     opt = optim.SGD(model.parameters(), lr=0.01)
@@ -253,8 +256,8 @@ def _gpugrad_setup(sizes, batch, device, compiled=False):
     y = gpugrad.tensor(np.random.default_rng(0).integers(0, sizes[-1], batch), device=device)
     if compiled:  # the step as a user writes it, given to gpugrad.compile (CUDA graphs on a GPU)
         step = gpugrad.compile(_gpugrad_step)
-        return lambda: step(model, opt, x, y)  # model and opt: constants of the capture; x, y: its inputs
-    return lambda: _gpugrad_step(model, opt, x, y)
+        return lambda: step(model, opt, x, y, low)  # model, opt, low: constants of the capture; x, y: its inputs
+    return lambda: _gpugrad_step(model, opt, x, y, low)
 
 
 def _torch_graph_setup(sizes, batch):
@@ -384,6 +387,35 @@ def _gemm_sum_ms(sizes, batch):
     return total
 
 
+@section("mixed precision")
+def mixed_precision(rounds=5, steps=5):
+    """4 x 4096 at batch 4096 (GEMM-bound): bfloat16 autocast against float32, gpugrad and PyTorch."""
+    import cupy
+    import torch
+    sizes, batch = [4096] * 5, 4096
+    cuda_sync = lambda: cupy.cuda.Device().synchronize()  # noqa: E731
+    runners = {"gpugrad fp32": (_gpugrad_setup(sizes, batch, "cuda"), cuda_sync),
+               "gpugrad bf16": (_gpugrad_setup(sizes, batch, "cuda", low="bfloat16"), cuda_sync),
+               "gpugrad bf16 compiled": (_gpugrad_setup(sizes, batch, "cuda", compiled=True, low="bfloat16"), cuda_sync),
+               "torch fp32": (_torch_setup(sizes, batch, "cuda"), torch.cuda.synchronize),
+               "torch bf16 autocast": (_torch_setup(sizes, batch, "cuda", low="bfloat16"), torch.cuda.synchronize)}
+    for step, sync in runners.values():
+        for _ in range(3):
+            step()
+        sync()
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, (step, sync) in runners.items():
+            times[name].append(_wall_per_step(step, sync, steps))
+    medians = {name: statistics.median(v) for name, v in times.items()}
+    flops = 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    table = {name: {"ms": ms, "TFLOPs": flops / ms / 1e9, "over_torch_bf16": ms / medians["torch bf16 autocast"]}
+             for name, ms in medians.items()}
+    for name, r in table.items():
+        print(f"   {name}: {r['ms']:.3f} ms, {r['TFLOPs']:.1f} TFLOP/s, / torch bf16 {r['over_torch_bf16']:.2f}")
+    return table
+
+
 @section("layers and ops against PyTorch")
 def layers_against_torch(rows=8192, cols=1024):
     """The xp-formula layers added for PyTorch users, on the GPU: forward + backward time against
@@ -492,6 +524,11 @@ def markdown() -> str:
             if "step_over_gemm_sum" in r:
                 lines.append(f"| {label} | gpugrad cuda step / its GEMMs alone | | {r['step_over_gemm_sum']:.2f} |")
         lines.append("")
+    mp = s.get("mixed precision")
+    if mp:
+        lines += ["| 4 x 4096 @4096, SGD | ms per step | TFLOP/s | / torch bf16 autocast |", "|---|---|---|---|"]
+        lines += [f"| {name} | {r['ms']:.3f} | {r['TFLOPs']:.1f} | {r['over_torch_bf16']:.2f} |" for name, r in mp.items()]
+        lines.append("")
     layers = s.get("layers and ops against PyTorch")
     if layers:
         lines += ["| layer / op, 8192 x 1024 float32, forward + backward | gpugrad ms | torch ms | gpugrad / torch | "
@@ -520,6 +557,7 @@ def main(argv=None):
     ceilings()
     kernels()
     mlp_steps()
+    mixed_precision()
     layers_against_torch()
     loss_curve()
     (args.out / "results.json").write_text(json.dumps(RESULTS, indent=2, default=float))

@@ -32,6 +32,8 @@ def add_arguments(parser):
     parser.add_argument("--quick", action="store_true", help="few rounds, small steps: under a minute on 2 cores")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 7, quick 3)")
     parser.add_argument("--compile", action="store_true", help="also the gpugrad step through gpugrad.compile")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16", "fp16"),
+                        help="gpugrad's and PyTorch's steps: tf32 GEMMs (GPU), bf16 or fp16 autocast (fp16 with a GradScaler)")
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--plot", default=None, help="write a PNG bar chart here (needs matplotlib)")
 
@@ -91,10 +93,14 @@ def numpy_step(state, x, y, activation, loss_kind, lr):
     return loss
 
 
-def gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr):
+LOW = {"bf16": "bfloat16", "fp16": "float16"}  # --precision: autocast's dtype (fp16 with loss scaling)
+
+
+def gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr, precision="fp32"):
     import gpugrad
     import gpugrad.functional as F
     from gpugrad import optim
+    low, scaler = LOW.get(precision), gpugrad.GradScaler(enabled=precision == "fp16")
     weights, bias = _init(sizes, biases, dtype)
     x, y = _data(sizes, batch, loss_kind, dtype)
     X = gpugrad.tensor(x, device=device)
@@ -105,15 +111,17 @@ def gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr
         act = F.sigmoid if activation == "sigmoid" else F.relu
 
         def lecture_step():
-            h = X
-            for i, w in enumerate(W):
-                h = h @ w
-                if i < len(W) - 1:
-                    h = act(h)
-            loss = F.mse_loss(h, Y, reduction="sum")  # L = sum((y_pred - y)^2), the lecture's loss
+            with gpugrad.autocast(low or "bfloat16", enabled=low is not None):
+                h = X
+                for i, w in enumerate(W):
+                    h = h @ w
+                    if i < len(W) - 1:
+                        h = act(h)
+                loss = F.mse_loss(h, Y, reduction="sum")  # L = sum((y_pred - y)^2), the lecture's loss
             opt.zero_grad()
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             return loss
         return lecture_step, gpugrad.get_backend(device).synchronize
     W = [gpugrad.tensor(w.T.copy(), device=device, requires_grad=True) for w in weights]  # (out, in) as nn.Linear
@@ -122,13 +130,15 @@ def gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr
     last = len(W) - 1
 
     def step():
-        h = X
-        for i, (w, b) in enumerate(zip(W, B)):
-            h = F.linear(h, w, b, activation=activation if i < last else None)
-        loss = F.mse_loss(h, Y, reduction="sum") if loss_kind == "sse" else F.cross_entropy(h, Y)
+        with gpugrad.autocast(low or "bfloat16", enabled=low is not None):
+            h = X
+            for i, (w, b) in enumerate(zip(W, B)):
+                h = F.linear(h, w, b, activation=activation if i < last else None)
+            loss = F.mse_loss(h, Y, reduction="sum") if loss_kind == "sse" else F.cross_entropy(h, Y)
         opt.zero_grad()
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         return loss
     return step, gpugrad.get_backend(device).synchronize
 
@@ -153,8 +163,10 @@ def written_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr
     return step, gpugrad.get_backend(device).synchronize
 
 
-def torch_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr):
+def torch_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr, precision="fp32"):
     import torch
+    low = getattr(torch, LOW[precision]) if precision in LOW else None
+    scaler = torch.amp.GradScaler(device.split(":")[0], enabled=precision == "fp16")
     weights, bias = _init(sizes, biases, dtype)
     x, y = _data(sizes, batch, loss_kind, dtype)
     W = [torch.tensor(w.T.copy(), device=device, requires_grad=True) for w in weights]
@@ -166,25 +178,27 @@ def torch_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr):
     last = len(W) - 1
 
     def step():
-        h = X
-        for i, (w, b) in enumerate(zip(W, B)):
-            h = torch.nn.functional.linear(h, w, b)
-            if i < last:
-                h = act(h)
-        loss = torch.nn.functional.mse_loss(h, Y, reduction="sum") if loss_kind == "sse" else \
-            torch.nn.functional.cross_entropy(h, Y)
+        with torch.autocast(device.split(":")[0], dtype=low or torch.bfloat16, enabled=low is not None):
+            h = X
+            for i, (w, b) in enumerate(zip(W, B)):
+                h = torch.nn.functional.linear(h, w, b)
+                if i < last:
+                    h = act(h)
+            loss = torch.nn.functional.mse_loss(h, Y, reduction="sum") if loss_kind == "sse" else \
+                torch.nn.functional.cross_entropy(h, Y)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         return loss
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     return step, sync
 
 
-def compiled_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr):
+def compiled_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr, precision="fp32"):
     """gpugrad's step given to ``gpugrad.compile`` (a tape replay on the CPU, CUDA graphs on a GPU)."""
     import gpugrad
-    step, sync = gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr)
+    step, sync = gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr, precision)
     return gpugrad.compile(step, device=device), sync
 
 
@@ -269,7 +283,7 @@ def measure(candidates, rounds, seconds, warmup, pause=0.25, per_step=False):
     return times, means
 
 
-def loss_difference(model, activation, dtype, impl, device, steps=5):
+def loss_difference(model, activation, dtype, impl, device, steps=5, precision="fp32"):
     """Largest relative |loss difference| over ``steps`` steps from the same start: ``impl`` ("gpugrad",
     "written" or "torch") on ``device`` against hand-written numpy on the CPU (numpy's own row: 0)."""
     sizes, batch, biases, loss_kind = MODELS[model]
@@ -280,7 +294,8 @@ def loss_difference(model, activation, dtype, impl, device, steps=5):
     reference = [_loss_value(ref_step()) for _ in range(steps)]
     setup = {"gpugrad": gpugrad_setup, "compiled": compiled_setup, "written": written_setup, "torch": torch_setup}[impl]
     step, _ = setup(sizes, batch, biases, loss_kind, activation, dtype,
-                    "cuda" if impl == "torch" and device != "cpu" else device, lr)
+                    "cuda" if impl == "torch" and device != "cpu" else device, lr,
+                    *((precision,) if impl != "written" else ()))
     losses = [_loss_value(step()) for _ in range(steps)]
     return max(abs(a - b) / max(abs(b), 1e-30) for a, b in zip(losses, reference))
 
@@ -311,6 +326,11 @@ def run(args) -> int:
         torch = None
     dtype = np.dtype(args.dtype)
     rounds = args.rounds or (3 if args.quick else 7)
+    if args.precision == "tf32":  # the process's GEMM setting, for gpugrad and PyTorch alike
+        from .ops.matmul import set_matmul_precision
+        set_matmul_precision("high")
+        if torch is not None:
+            torch.backends.cuda.matmul.allow_tf32 = True
     results = []
     for model in models:
         sizes, batch, biases, loss_kind = MODELS[model]
@@ -321,16 +341,16 @@ def run(args) -> int:
             if model == "large" and device == "cpu":
                 print("(skipping the large model on the CPU: it is a GPU benchmark)")
                 continue
-            candidates = {"gpugrad": gpugrad_setup(sizes, batch, biases, loss_kind, args.activation, dtype, device, lr)}
+            common = (sizes, batch, biases, loss_kind, args.activation, dtype, device, lr, args.precision)
+            candidates = {"gpugrad": gpugrad_setup(*common)}
             if args.compile:
-                candidates["compiled"] = compiled_setup(sizes, batch, biases, loss_kind, args.activation, dtype, device, lr)
+                candidates["compiled"] = compiled_setup(*common)
             if model == "lecture":
                 candidates["written"] = written_setup(sizes, batch, biases, loss_kind, args.activation, dtype, device, lr)
             if device == "cpu":
                 candidates["numpy"] = numpy_setup(sizes, batch, biases, loss_kind, args.activation, dtype, lr)
             if torch is not None and (device == "cpu" or torch.cuda.is_available()):
-                candidates["torch"] = torch_setup(sizes, batch, biases, loss_kind, args.activation, dtype,
-                                                  "cpu" if device == "cpu" else "cuda", lr)
+                candidates["torch"] = torch_setup(*common[:6], "cpu" if device == "cpu" else "cuda", lr, args.precision)
             flops = step_flops(sizes, batch)
             per_step = device == "cpu"
             times, means = measure(candidates, rounds, 0.02 if args.quick else 0.15, warmup=2 if args.quick else 5,
@@ -358,7 +378,8 @@ def run(args) -> int:
                 })
         for r in results:
             if r["model"] == model:
-                r["max_rel_loss_diff_vs_numpy"] = loss_difference(model, args.activation, dtype, r["impl"], r["device"])
+                r["max_rel_loss_diff_vs_numpy"] = loss_difference(model, args.activation, dtype, r["impl"], r["device"],
+                                                                  precision=args.precision)
     from .bench_report import plot, print_table
     print_table(results)
     if args.json:
