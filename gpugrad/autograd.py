@@ -96,6 +96,10 @@ step_capture = None
 # NOTE: gpugrad.amp.cast_inputs while an autocast region is open in any thread, else None; it casts the
 # inputs of Functions whose class sets ``amp`` ("low" or "float32").
 autocast = None
+# NOTE: data parallel (gpugrad.nn.parallel): id(leaf) -> callback(leaf) after a gradient was added to the
+# leaf, and callbacks run when a backward ends. Empty unless a DistributedDataParallel is alive.
+gradient_hooks: dict = {}
+backward_end_hooks: list = []
 
 
 def check_values(check) -> None:
@@ -285,6 +289,9 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
             if creator not in queued:
                 queued.add(creator)
                 push(heap, (-creator.serial, creator))
+    if backward_end_hooks and capture is None:
+        for hook in list(backward_end_hooks):
+            hook()
 
 
 def _output_gradient(output, pending, capture):
@@ -305,12 +312,17 @@ def _accumulate_leaf(tensor, grad, upstream) -> None:
         step_capture.leaf(tensor)
     if tensor.grad is not None:
         tensor.grad.data = _as_array(tensor.grad.data + grad)
-        return
-    # NOTE: .grad must own its memory: a view, or an upstream gradient passed straight through,
-    # may alias an array that the graph or the cached unit gradient still uses.
-    if (grad.base is not None and (step_capture is None or step_capture.is_view(grad))) or grad is upstream or (upstream.__class__ is list and any(grad is u for u in upstream)):
-        grad = grad.copy()
-    tensor.grad = _make_tensor(grad, False)
+    else:
+        # NOTE: .grad must own its memory: a view, or an upstream gradient passed straight through,
+        # may alias an array that the graph or the cached unit gradient still uses.
+        if (grad.base is not None and (step_capture is None or step_capture.is_view(grad))) or grad is upstream or (
+                upstream.__class__ is list and any(grad is u for u in upstream)):
+            grad = grad.copy()
+        tensor.grad = _make_tensor(grad, False)
+    if gradient_hooks:
+        hook = gradient_hooks.get(id(tensor))
+        if hook is not None:
+            hook(tensor)
 
 
 def _second_backward(function) -> None:

@@ -55,6 +55,8 @@ def build_parser():
     train.add_argument("--device", default="auto", help="auto (a GPU when usable), cpu, cuda or cuda:N")
     train.add_argument("--precision", default="fp32", help=choices(PRECISIONS) + ": tf32 GEMMs on a GPU, bf16 autocast, "
                        "fp16 autocast with loss scaling")
+    train.add_argument("--nproc", type=int, default=1, help="data-parallel ranks, started through mpiexec (each takes "
+                       "--batch-size samples per step; on GPUs rank i uses cuda:i of its node)")
     train.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                        help="capture the training step once and replay it (gpugrad.compile); --no-compile runs it eagerly")
     train.add_argument("--seed", type=int, default=0, help="seeds the weights and the shuffling")
@@ -124,7 +126,7 @@ def main(argv=None) -> int:
     if args.command == "info":
         return info()
     if args.command == "train":
-        return _train(args)
+        return _train(args, argv)
     if args.command == "bench":
         from .benchmark import run as run_bench
         return run_bench(args)
@@ -132,22 +134,26 @@ def main(argv=None) -> int:
     return run_lecture(args)
 
 
-def _train(args) -> int:
+def _train(args, argv=None) -> int:
     from .backend import CudaUnavailableError
+    from .distributed import DistributedError, launcher_env
     from .runs import new_run_folder
     from .train import TrainConfig, TrainingStopped, train
     config = TrainConfig(dataset=args.dataset, data=args.data, label=args.label, hidden=args.hidden, activation=args.activation, loss=args.loss,
                          optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, epochs=args.epochs,
                          batch_size=args.batch_size, schedule=args.schedule,
-                         device=args.device, compile=args.compile, precision=args.precision, seed=args.seed,
-                         out=args.out)
+                         device=args.device, compile=args.compile, precision=args.precision, nproc=args.nproc,
+                         seed=args.seed, out=args.out)
     try:
         if args.resume is None:
             config.check()  # a bad option is reported before a run folder is made for it
             if config.out is None:
                 config.out = str(new_run_folder())
+        if config.nproc > 1 and launcher_env()[1] == 1:  # not started by a launcher yet: start the ranks
+            return _launch_ranks(config.nproc, [a for a in (argv or sys.argv[1:])] + (["--out", config.out] if
+                                                                                       args.resume is None else []))
         train(config, log=_print_or_stop, resume=args.resume)
-    except (ValueError, CudaUnavailableError, ImportError) as error:
+    except (ValueError, CudaUnavailableError, ImportError, DistributedError) as error:
         print(f"gpugrad train: error: {error}", file=sys.stderr)
         return 2
     except TrainingStopped as stopped:
@@ -162,6 +168,19 @@ def _train(args) -> int:
         print("gpugrad train: the output pipe was closed; stopped (files written so far are kept)", file=sys.stderr)
         return 1
     return 0
+
+
+def _launch_ranks(nproc, argv) -> int:
+    """``mpiexec -n N python -m gpugrad train ...``: MPICH's launcher from the dist extra, else the system's;
+    one BLAS thread per rank on the CPU (N ranks share the cores)."""
+    import os
+    import shutil
+    import subprocess
+    launcher = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    if launcher is None:
+        raise ImportError("gpugrad train --nproc needs mpiexec: pip install 'gpugrad[dist]' (mpi4py and MPICH)")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.run([launcher, "-n", str(nproc), sys.executable, "-m", "gpugrad", *argv], env=env).returncode
 
 
 def _print_or_stop(*args):

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import data as datasets
 from . import functional as F
-from . import amp, capture, nn, optim
+from . import amp, capture, distributed, nn, optim
 from .autograd import no_grad
 from .backend import CudaUnavailableError, get_backend
 from .creation import manual_seed, tensor
@@ -65,6 +65,7 @@ class TrainConfig:
     device: str = "auto"
     compile: bool = True  # the training step through gpugrad.compile (captured once, replayed)
     precision: str = "fp32"  # tf32 (GPU GEMMs), bf16 (autocast), fp16 (autocast and a GradScaler)
+    nproc: int = 1  # data-parallel ranks (started by mpiexec; each takes batch_size samples per step)
     seed: int = 0
     out: str | None = None
     progress: bool | None = None  # None: a bar only when stderr is a terminal
@@ -90,6 +91,8 @@ class TrainConfig:
             raise ValueError(f"--weight-decay must be a finite number >= 0, got {self.weight_decay}")
         if not math.isfinite(self.momentum) or self.momentum < 0:
             raise ValueError(f"--momentum must be a finite number >= 0, got {self.momentum}")
+        if isinstance(self.nproc, bool) or not isinstance(self.nproc, int) or self.nproc < 1:
+            raise ValueError(f"--nproc must be an integer >= 1, got {self.nproc!r}")
         if self.epochs < 1 or self.batch_size < 1 or (self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0)):
             raise ValueError(f"--epochs and --batch-size must be >= 1 and --lr a finite number > 0 "
                              f"(got {self.epochs}, {self.batch_size}, {self.lr})")
@@ -148,12 +151,12 @@ def _progress(total, enabled, desc):
 class _StopRequest:
     """SIGINT sets a flag that the loop reads after each step; a second Ctrl-C stops at once."""
 
-    def __init__(self):
-        self.requested = False
+    def __init__(self, enabled=True):
+        self.requested, self.enabled = False, enabled  # NOTE: off with several ranks: MPI ends them all at once
         self._previous = None
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
+        if self.enabled and threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -209,10 +212,18 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
         config = TrainConfig(**{**saved, "progress": config.progress, "out": str(out)})
         checkpoint = load(out / "checkpoint.npz")
     config.check()
+    comm = distributed.init(device=config.device) if config.nproc > 1 else None
+    if comm is not None and comm.size != config.nproc:
+        raise ValueError(f"--nproc {config.nproc} but the launcher started {comm.size} process(es)")
+    lead = comm is None or comm.rank == 0  # rank 0 alone prints, evaluates into the history and writes
+    if not lead:
+        log, out = (lambda *_: None), None
     device = resolve_device(config.device)
+    if comm is not None and device.startswith("cuda"):
+        device = f"cuda:{comm.local_rank}"
     data = datasets.from_file(config.data, config.label, seed=config.seed) if config.data else \
         datasets.load(config.dataset)
-    if config.out and out is None:
+    if config.out and out is None and lead:
         out = prepare_output(Path(config.out), resuming=False)
     manual_seed(config.seed)
     num_classes = data.num_classes
@@ -220,6 +231,7 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
     sizes = [data.num_features, *map(int, config.hidden), outputs]
     # Initialised on the CPU, then moved: the same seed gives the same weights on every device.
     model = nn.MLP(sizes, activation=config.activation).to(device)
+    net = model if comm is None else nn.parallel.DistributedDataParallel(model, comm=comm)
     lr = config.lr if config.lr is not None else (1e-3 if config.optimizer == "adam" else 0.1)
     if config.optimizer == "adam":
         opt = optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
@@ -227,7 +239,7 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
         opt = optim.SGD(model.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
     schedule = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs) if config.schedule == "cosine" else None
     loader = datasets.DataLoader(data.X_train, data.y_train, config.batch_size, shuffle=True, seed=config.seed,
-                                 device=device)
+                                 device=device, **({"rank": comm.rank, "world_size": comm.size} if comm else {}))
     X_test, y_test = tensor(data.X_test, device=device), tensor(data.y_test, device=device)
     history, first_epoch, skip_steps, partial = [], 1, 0, (0.0, 0)
     if checkpoint is not None:
@@ -266,7 +278,7 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
 
     def train_step(xb, yb):
         with amp.autocast(low or "bfloat16", enabled=low is not None):
-            loss = _loss(config.loss, model(xb), yb, num_classes)
+            loss = _loss(config.loss, net(xb), yb, num_classes)
         opt.zero_grad()
         scaler.scale(loss).backward()
         scaler.step(opt)
@@ -276,7 +288,7 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
 
     run_started = time.perf_counter()
     # NOTE: numpy's overflow warnings are silenced: a non-finite loss is caught below, in one line.
-    with _StopRequest() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+    with _StopRequest(enabled=comm is None) as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
             _matmul_precision("high" if config.precision == "tf32" else None):
         for epoch in range(first_epoch, config.epochs + 1):
             if schedule is not None:
@@ -299,6 +311,8 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
             # One device-to-host transfer per epoch, not per batch.
             total = partial[0] + sum(l.item() * n for l, n in running)
             seen_all = partial[1] + seen
+            if comm is not None:  # every rank's shard: the epoch's loss over all of them
+                total, seen_all = (float(v) for v in comm.all_reduce(np.array([total, seen_all], np.float64)))
             if bar is not None:
                 bar.close()
             if stop.requested and step < len(loader):
@@ -313,7 +327,7 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
             train_loss = total / max(seen_all, 1)
             test_loss, accuracy = _evaluate(model, X_test, y_test, config, num_classes)
             record = {"epoch": epoch, "train_loss": train_loss, "test_loss": test_loss, "test_accuracy": accuracy,
-                      "samples_per_s": seen / elapsed if elapsed > 0 else None}
+                      "samples_per_s": seen * (comm.size if comm else 1) / elapsed if elapsed > 0 else None}
             history.append(record)
             if not math.isfinite(train_loss):
                 if out is not None:

@@ -162,7 +162,7 @@ class DataLoader:
     """
 
     def __init__(self, X, y=None, batch_size: int = 1, shuffle: bool = True, drop_last: bool = False, seed=None,
-                 device=None, dtype=np.float32):
+                 device=None, dtype=np.float32, rank: int = 0, world_size: int = 1):
         if y is None:  # a dataset object: len() and [i] -> (features, label), as PyTorch's Dataset
             X, y = _materialize(X)
         X = X.data if isinstance(X, Tensor) else X if hasattr(X, "dtype") else np.asarray(X)
@@ -180,16 +180,40 @@ class DataLoader:
         self.backend = get_backend(device)
         self.X = self.backend.asarray(X if self.backend.kind == "cpu" else np.asarray(X))
         self.y = self.backend.asarray(y if self.backend.kind == "cpu" else np.asarray(y))
+        if not (isinstance(world_size, (int, np.integer)) and isinstance(rank, (int, np.integer)) and 0 <= rank < world_size):
+            raise ValueError(f"DataLoader: rank must lie in [0, world_size), got rank {rank!r}, world_size {world_size!r}")
+        if world_size > 1 and shuffle and seed is None:
+            raise ValueError("DataLoader: sharding over ranks needs seed= (every rank must shuffle alike)")
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.rank, self.world_size = int(rank), int(world_size)
         self.rng = np.random.default_rng(seed)
 
     def __len__(self):
-        n = len(self.X)
+        n = self._shard_size()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
+    def _shard_size(self) -> int:
+        n, w = len(self.X), self.world_size
+        return n // w if self.drop_last else -(-n // w)
+
+    def _order(self):
+        """This rank's sample indices for one epoch (None: all, in order). With several ranks, as PyTorch's
+        DistributedSampler: one permutation for all ranks (the same seed), then every world_size-th sample
+        from the rank's own offset; the tail is padded with the first samples again so every rank takes the
+        same number of steps, or dropped with drop_last."""
+        n, w = len(self.X), self.world_size
+        order = self.rng.permutation(n) if self.shuffle else None
+        if w == 1:
+            return order
+        order = np.arange(n) if order is None else order
+        size = self._shard_size() * w
+        order = np.resize(order, size) if size > n else order[:size]
+        return order[self.rank::w]
+
     def __iter__(self):
-        n = len(self.X)
-        order = self.backend.asarray(self.rng.permutation(n)) if self.shuffle else None
+        order = self._order()
+        n = len(self.X) if order is None else len(order)
+        order = None if order is None else self.backend.asarray(order)
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
             if self.drop_last and stop - start < self.batch_size:

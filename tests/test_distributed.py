@@ -1,0 +1,199 @@
+"""Data parallel: real ranks under mpiexec (MPICH from the dist extra; skipped cleanly without mpi4py):
+every rank ends with the same parameters, equal to one process on the concatenated batch; buckets and
+overlap do not change the result; shards are disjoint and cover the data; a failing rank ends the job."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gpugrad
+import gpugrad.functional as F
+import gpugrad.nn as nn
+import gpugrad.optim as optim
+from gpugrad.distributed import DistributedError, LocalCommunicator, launcher_env
+
+ROOT = Path(__file__).resolve().parents[1]
+MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+
+
+def _mpi():
+    pytest.importorskip("mpi4py")
+    if MPIEXEC is None:
+        pytest.skip("no mpiexec (pip install 'gpugrad[dist]')")
+
+
+def _run(n, code, tmp_path, timeout=120):
+    script = tmp_path / "rank.py"
+    script.write_text(textwrap.dedent(code))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([MPIEXEC, "-n", str(n), sys.executable, str(script), str(tmp_path)], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+STEPS, PER_RANK = 20, 6
+SETUP = """
+import sys, json, numpy as np, gpugrad, gpugrad.nn as nn, gpugrad.optim as optim, gpugrad.functional as F
+from gpugrad import distributed
+out = sys.argv[1]
+comm = distributed.init()
+OPTIMIZERS = {"momentum": lambda p: optim.SGD(p, lr=0.1, momentum=0.9), "adamw": lambda p: optim.AdamW(p, lr=1e-2)}
+def model_for(seed):
+    gpugrad.manual_seed(seed)
+    return nn.Sequential(nn.Linear(10, 16), nn.Tanh(), nn.Linear(16, 16, activation="relu"), nn.Linear(16, 3))
+def batches(world):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((%(steps)d, world * %(per)d, 10)).astype(np.float32), rng.integers(0, 3, (%(steps)d, world * %(per)d))
+""" % {"steps": STEPS, "per": PER_RANK}
+
+
+def _reference(optimizer, world):
+    """One process on the concatenated batch: rank 0's initial weights, the same steps."""
+    namespace = {}
+    exec(SETUP.replace("comm = distributed.init()", "").replace("out = sys.argv[1]", ""), namespace)
+    model = namespace["model_for"](100)
+    opt = namespace["OPTIMIZERS"][optimizer](model.parameters())
+    X, Y = namespace["batches"](world)
+    for s in range(STEPS):
+        opt.zero_grad()
+        F.cross_entropy(model(gpugrad.tensor(X[s])), gpugrad.tensor(Y[s])).backward()
+        opt.step()
+    return np.concatenate([p.numpy().ravel() for p in model.parameters()])
+
+
+TRAIN = SETUP + """
+config = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+for name in ("momentum", "adamw"):
+  for bucket_mb, overlap, compiled in ((25, True, False), (1e-4, True, False), (1e-4, False, False), (25, True, True)):
+    model = model_for(100 + comm.rank)  # different on every rank: the broadcast makes them rank 0's
+    ddp = nn.parallel.DistributedDataParallel(model, bucket_cap_mb=bucket_mb, overlap=overlap)
+    opt = OPTIMIZERS[name](model.parameters())
+    X, Y = batches(comm.size)
+    def step(xb, yb):
+        opt.zero_grad()
+        loss = F.cross_entropy(ddp(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss
+    run = gpugrad.compile(step) if compiled else step
+    for s in range(%(steps)d):
+        part = slice(comm.rank * %(per)d, (comm.rank + 1) * %(per)d)
+        run(gpugrad.tensor(X[s, part]), gpugrad.tensor(Y[s, part]))
+    flat = np.concatenate([p.numpy().ravel() for p in model.parameters()])
+    np.save(f"{out}/{name}-{bucket_mb}-{overlap}-{compiled}-rank{comm.rank}.npy", flat)
+    print(name, bucket_mb, overlap, compiled, "buckets", len(ddp._buckets), flush=True)
+""" % {"steps": STEPS, "per": PER_RANK}
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_ranks_agree_bit_for_bit_and_equal_one_process_on_the_whole_batch(tmp_path, world):
+    _mpi()
+    done = _run(world, TRAIN, tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for optimizer in ("momentum", "adamw"):
+        reference = _reference(optimizer, world)
+        variants = {}
+        for bucket_mb, overlap, compiled in ((25, True, False), (1e-4, True, False), (1e-4, False, False), (25, True, True)):
+            ranks = [np.load(tmp_path / f"{optimizer}-{bucket_mb}-{overlap}-{compiled}-rank{r}.npy") for r in range(world)]
+            for r in range(1, world):
+                np.testing.assert_array_equal(ranks[r], ranks[0], err_msg=f"{optimizer}: rank {r} differs from rank 0")
+            np.testing.assert_allclose(ranks[0], reference, rtol=1e-5, atol=1e-6, err_msg=optimizer)
+            variants[(bucket_mb, overlap, compiled)] = ranks[0]
+        one = variants[(25, True, False)]
+        assert all(np.allclose(v, one, rtol=1e-6, atol=1e-7) for v in variants.values())  # buckets, overlap, compile
+    assert "buckets 1" in done.stdout and "buckets 6" in done.stdout  # one bucket, and one per parameter
+
+
+def test_a_failing_rank_ends_the_job_with_its_message(tmp_path):
+    _mpi()
+    code = """
+    import sys, time, numpy as np, gpugrad
+    from gpugrad import distributed
+    comm = distributed.init()
+    if comm.rank == 1:
+        raise ValueError("rank one broke on purpose")
+    comm.all_reduce(np.ones(3))  # rank 0 waits here for a rank that is gone
+    time.sleep(60)
+    """
+    done = _run(2, code, tmp_path, timeout=60)
+    assert done.returncode != 0
+    assert "rank one broke on purpose" in done.stderr and "rank 1 of 2 failed" in done.stderr
+
+
+def test_train_nproc_2_on_digits_writes_once_and_learns(tmp_path):
+    _mpi()
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "gpugrad", "train", "--nproc", "2", "--epochs", "15", "--device", "cpu",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    history = json.loads((out / "history.json").read_text())
+    assert history[-1]["test_accuracy"] >= 0.97
+    assert done.stdout.count("epoch  15:") == 1  # rank 0 alone prints
+    assert {"config.json", "history.json", "checkpoint.npz", "model.npz"} <= {p.name for p in out.iterdir()}
+    assert [p for p in tmp_path.iterdir()] == [out]  # no other rank made a run folder of its own
+    assert json.loads((out / "config.json").read_text())["options"]["nproc"] == 2
+
+
+@pytest.mark.parametrize("n,world,drop_last", [(12, 3, False), (13, 4, False), (13, 4, True)])
+def test_shards_are_disjoint_cover_the_data_and_shuffle_alike(n, world, drop_last):
+    X, y = np.arange(n, dtype=np.float32)[:, None], np.arange(n)
+    epochs = []
+    for epoch_loaders in [[gpugrad.data.DataLoader(X, y, batch_size=2, seed=7, rank=r, world_size=world,
+                                                   drop_last=drop_last) for r in range(world)]]:
+        for _ in range(2):
+            shards = [np.concatenate([yb.numpy() for _, yb in loader]) for loader in epoch_loaders]
+            epochs.append(shards)
+    for shards in epochs:
+        sizes = {len(s) for s in shards}
+        assert len(sizes) == 1  # every rank takes the same number of samples, so of steps
+        seen = np.concatenate(shards)
+        if n % world == 0:
+            assert sorted(seen) == list(range(n))  # disjoint and covering
+        elif drop_last:
+            assert len(set(seen)) == len(seen) == world * ((n // world) // 2 * 2)  # the tail and short batches dropped
+        else:
+            assert set(seen) == set(range(n)) and len(seen) == -(-n // world) * world  # padded from the start
+    assert not all(np.array_equal(a, b) for a, b in zip(epochs[0], epochs[1]))  # a new shuffle each epoch
+    with pytest.raises(ValueError, match="seed"):
+        gpugrad.data.DataLoader(X, y, rank=0, world_size=2)
+
+
+def test_world_of_one_needs_no_mpi_and_ddp_is_plain_training():
+    assert launcher_env({}) == (0, 1, 0)
+    assert launcher_env({"PMI_RANK": "1", "PMI_SIZE": "4", "MPI_LOCALRANKID": "1"}) == (1, 4, 1)
+    assert launcher_env({"OMPI_COMM_WORLD_RANK": "2", "OMPI_COMM_WORLD_SIZE": "3",
+                         "OMPI_COMM_WORLD_LOCAL_RANK": "0"}) == (2, 3, 0)
+    with pytest.raises(DistributedError, match="outside"):
+        launcher_env({"RANK": "4", "WORLD_SIZE": "2"})
+    results = []
+    for wrap in (False, True):
+        gpugrad.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+        net = nn.parallel.DistributedDataParallel(model, comm=LocalCommunicator()) if wrap else model
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        x, y = gpugrad.tensor(np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)), gpugrad.tensor(np.array([0, 1, 1, 0, 1]))
+        for _ in range(5):
+            opt.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+            opt.step()
+        results.append(np.concatenate([p.numpy().ravel() for p in model.parameters()]))
+        del net
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_no_sync_accumulates_and_the_next_backward_reduces():
+    gpugrad.manual_seed(0)
+    model = nn.Linear(3, 2)
+    ddp = nn.parallel.DistributedDataParallel(model, comm=LocalCommunicator())
+    x = gpugrad.ones((4, 3))
+    with ddp.no_sync():
+        ddp(x).sum().backward()
+    first = model.weight.grad.numpy().copy()
+    ddp(x).sum().backward()
+    np.testing.assert_allclose(model.weight.grad.numpy(), 2 * first)
