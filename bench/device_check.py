@@ -7,7 +7,8 @@ Prints the environment, runs ``pytest -m gpu``, measures the two ceilings (devic
 SGEMM and TF32 GEMM at 4096^3), the bandwidth of each fused kernel against the generic CuPy
 sequence it replaces, MLP training steps (gpugrad eager and compiled on cuda, PyTorch eager, its
 captured step (torch.cuda.graph) and torch.compile(mode="reduce-overhead"), JAX's jit, gpugrad on cpu),
-bfloat16 autocast against float32 on the GEMM-bound 4 x 4096 model (gpugrad and PyTorch),
+bfloat16 autocast against float32 on the GEMM-bound 4 x 4096 model (gpugrad and PyTorch), data
+parallel on one card (NCCL at world size 1, two MPI ranks sharing it, the duplicate-GPU refusal),
 the layers added for PyTorch users against PyTorch's, and the CPU-GPU loss curve of one seeded run. Writes results.json and results.md into DIR and
 prints the table last. Needs only what the device machine has (no network).
 """
@@ -416,6 +417,75 @@ def mixed_precision(rounds=5, steps=5):
     return table
 
 
+DP_RANK = """
+import sys, json, numpy as np, gpugrad, gpugrad.nn as nn, gpugrad.optim as optim, gpugrad.functional as F
+from gpugrad import distributed
+comm = distributed.init(backend="mpi", device="cuda")  # two ranks share the one GPU: MPI, staged through the host
+gpugrad.manual_seed(comm.rank)
+model = nn.MLP([64, 128, 10], activation="relu", device="cuda")
+ddp = nn.parallel.DistributedDataParallel(model)
+opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+rng = np.random.default_rng(0)
+X, Y = rng.standard_normal((10, 2 * 16, 64)).astype(np.float32), rng.integers(0, 10, (10, 2 * 16))
+for s in range(10):
+    part = slice(comm.rank * 16, comm.rank * 16 + 16)
+    opt.zero_grad()
+    F.cross_entropy(ddp(gpugrad.tensor(X[s, part], device="cuda")), gpugrad.tensor(Y[s, part], device="cuda")).backward()
+    opt.step()
+np.save(f"{sys.argv[1]}/rank{comm.rank}.npy", np.concatenate([p.numpy().ravel() for p in model.parameters()]))
+"""
+
+
+@section("data parallel")
+def data_parallel(out: Path):
+    """One card: NCCL at world size 1 (DDP equals plain training; all-reduce bus bandwidth of 100 MB), two
+    ranks sharing the card through MPI with host staging (equal to one process on both halves), and NCCL's
+    duplicate-GPU refusal as gpugrad's error."""
+    import os
+    import tempfile
+
+    import cupy
+    from gpugrad import distributed
+    from gpugrad.distributed.nccl import NCCLCommunicator
+    result = {}
+    comm = NCCLCommunicator(0, 1, 0)
+    runs = []
+    for wrap in (False, True):
+        gpugrad.manual_seed(0)
+        model = nn.MLP([256, 512, 10], activation="relu", device="cuda")
+        net = nn.parallel.DistributedDataParallel(model, comm=comm) if wrap else model
+        opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        x = gpugrad.randn(64, 256, device="cuda")
+        y = gpugrad.tensor(np.arange(64) % 10, device="cuda")
+        for _ in range(10):
+            opt.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+            opt.step()
+        runs.append(np.concatenate([p.numpy().ravel() for p in model.parameters()]))
+    result["nccl_world_1_equals_plain"] = bool(np.array_equal(runs[0], runs[1]))
+    buffer = cupy.ones(25 * 2 ** 20, dtype=np.float32)  # 100 MB
+    ms = gpu_time(lambda: comm.all_reduce(buffer), repeat=10, inner=5)
+    result["allreduce_100MB_ms"] = ms
+    result["allreduce_100MB_bus_GBps"] = buffer.nbytes / ms / 1e6  # world 1: the ring factor 2(N-1)/N is 0; algorithm bandwidth
+    try:
+        NCCLCommunicator(1, 2, cupy.cuda.runtime.getDeviceCount())
+        result["duplicate_gpu_refused"] = False
+    except distributed.DistributedError as error:
+        result["duplicate_gpu_refused"] = str(error)
+    folder = Path(tempfile.mkdtemp(dir=out))
+    (folder / "rank.py").write_text(DP_RANK)
+    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    done = subprocess.run([mpiexec if os.path.exists(mpiexec) else "mpiexec", "-n", "2", sys.executable,
+                           str(folder / "rank.py"), str(folder)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result["mpi_two_ranks_on_one_gpu"] = done.returncode == 0 and bool(
+        np.array_equal(np.load(folder / "rank0.npy"), np.load(folder / "rank1.npy")))
+    if done.returncode:
+        result["mpi_two_ranks_error"] = done.stderr[-1500:]
+    print(f"   {result}")
+    return result
+
+
 @section("layers and ops against PyTorch")
 def layers_against_torch(rows=8192, cols=1024):
     """The xp-formula layers added for PyTorch users, on the GPU: forward + backward time against
@@ -529,6 +599,12 @@ def markdown() -> str:
         lines += ["| 4 x 4096 @4096, SGD | ms per step | TFLOP/s | / torch bf16 autocast |", "|---|---|---|---|"]
         lines += [f"| {name} | {r['ms']:.3f} | {r['TFLOPs']:.1f} | {r['over_torch_bf16']:.2f} |" for name, r in mp.items()]
         lines.append("")
+    dp = s.get("data parallel")
+    if dp:
+        lines += [f"- Data parallel on one card: NCCL world 1 equals plain training: {dp['nccl_world_1_equals_plain']}; "
+                  f"100 MB all-reduce {dp['allreduce_100MB_ms']:.3f} ms ({dp['allreduce_100MB_bus_GBps']:.0f} GB/s); "
+                  f"two MPI ranks sharing the card agree: {dp['mpi_two_ranks_on_one_gpu']}; duplicate GPU refused: "
+                  f"{bool(dp['duplicate_gpu_refused'])}", ""]
     layers = s.get("layers and ops against PyTorch")
     if layers:
         lines += ["| layer / op, 8192 x 1024 float32, forward + backward | gpugrad ms | torch ms | gpugrad / torch | "
@@ -558,6 +634,7 @@ def main(argv=None):
     kernels()
     mlp_steps()
     mixed_precision()
+    data_parallel(args.out)
     layers_against_torch()
     loss_curve()
     (args.out / "results.json").write_text(json.dumps(RESULTS, indent=2, default=float))

@@ -34,6 +34,8 @@ def add_arguments(parser):
     parser.add_argument("--compile", action="store_true", help="also the gpugrad step through gpugrad.compile")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16", "fp16"),
                         help="gpugrad's and PyTorch's steps: tf32 GEMMs (GPU), bf16 or fp16 autocast (fp16 with a GradScaler)")
+    parser.add_argument("--nproc", type=int, default=1, help="N > 1: the MLP step on N data-parallel ranks "
+                        "(mpiexec) against one process: step time and scaling efficiency")
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--plot", default=None, help="write a PNG bar chart here (needs matplotlib)")
 

@@ -128,6 +128,9 @@ def main(argv=None) -> int:
     if args.command == "train":
         return _train(args, argv)
     if args.command == "bench":
+        if args.nproc > 1:
+            from .bench_dist import run as run_distributed
+            return run_distributed(args)
         from .benchmark import run as run_bench
         return run_bench(args)
     from .lecture import run as run_lecture
@@ -174,13 +177,19 @@ def _launch_ranks(nproc, argv) -> int:
     """``mpiexec -n N python -m gpugrad train ...``: MPICH's launcher from the dist extra, else the system's;
     one BLAS thread per rank on the CPU (N ranks share the cores)."""
     import os
-    import shutil
     import subprocess
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.run([_mpiexec(), "-n", str(nproc), sys.executable, "-m", "gpugrad", *argv], env=env).returncode
+
+
+def _mpiexec() -> str:
+    """The mpiexec beside this Python (the dist extra's MPICH), else the system's."""
+    import os
+    import shutil
     launcher = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
     if launcher is None:
-        raise ImportError("gpugrad train --nproc needs mpiexec: pip install 'gpugrad[dist]' (mpi4py and MPICH)")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.run([launcher, "-n", str(nproc), sys.executable, "-m", "gpugrad", *argv], env=env).returncode
+        raise ImportError("--nproc needs mpiexec: pip install 'gpugrad[dist]' (mpi4py and MPICH)")
+    return launcher
 
 
 def _print_or_stop(*args):

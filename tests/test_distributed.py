@@ -197,3 +197,14 @@ def test_no_sync_accumulates_and_the_next_backward_reduces():
     first = model.weight.grad.numpy().copy()
     ddp(x).sum().backward()
     np.testing.assert_allclose(model.weight.grad.numpy(), 2 * first)
+
+
+def test_bench_nproc_reports_the_scaling_efficiency(tmp_path):
+    _mpi()
+    out = tmp_path / "scaling.json"
+    done = subprocess.run([sys.executable, "-m", "gpugrad", "bench", "--nproc", "2", "--device", "cpu", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["nproc"] == 2 and result["one_ms"] > 0 and result["ranks_ms"] > 0
+    assert 0 < result["scaling_efficiency"] < 3 and "scaling efficiency" in done.stdout

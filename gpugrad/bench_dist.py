@@ -1,0 +1,80 @@
+"""``gpugrad bench --nproc N``: the data-parallel step time and its scaling efficiency.
+
+The parent times the MLP step (784-1024-1024-10, SGD, cross-entropy) in one process at the per-rank
+batch, then starts N ranks under mpiexec (one BLAS thread each on the CPU), each taking that batch,
+so the global batch is N times larger; rank 0 prints the median step time of each, the samples per
+second and the scaling efficiency: (N x batch / step time with N) / (batch / step time with 1).
+On one machine with fewer cores than ranks, the ranks share the cores: efficiency then measures the
+sharing, not the communication.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+SIZES, BATCH, STEPS = [784, 1024, 1024, 10], 256, 20
+
+
+def _step_times(device, comm=None, steps=STEPS):
+    import numpy as np
+
+    import gpugrad
+    import gpugrad.functional as F
+    from gpugrad import nn, optim
+    gpugrad.manual_seed(0)
+    model = nn.MLP(SIZES, activation="relu", device=device)
+    net = model if comm is None else nn.parallel.DistributedDataParallel(model, comm=comm)
+    opt = optim.SGD(model.parameters(), lr=0.01)
+    rng = np.random.default_rng(0 if comm is None else comm.rank)
+    x = gpugrad.tensor(rng.standard_normal((BATCH, SIZES[0])).astype(np.float32), device=device)
+    y = gpugrad.tensor(rng.integers(0, SIZES[-1], BATCH), device=device)
+    sync = gpugrad.get_backend(device).synchronize
+    times = []
+    for i in range(steps + 3):
+        if comm is not None:
+            comm.barrier()
+        start = time.perf_counter()
+        opt.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+        sync()
+        if i >= 3:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def run(args) -> int:
+    device = (args.device or "cpu").split(",")[0]
+    if os.environ.get("GPUGRAD_BENCH_RANK_OF"):  # one of the N ranks
+        from . import distributed
+        comm = distributed.init(device=device)
+        if device.startswith("cuda"):
+            device = f"cuda:{comm.local_rank}"
+        median = statistics.median(_step_times(device, comm))
+        if comm.rank == 0:
+            print(json.dumps({"ms": median * 1e3}))
+        return 0
+    from .cli import _mpiexec
+    one = statistics.median(_step_times(device)) * 1e3
+    env = {**os.environ, "GPUGRAD_BENCH_RANK_OF": str(args.nproc), "OMP_NUM_THREADS": "1",
+           "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run([_mpiexec(), "-n", str(args.nproc), sys.executable, "-m", "gpugrad", "bench", "--nproc",
+                           str(args.nproc), "--device", device], capture_output=True, text=True, env=env)
+    if done.returncode:
+        print(f"gpugrad bench: error: the ranks failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return 1
+    many = json.loads(done.stdout.strip().splitlines()[-1])["ms"]
+    efficiency = (args.nproc * BATCH / many) / (BATCH / one)
+    print(f"MLP {'-'.join(map(str, SIZES))}, batch {BATCH} per rank, {device}:")
+    print(f"  1 process:  {one:8.2f} ms per step, {BATCH / one * 1e3:8.0f} samples/s")
+    print(f"  {args.nproc} ranks:    {many:8.2f} ms per step, {args.nproc * BATCH / many * 1e3:8.0f} samples/s "
+          f"(global batch {args.nproc * BATCH}); scaling efficiency {efficiency:.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"nproc": args.nproc, "device": device, "one_ms": one, "ranks_ms": many,
+                       "scaling_efficiency": efficiency, "sizes": SIZES, "batch_per_rank": BATCH}, f, indent=2)
+    return 0
