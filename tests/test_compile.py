@@ -78,26 +78,15 @@ def test_replay_equals_eager_over_50_steps(device, optimizer, activation):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_lecture_net_as_a_user_writes_it(device, dtype):
-    rng = np.random.default_rng(1)
-    x, y = rng.standard_normal((64, 100)).astype(dtype), rng.standard_normal((64, 10)).astype(dtype)
-    start = [(rng.standard_normal((100, 30)) * 0.1).astype(dtype), (rng.standard_normal((30, 10)) * 0.1).astype(dtype)]
-    results = []
+    """((sigmoid(x @ w1) @ w2 - y) ** 2).sum(), backward, updates through .data (gpugrad.benchmark.written_setup)."""
+    from gpugrad.benchmark import written_setup
+    losses = []
     for compiled in (False, True):
-        X, Y = gpugrad.tensor(x, device=device), gpugrad.tensor(y, device=device)
-        w1, w2 = (gpugrad.tensor(w, device=device, requires_grad=True) for w in start)
-
-        def step():
-            loss = ((F.sigmoid(X @ w1) @ w2 - Y) ** 2).sum()
-            w1.grad = w2.grad = None
-            loss.backward()
-            w1.data -= 1e-3 * w1.grad.data
-            w2.data -= 1e-3 * w2.grad.data
-            return loss
+        step, _ = written_setup([100, 30, 10], 64, False, "sse", "sigmoid", dtype, device, 1e-3)
         run = gpugrad.compile(step, device=device) if compiled else step
-        losses = [run().item() for _ in range(STEPS)]
-        results.append((np.array(losses), w1.numpy(), w2.numpy()))
-    for a, b in zip(*results):
-        _same(a, b, device, "lecture net")
+        losses.append(np.array([run().item() for _ in range(STEPS)]))
+    _same(losses[1], losses[0], device, "lecture net")
+    assert losses[0][-1] < losses[0][0]
 
 
 def test_a_learning_rate_schedule_takes_effect_between_replays(device):
