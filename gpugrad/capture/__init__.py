@@ -179,8 +179,9 @@ class _Capture:
         finally:
             tape.stop()
             autograd.step_capture = None
+        mine = {id(t) for t in call_args}  # the capture's own input tensors: their gradients are not the caller's
         for t in self.leaves.values():
-            if t.grad is not None:
+            if t.grad is not None and id(t) not in mine:
                 t.grad.data = tape.plain(t.grad.data)
                 self.grads.append((t, t.grad, t.grad.data))
         self.result = _structure(result, lambda t: Tensor._make(tape.plain(t.data), False))
