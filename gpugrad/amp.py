@@ -171,8 +171,8 @@ class GradScaler:
         """Divide ``optimizer``'s gradients by the scale, in place, and note whether any is inf or NaN."""
         if not self.enabled:
             return
-        if autograd.step_capture is not None and not autograd.step_capture.paused:
-            return autograd.step_capture.host_call(lambda: self.unscale_(optimizer), optimizer)
+        if autograd.replayed_call(lambda: self.unscale_(optimizer), optimizer):
+            return
         if id(optimizer) in self._unscaled:
             raise RuntimeError("GradScaler.unscale_() was already called on this optimizer since the last update()")
         self._unscaled.add(id(optimizer))
@@ -192,8 +192,8 @@ class GradScaler:
         """``optimizer.step()`` unless a gradient is inf or NaN (unscaling first if ``unscale_`` was not called)."""
         if not self.enabled:
             return optimizer.step()
-        if autograd.step_capture is not None and not autograd.step_capture.paused:
-            return autograd.step_capture.host_call(lambda: self.step(optimizer), optimizer)
+        if autograd.replayed_call(lambda: self.step(optimizer), optimizer):
+            return None
         if id(optimizer) not in self._unscaled:
             self.unscale_(optimizer)
         if not self._found_inf[id(optimizer)]:
@@ -204,8 +204,8 @@ class GradScaler:
         """After a step: back off if any optimizer saw inf or NaN, else grow every ``growth_interval`` steps."""
         if not self.enabled or self._scale is None:
             return
-        if autograd.step_capture is not None and not autograd.step_capture.paused:
-            return autograd.step_capture.host_call(lambda: self.update(new_scale), self)
+        if autograd.replayed_call(lambda: self.update(new_scale), self):
+            return
         scale = self._scale.data
         if new_scale is not None:
             scale[...] = float(new_scale)

@@ -111,6 +111,21 @@ def check_values(check) -> None:
         step_capture.guard(check)
 
 
+def replayed_call(fn, owner) -> bool:
+    """Inside a captured step: run ``fn`` now and again at every replay (``owner``, an optimizer or the
+    like, holds what it changes), and return True; outside one, return False (the caller runs it)."""
+    capture = step_capture
+    if capture is None or capture.paused:
+        return False
+    capture.host_call(fn, owner)
+    return True
+
+
+def recorded(array):
+    """``array`` as an in-place change must see it: inside a captured step, the capture's view of it."""
+    return array if step_capture is None else step_capture.arrays(array)[0]
+
+
 def check_host_read(what: str) -> None:
     """Raise ``HostReadError`` if a step is being captured: ``what`` names the read."""
     if step_capture is not None and not step_capture.paused:
@@ -135,9 +150,9 @@ class Function:
 
     Class attributes say what the engine does around them:
     ``promotes``: None, "same" (inputs promoted to one dtype, PyTorch's rule) or "float" (that,
-    then integers computed as float32); ``amp``: what the op runs in under ``gpugrad.autocast``; ``saves_inputs`` / ``saves_output``: which tensors backward
-    reads (their versions are checked); ``is_view``: the output shares the input's memory (and so
-    its version counter).
+    then integers computed as float32); ``amp``: what the op runs in under ``gpugrad.autocast``;
+    ``saves_inputs`` / ``saves_output``: which tensors backward reads (their versions are checked);
+    ``is_view``: the output shares the input's memory (and so its version counter).
     """
 
     __slots__ = ("backend", "saved", "serial", "inputs", "needs_input_grad", "outputs", "retaining",

@@ -131,7 +131,7 @@ def update_in_place(tensor, other, ufunc_name, op):
     """``tensor <op>= other`` through the ufunc, casting as numpy's "same_kind"; bumps the version."""
     _check_in_place(tensor, other, op)
     value = as_tensor_like((tensor, other), op)[1].data
-    data = tensor.data if autograd.step_capture is None else autograd.step_capture.arrays(tensor.data)[0]
+    data = autograd.recorded(tensor.data)
     try:
         getattr(tensor.backend.xp, ufunc_name)(data, value, out=data, casting="same_kind")
     except (TypeError, ValueError) as error:  # numpy's casting and broadcasting errors
@@ -151,7 +151,7 @@ def set_item(tensor, index, value):
         value = value.data
     elif not _is_python_number(value):
         value = tensor.backend.asarray(value if tensor.device == "cpu" else np.asarray(value))
-    data = tensor.data if autograd.step_capture is None else autograd.step_capture.arrays(tensor.data)[0]
+    data = autograd.recorded(tensor.data)
     try:
         data[_index_data(index, tensor)] = value
     except (IndexError, ValueError, TypeError) as error:

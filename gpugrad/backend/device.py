@@ -70,7 +70,8 @@ class Backend:
         self.xp.add.at(target, index, values)
 
     def matmul(self, a, b):
-        """a @ b; float16 is multiplied and accumulated in float32 (numpy's half matmul is neither fast nor exact)."""
+        """a @ b; float16 and bfloat16 are multiplied and accumulated in float32 (numpy's half matmul is neither
+        fast nor exact, and bfloat16 has none)."""
         if a.dtype in LOW_FLOATS and b.dtype == a.dtype:  # float16, bfloat16
             return self.xp.matmul(a.astype(np.float32), b.astype(np.float32)).astype(a.dtype)
         return self.xp.matmul(a, b)

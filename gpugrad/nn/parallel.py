@@ -113,10 +113,7 @@ class DistributedDataParallel(Module):
         self._call(lambda: self._complete(plan))
 
     def _call(self, fn):
-        capture = autograd.step_capture
-        if capture is not None and not capture.paused:
-            capture.host_call(fn, self)  # replayed at this point of every replay
-        else:
+        if not autograd.replayed_call(fn, self):  # inside gpugrad.compile: at this point of every replay
             fn()
 
     # -- the communication ----------------------------------------------------------------------

@@ -89,10 +89,8 @@ class Optimizer:
 
     def step(self):  # arrays only, no graph: nothing to turn off
         """Update every parameter with a gradient: the fused kernel where it applies, else ``update``."""
-        capture = autograd.step_capture
-        if capture is not None and not capture.paused:  # inside gpugrad.compile: every replay runs the update
-            return capture.host_call(self._step, self)
-        self._step()
+        if not autograd.replayed_call(self._step, self):  # inside gpugrad.compile, every replay runs the update
+            self._step()
 
     def _step(self):
         for group in self.param_groups:
