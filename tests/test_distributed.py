@@ -208,3 +208,25 @@ def test_bench_nproc_reports_the_scaling_efficiency(tmp_path):
     result = json.loads(out.read_text())
     assert result["nproc"] == 2 and result["one_ms"] > 0 and result["ranks_ms"] > 0
     assert 0 < result["scaling_efficiency"] < 3 and "scaling efficiency" in done.stdout
+
+
+@pytest.mark.parametrize("low", ["bfloat16", "float16"])
+def test_ddp_under_autocast_reduces_float32_gradients(low):
+    pytest.importorskip("ml_dtypes")
+    results = []
+    for wrap in (False, True):
+        gpugrad.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 8, activation="relu"), nn.Linear(8, 2))
+        net = nn.parallel.DistributedDataParallel(model, comm=LocalCommunicator()) if wrap else model
+        opt = optim.AdamW(model.parameters(), lr=1e-2)
+        x = gpugrad.tensor(np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32))
+        for _ in range(4):
+            opt.zero_grad()
+            with gpugrad.autocast(low):
+                loss = F.cross_entropy(net(x), gpugrad.tensor(np.array([0, 1, 1, 0, 1])))
+            loss.backward()
+            assert all(p.grad.dtype == np.float32 for p in model.parameters())
+            opt.step()
+        results.append(np.concatenate([p.numpy().ravel() for p in model.parameters()]))
+        del net
+    np.testing.assert_array_equal(results[0], results[1])

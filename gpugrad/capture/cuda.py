@@ -15,7 +15,6 @@ import contextlib
 import weakref
 
 import cupy
-import numpy as np
 from cupy.cuda import cublas
 
 from ..autograd import CaptureError

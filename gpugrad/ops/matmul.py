@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ..autograd import Function, sum_to
 from ..dtypes import LOW_FLOATS, accumulator, working
 from .activation import activation_param, apply_backward, apply_forward
