@@ -63,10 +63,13 @@ class CompiledStep:
         key = _signature(args)
         capture = self._captures.get(key)
         if capture is None:
-            if self._eager_calls[key] < self.warmup:
+            backend = self._backend(args)
+            # NOTE: on a GPU at least one eager call first: kernels compile, cuBLAS and the kernels' own
+            # buffers are set up outside the capture's memory pool.
+            if self._eager_calls[key] < (self.warmup if backend.kind == "cpu" else max(self.warmup, 1)):
                 self._eager_calls[key] += 1
                 return self.fn(*args)
-            capture = _Capture(self._backend(args), checked=not self.check)
+            capture = _Capture(backend, checked=not self.check)
             result = capture.record(self.fn, args)
             self._captures[key] = capture
             if len(self._captures) > self.cache_size:

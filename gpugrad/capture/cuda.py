@@ -47,8 +47,9 @@ class GraphTape:
             self.handle = cublas.create()
             self.workspace = self.pool.malloc(_WORKSPACE)
         cublas.setStream(self.handle, self.stream.ptr)
-        # NOTE: a workspace of its own, so cuBLAS allocates nothing while the stream captures
-        cublas.setWorkspace(self.handle, self.workspace.ptr, _WORKSPACE)
+        set_workspace = getattr(cublas, "setWorkspace", None)  # NOTE: in CuPy's cuBLAS bindings since v13
+        if set_workspace is not None:  # a workspace of its own: cuBLAS allocates nothing while the stream captures
+            set_workspace(self.handle, self.workspace.ptr, _WORKSPACE)
         self.steps = []  # graph launches and host calls, in order
         self.written = {}
         self.paused = False
