@@ -270,3 +270,32 @@ def test_cross_entropy_on_the_gpu_is_deterministic(cuda):
     assert len(losses) == 1
     reference = F.cross_entropy(logits.cpu(), labels.cpu()).item()
     assert losses.pop() == pytest.approx(reference, rel=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("shape", [(7, 33), (256, 1024), (3, 4, 50), (2, 5000)], ids=str)
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_kernels_match_cpu(cuda, dtype, shape, affine):
+    """The fused layer norm (kernels/layer_norm.cu) against the xp formula on the CPU, forward and backward."""
+    from gpugrad.cuda import kernels
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    w = (rng.standard_normal(shape[-1]) + 1).astype(dtype) if affine else None
+    b = rng.standard_normal(shape[-1]).astype(dtype) if affine else None
+    results = {}
+    for device in ("cpu", cuda):
+        xt = gpugrad.tensor(x, device=device, requires_grad=True)
+        params = [gpugrad.tensor(a, device=device, requires_grad=True) for a in (w, b)] if affine else [None, None]
+        y = F.layer_norm(xt, shape[-1], *params)
+        (y * gpugrad.tensor(g, device=device)).sum().backward()
+        if device != "cpu":
+            assert y.creator.fused == shape[-1]  # the kernel ran
+        results[device] = [y.numpy(), xt.grad.numpy()] + ([p.grad.numpy() for p in params] if affine else [])
+    rtol = {np.float64: 1e-12, np.float32: 2e-5, np.float16: 2e-3}[dtype]
+    for name, got, want in zip(("y", "dx", "dw", "db"), results[cuda], results["cpu"]):
+        scale = np.abs(want.astype(np.float64)).max() + 1e-30
+        assert np.abs(got.astype(np.float64) - want).max() <= rtol * scale * (10 if name in ("dw", "db") else 1), name
+    if len(shape) == 2:  # a transposed (non-contiguous) input takes the formula
+        assert kernels.layer_norm_forward(gpugrad.tensor(x, device=cuda).data.T, None, None, shape[0], 1e-5) is None

@@ -30,6 +30,7 @@ KERNELS = {
                  for t in DTYPES.values()],
     "softmax_xent": [f"softmax_xent_fwd<{t}, {l}>" for t in DTYPES.values() for l in ("long long", "int")],
     "optim": [f"{k}<{t}>" for k in ("sgd_step", "adam_step") for t in ("float", "double")],
+    "layer_norm": [f"{k}<{t}>" for k in ("layer_norm_fwd", "layer_norm_bwd") for t in DTYPES.values()],
 }
 BLOCK = 256
 SMALL_EPILOGUE = 1 << 20  # elements up to which the bias gradient is summed in the same launch
@@ -215,6 +216,40 @@ def softmax_xent(logits, labels):
         (grid,), (BLOCK,), (logits, labels, row_loss, dlogits, np.int64(rows), np.int64(logits.shape[1]), loss,
                             _BLOCKS_DONE[device]))
     return loss, dlogits
+
+
+# -- layer norm: one warp per row ------------------------------------------------------------------
+
+def _rows_grid(rows: int) -> int:
+    return max(1, min(math.ceil(rows / (BLOCK // 32)), _sm_count() * 16))
+
+
+def layer_norm_forward(x, weight, bias, cols, eps):
+    """(y, xhat, rstd) of layer norm over the last ``cols`` elements of each row (xhat and rstd in float32 for
+    half precision); None where it does not apply (not C-contiguous, a dtype without kernels, mixed dtypes)."""
+    if not fits(x) or x.size % cols or (weight is not None and not (
+            fits(weight, bias) and weight.dtype == x.dtype and weight.size == cols == bias.size)):
+        return None
+    rows = x.size // cols
+    compute = np.float64 if x.dtype == np.float64 else np.float32
+    y, xhat, rstd = cupy.empty_like(x), cupy.empty(x.shape, dtype=compute), cupy.empty(rows, dtype=compute)
+    null = np.uint64(0)
+    load_kernel("layer_norm", f"layer_norm_fwd<{DTYPES[x.dtype]}>")(
+        (_rows_grid(rows),), (BLOCK,), (x, null if weight is None else weight, null if bias is None else bias, y, xhat,
+                                        rstd, np.int64(rows), np.int64(cols), np.float64(eps)))
+    return y, xhat, rstd
+
+
+def layer_norm_backward(grad_output, xhat, rstd, weight, cols):
+    """dx of layer norm from the forward kernel's xhat and rstd; None where it does not apply."""
+    if not fits(grad_output) or xhat.size != grad_output.size or (weight is not None and not fits(weight)):
+        return None
+    rows = grad_output.size // cols
+    dx = cupy.empty_like(grad_output)
+    load_kernel("layer_norm", f"layer_norm_bwd<{DTYPES[grad_output.dtype]}>")(
+        (_rows_grid(rows),), (BLOCK,), (grad_output, xhat, rstd, np.uint64(0) if weight is None else weight, dx,
+                                        np.int64(rows), np.int64(cols)))
+    return dx
 
 
 # -- optimizer steps: up to 8 parameters per launch -----------------------------------------------

@@ -7,10 +7,13 @@ then scale and shift: ``y = xhat * weight + bias``. Backward saves ``xhat`` and 
     dx    = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))     (means over the normalized axes)
     dweight = sum(dy * xhat), dbias = sum(dy)                              (over the other axes)
 
-float16 is computed in float32 and rounded once.
+float16 and bfloat16 are computed in float32 and rounded once. On a GPU, layer norm (statistics over
+the trailing axes) runs as one fused kernel forward and one backward (``kernels/layer_norm.cu``, the
+same formulas) where it applies; the weight and bias gradients are the sums below either way.
 """
 from __future__ import annotations
 
+import math
 
 from ..autograd import Function
 from ..dtypes import working
@@ -34,6 +37,16 @@ class Normalize(Function):
         self.param_shape, self.param_axes = tuple(param_shape), tuple(param_axes)
 
     def forward(self, x, weight=None, bias=None):
+        kernels, self.fused = self.backend.kernels, None
+        if kernels is not None and self.statistics is None and self.axes == tuple(range(x.ndim - len(self.axes), x.ndim)):
+            # layer norm (the trailing axes): one fused launch on a GPU where it applies
+            cols = math.prod(x.shape[x.ndim - len(self.axes):])
+            fused = kernels.layer_norm_forward(x, weight, bias, cols, self.eps) if cols else None
+            if fused is not None:
+                y, xhat, rstd = fused
+                keep = x.shape[:x.ndim - len(self.axes)] + (1,) * len(self.axes)
+                self.saved, self.fused, self.batch_statistics = (xhat, rstd.reshape(keep), weight), cols, None
+                return y
         xp, w = self.backend.xp, working(x)
         if self.statistics is None:
             mean = w.mean(axis=self.axes, keepdims=True)
@@ -51,15 +64,16 @@ class Normalize(Function):
     def backward(self, grad_output):
         xhat, rstd, weight = self.saved
         g = working(grad_output)
-        dxhat = g if weight is None else g * working(weight).reshape(self.param_shape)
         grads = [None, None, None]
         if self.needs_input_grad[0]:
-            if self.statistics is None:
-                dx = rstd * (dxhat - dxhat.mean(axis=self.axes, keepdims=True)
-                             - xhat * (dxhat * xhat).mean(axis=self.axes, keepdims=True))
-            else:
-                dx = rstd * dxhat
-            grads[0] = dx.astype(grad_output.dtype, copy=False)
+            dx = self.backend.kernels.layer_norm_backward(grad_output, xhat, rstd, weight, self.fused) \
+                if self.fused else None
+            if dx is None:  # no kernel, or it does not apply: the formula
+                dxhat = g if weight is None else g * working(weight).reshape(self.param_shape)
+                dx = (rstd * dxhat if self.statistics is not None else rstd * (
+                    dxhat - dxhat.mean(axis=self.axes, keepdims=True)
+                    - xhat * (dxhat * xhat).mean(axis=self.axes, keepdims=True))).astype(grad_output.dtype, copy=False)
+            grads[0] = dx
         if weight is not None:
             shape = weight.shape
             grads[1] = (g * xhat).sum(axis=self.param_axes).reshape(shape).astype(weight.dtype, copy=False)
