@@ -299,3 +299,23 @@ def test_layer_norm_kernels_match_cpu(cuda, dtype, shape, affine):
         assert np.abs(got.astype(np.float64) - want).max() <= rtol * scale * (10 if name in ("dw", "db") else 1), name
     if len(shape) == 2:  # a transposed (non-contiguous) input takes the formula
         assert kernels.layer_norm_forward(gpugrad.tensor(x, device=cuda).data.T, None, None, shape[0], 1e-5) is None
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+def test_fused_dropout_draws_on_the_gpu_reproducibly(cuda, dtype):
+    """kernels/dropout.cu: the kept fraction, the scale, backward's mask, and the sequence set by manual_seed."""
+    x = gpugrad.tensor(np.ones((1000, 1000), dtype), device=cuda, requires_grad=True)
+    gpugrad.manual_seed(3)
+    first, second = F.dropout(x, 0.3), F.dropout(x, 0.3)
+    assert first.creator.saved is not None and first.dtype == dtype
+    values = first.numpy()
+    kept = values != 0
+    assert abs(kept.mean() - 0.7) < 0.005 and np.all(values[kept] == dtype(1 / 0.7))
+    assert not np.array_equal(values, second.numpy())  # the offset moved
+    first.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), values)  # dx = dy * the same scaled mask
+    gpugrad.manual_seed(3)
+    np.testing.assert_array_equal(F.dropout(x, 0.3).numpy(), values)
+    rows = np.nonzero(kept.reshape(-1))[0]
+    assert 0.45 < (rows % 2).mean() < 0.55  # neighbouring counters are not correlated

@@ -96,6 +96,12 @@ class CupyBackend(Backend):
     def seed(self, seed):
         with self.device:
             self.rng = cupy.random.RandomState(seed)
+            # NOTE: the fused dropout's (seed, offset), written in place: captured steps hold its address
+            words = np.array([(seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % 2 ** 64, 0], dtype=np.uint64)
+            if getattr(self, "dropout_state", None) is None:
+                self.dropout_state = cupy.asarray(words)
+            else:
+                self.dropout_state.set(words)
 
     def randn(self, shape, dtype):
         with self.device:

@@ -6,8 +6,9 @@ optimizer's step ends a segment: it runs as a host call between two graphs (its 
 step count are read at every replay, its fused kernel launched as in eager mode). Memory: the
 graphs' arrays come from a memory pool of their own, which no other allocation uses, so nothing
 outside reuses memory a graph writes; GEMMs go through a cuBLAS handle of the capture's own, bound
-to the capture stream, with a workspace from that pool. Random draws inside a captured GPU step are
-refused (CuPy's generator advances on the host: each replay would repeat the captured draws).
+to the capture stream, with a workspace from that pool. Dropout draws its mask in its kernel from a
+counter in device memory, so each replay draws anew; other random draws inside a captured GPU step
+are refused (CuPy's generator advances on the host: each replay would repeat the captured draws).
 """
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ def pool_bytes(device: int) -> int:
 
 def _refuse_random(*_args):
     raise CaptureError(
-        "gpugrad.compile: random numbers (dropout, rand, randn) inside a step captured on a GPU are not supported "
-        "yet: a replay would repeat the captured draws. Capture the step without them (model.eval()), or run it "
-        "eagerly (gpugrad.compile(fn, enabled=False))")
+        "gpugrad.compile: random numbers from CuPy's generator (rand, randn, randint; dropout where its fused kernel "
+        "does not apply: a non-contiguous input) inside a step captured on a GPU are not supported: a replay would "
+        "repeat the captured draws. Capture the step without them, or run it eagerly (gpugrad.compile(fn, enabled=False))")
 
 
 class GraphTape:
@@ -140,8 +141,10 @@ class GraphTape:
     def touched(self):
         return {}  # what the graphs read is not known on the host: the check watches results, gradients, optimizers
 
-    def rng_state(self):
-        return None
+    def rng_state(self):  # the fused dropout's (seed, offset): the check's eager run must not move it
+        state = getattr(self.backend, "dropout_state", None)
+        return None if state is None else state.copy()
 
     def set_rng_state(self, state):
-        pass
+        if state is not None:
+            cupy.copyto(self.backend.dropout_state, state)

@@ -31,6 +31,7 @@ KERNELS = {
     "softmax_xent": [f"softmax_xent_fwd<{t}, {l}>" for t in DTYPES.values() for l in ("long long", "int")],
     "optim": [f"{k}<{t}>" for k in ("sgd_step", "adam_step") for t in ("float", "double")],
     "layer_norm": [f"{k}<{t}>" for k in ("layer_norm_fwd", "layer_norm_bwd") for t in DTYPES.values()],
+    "dropout": [f"dropout_fwd<{t}>" for t in DTYPES.values()] + ["dropout_advance"],
 }
 BLOCK = 256
 SMALL_EPILOGUE = 1 << 20  # elements up to which the bias gradient is summed in the same launch
@@ -216,6 +217,21 @@ def softmax_xent(logits, labels):
         (grid,), (BLOCK,), (logits, labels, row_loss, dlogits, np.int64(rows), np.int64(logits.shape[1]), loss,
                             _BLOCKS_DONE[device]))
     return loss, dlogits
+
+
+# -- dropout: the mask drawn in the kernel (counter-based), the offset advanced on the device --------
+
+def dropout(x, p, state):
+    """(y, scaled mask) of dropout with probability ``p``; ``state`` is the device's (seed, offset) array
+    (``CupyBackend.dropout_state``). None where it does not apply."""
+    if not fits(x):
+        return None
+    y, scaled = cupy.empty_like(x), cupy.empty_like(x)
+    scale = np.float64(x.dtype.type(1 / (1 - p))) if x.dtype in DTYPES else np.float64(1 / (1 - p))
+    load_kernel("dropout", f"dropout_fwd<{DTYPES[x.dtype]}>")(
+        (_grid(x.size),), (BLOCK,), (x, y, scaled, np.int64(x.size), np.float32(p), scale, state))
+    load_kernel("dropout", "dropout_advance")((1,), (32,), (state, np.int64(x.size)))
+    return y, scaled
 
 
 # -- layer norm: one warp per row ------------------------------------------------------------------

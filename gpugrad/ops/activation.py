@@ -296,7 +296,8 @@ def dropout_probability(p) -> float:
 
 class Dropout(Function):
     """y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) from the device's seeded generator; saves the
-    scaled mask, dx = dy * mask / (1 - p)."""
+    scaled mask, dx = dy * mask / (1 - p). On a GPU one kernel draws the mask and applies it
+    (``kernels/dropout.cu``: counter-based, so a captured step draws anew at every replay)."""
     saves_inputs = ()
     promotes = "float"
 
@@ -304,6 +305,11 @@ class Dropout(Function):
         self.p = p
 
     def forward(self, x):
+        kernels = self.backend.kernels
+        fused = kernels and kernels.dropout(x, self.p, self.backend.dropout_state)  # one pass, drawn on the GPU
+        if fused:
+            y, self.saved = fused
+            return y
         keep = self.backend.rand(x.shape, np.float32) >= self.p
         self.saved = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.p))
         return x * self.saved
