@@ -202,6 +202,7 @@ def test_a_change_the_replay_cannot_see_is_caught_by_the_check():
     run(gpugrad.ones(3))
     with pytest.raises(CaptureMismatchError, match="differs"):
         run(gpugrad.ones(3))
+    np.testing.assert_array_equal(w.numpy(), np.full(3, 0.25))  # two steps, the second the eager run's: no more
 
 
 def test_gradients_kept_across_steps_without_zero_grad_are_caught():

@@ -242,17 +242,22 @@ class _Capture:
         eager_result = fn(*args)
         host = self.tape.host
         eager = [(label, None if a is None else host(self.tape.copy(a))) for label, a in self._watched_after(eager_result)]
+        after_eager, eager_grads = self._snapshot(), [(t, t.grad) for t, _, _ in self.grads]
         self._restore(before)
         result = self.replay(args)
         replayed = [(label, None if a is None else host(self.tape.copy(a))) for label, a in self._watched_after(result)]
         for (label, r), (_, e) in zip(replayed, eager):
             problem = describe_difference(r, e, self.tape.exact)
             if problem:
+                self._restore(after_eager)  # the step counts as run once, eagerly: nothing wrong is kept
+                for tensor, grad in eager_grads:
+                    tensor.grad = grad
                 raise CaptureMismatchError(
                     f"gpugrad.compile: the first replay of the captured step differs from an eager run from the same "
                     f"state: {label} {problem}. Something the step does is not captured (e.g. a change to an array "
                     "that no op or optimizer made, or a gradient kept across steps without zero_grad()); run it "
-                    "eagerly (gpugrad.compile(fn, enabled=False)). check=False skips this check")
+                    "eagerly (gpugrad.compile(fn, enabled=False)). The state is the eager run's; check=False skips "
+                    "this check")
         self.checked = True
         return result
 
