@@ -102,7 +102,6 @@ def gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr
     import gpugrad
     import gpugrad.functional as F
     from gpugrad import optim
-    low, scaler = LOW.get(precision), gpugrad.GradScaler(enabled=precision == "fp16")
     weights, bias = _init(sizes, biases, dtype)
     x, y = _data(sizes, batch, loss_kind, dtype)
     X = gpugrad.tensor(x, device=device)
@@ -112,37 +111,49 @@ def gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr
         opt = optim.SGD(W, lr=lr)
         act = F.sigmoid if activation == "sigmoid" else F.relu
 
-        def lecture_step():
-            with gpugrad.autocast(low or "bfloat16", enabled=low is not None):
-                h = X
-                for i, w in enumerate(W):
-                    h = h @ w
-                    if i < len(W) - 1:
-                        h = act(h)
-                loss = F.mse_loss(h, Y, reduction="sum")  # L = sum((y_pred - y)^2), the lecture's loss
-            opt.zero_grad()
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            return loss
-        return lecture_step, gpugrad.get_backend(device).synchronize
+        def lecture_loss():
+            h = X
+            for i, w in enumerate(W):
+                h = h @ w
+                if i < len(W) - 1:
+                    h = act(h)
+            return F.mse_loss(h, Y, reduction="sum")  # L = sum((y_pred - y)^2), the lecture's loss
+        return _training_step(lecture_loss, opt, precision), gpugrad.get_backend(device).synchronize
     W = [gpugrad.tensor(w.T.copy(), device=device, requires_grad=True) for w in weights]  # (out, in) as nn.Linear
     B = [gpugrad.tensor(b, device=device, requires_grad=True) for b in bias] if bias else [None] * len(W)
     opt = optim.SGD(W + [b for b in B if b is not None], lr=lr)
     last = len(W) - 1
 
-    def step():
-        with gpugrad.autocast(low or "bfloat16", enabled=low is not None):
-            h = X
-            for i, (w, b) in enumerate(zip(W, B)):
-                h = F.linear(h, w, b, activation=activation if i < last else None)
-            loss = F.mse_loss(h, Y, reduction="sum") if loss_kind == "sse" else F.cross_entropy(h, Y)
+    def mlp_loss():
+        h = X
+        for i, (w, b) in enumerate(zip(W, B)):
+            h = F.linear(h, w, b, activation=activation if i < last else None)
+        return F.mse_loss(h, Y, reduction="sum") if loss_kind == "sse" else F.cross_entropy(h, Y)
+    return _training_step(mlp_loss, opt, precision), gpugrad.get_backend(device).synchronize
+
+
+def _training_step(compute_loss, opt, precision):
+    """The step as a user writes it: plain for fp32 and tf32; bf16 and fp16 under autocast, fp16 with a GradScaler."""
+    import gpugrad
+    if precision not in LOW:
+        def step():
+            loss = compute_loss()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+    scaler = gpugrad.GradScaler(enabled=precision == "fp16")
+
+    def mixed_step():
+        with gpugrad.autocast(LOW[precision]):
+            loss = compute_loss()
         opt.zero_grad()
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
         return loss
-    return step, gpugrad.get_backend(device).synchronize
+    return mixed_step
 
 
 def written_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr):
@@ -211,22 +222,6 @@ def numpy_setup(sizes, batch, biases, loss_kind, activation, dtype, lr):
 
 
 # -- measuring -------------------------------------------------------------------------------------
-
-def matmul_ceiling_gflops(device, dtype):
-    """This machine's GEMM rate: 1024^3 on the CPU, 4096^3 on a GPU (GFLOP/s)."""
-    import gpugrad
-    backend = gpugrad.get_backend(device)
-    n = 1024 if backend.kind == "cpu" else 4096
-    a = backend.xp.ones((n, n), dtype=dtype)
-    best = float("inf")
-    for _ in range(5):
-        backend.synchronize()
-        start = time.perf_counter()
-        backend.matmul(a, a)
-        backend.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best / 1e9
-
 
 def step_flops(sizes, batch):
     forward = 2 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
@@ -304,6 +299,7 @@ def loss_difference(model, activation, dtype, impl, device, steps=5, precision="
 
 def run(args) -> int:
     from .backend import CudaUnavailableError, get_backend
+    from .bench_report import matmul_ceiling_gflops, plot, print_table
     devices = [d.strip() for d in args.device.split(",")] if args.device else ["cpu"]
     if args.device is None:
         try:
@@ -382,7 +378,6 @@ def run(args) -> int:
             if r["model"] == model:
                 r["max_rel_loss_diff_vs_numpy"] = loss_difference(model, args.activation, dtype, r["impl"], r["device"],
                                                                   precision=args.precision)
-    from .bench_report import plot, print_table
     print_table(results)
     if args.json:
         with open(args.json, "w") as f:
