@@ -254,6 +254,8 @@ def test_arguments_must_be_tensors_or_hashable_constants():
     with pytest.raises(TypeError, match="argument 1"):
         run(gpugrad.ones(2), np.ones(2))
     assert run(gpugrad.ones(2), 3.0).numpy().tolist() == [3.0, 3.0]
+    with pytest.raises(TypeError, match="by position"):
+        run(gpugrad.ones(2), scale=3.0)
 
 
 def test_dropout_draws_a_new_mask_each_replay_reproducibly(device):

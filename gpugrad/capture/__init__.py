@@ -57,7 +57,9 @@ class CompiledStep:
         self._eager_calls = collections.Counter()
         self.__wrapped__ = fn
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            raise TypeError(f"gpugrad.compile: pass the step's arguments by position (got {sorted(kwargs)} by name)")
         if not self.enabled:
             return self.fn(*args)
         key = _signature(args)
