@@ -36,7 +36,8 @@ def compile(fn=None, *, enabled: bool = True, check: bool = True, warmup: int = 
     (optimizer state, kernel compilation); at most ``cache_size`` captures are kept (least recently used
     dropped); ``device`` is where a step without tensor arguments runs (else the arguments' device).
     The tensors a replay returns are overwritten by the next call: ``.item()`` or ``.clone()`` to keep them.
-    Usable as a decorator, with or without arguments.
+    The function's Python runs once, at the capture: Python numbers it reads are constants of the capture
+    (an optimizer's param_groups are read at every replay). Usable as a decorator, with or without arguments.
     """
     if fn is None:
         return lambda f: CompiledStep(f, enabled, check, warmup, cache_size, device)
