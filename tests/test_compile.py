@@ -145,6 +145,15 @@ def test_the_returned_tensor_is_overwritten_by_the_next_call(device):
     assert second is first and second.item() != kept
 
 
+def test_a_compiled_function_inside_a_captured_step_is_part_of_it():
+    w = gpugrad.tensor(np.ones(3), requires_grad=True)
+    inner = gpugrad.compile(lambda x: (x * w).sum(), warmup=0)
+    inner(gpugrad.ones(3))  # captured on its own, then called inside the outer capture: runs as part of it
+    outer = gpugrad.compile(lambda x: inner(x) * 2, warmup=0)
+    for k in range(1, 4):
+        assert outer(gpugrad.full(3, float(k))).item() == 6.0 * k
+
+
 def test_enabled_false_runs_eagerly_every_time():
     calls = []
     run = gpugrad.compile(lambda x: calls.append(1) or x * 2, enabled=False)

@@ -61,7 +61,7 @@ class CompiledStep:
     def __call__(self, *args, **kwargs):
         if kwargs:
             raise TypeError(f"gpugrad.compile: pass the step's arguments by position (got {sorted(kwargs)} by name)")
-        if not self.enabled:
+        if not self.enabled or autograd.step_capture is not None:  # inside another capture: part of its tape
             return self.fn(*args)
         key = _signature(args)
         capture = self._captures.get(key)
