@@ -122,7 +122,8 @@ def test_a_failing_rank_ends_the_job_with_its_message(tmp_path):
     """
     done = _run(2, code, tmp_path, timeout=60)
     assert done.returncode != 0
-    assert "rank one broke on purpose" in done.stderr and "rank 1 of 2 failed" in done.stderr
+    output = done.stdout + done.stderr
+    assert "rank one broke on purpose" in output and "rank 1 of 2 failed" in output, output
 
 
 def test_train_nproc_2_on_digits_writes_once_and_learns(tmp_path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -194,6 +195,7 @@ def _install_abort_hook(world):
         sys.stderr.write(f"gpugrad.distributed: rank {world.rank} of {world.size} failed ({kind.__name__}: {value}); "
                          "aborting every rank\n")
         sys.stderr.flush()
+        time.sleep(0.5)  # NOTE: the launcher forwards this rank's output before the abort tears the job down
         world.abort(1)
     sys.excepthook = hook
 
