@@ -31,7 +31,11 @@ import numpy as np
 from . import autograd
 from .dtypes import DEFAULT_FLOAT, LOW_FLOATS, bfloat16
 
-__all__ = ["autocast", "GradScaler", "is_autocast_enabled", "get_autocast_dtype"]
+__all__ = ["autocast", "GradScaler", "is_autocast_enabled", "get_autocast_dtype", "PRECISIONS"]
+
+# ``--precision`` of ``gpugrad train`` and ``gpugrad bench``: the autocast dtype of each (None: float32 ops;
+# tf32 turns on TF32 GEMMs on a GPU, fp16 adds a GradScaler). Defined once here.
+PRECISIONS = {"fp32": None, "tf32": None, "bf16": "bfloat16", "fp16": "float16"}
 
 
 class _State(threading.local):

@@ -32,7 +32,8 @@ def add_arguments(parser):
     parser.add_argument("--quick", action="store_true", help="few rounds, small steps: under a minute on 2 cores")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 7, quick 3)")
     parser.add_argument("--compile", action="store_true", help="also the gpugrad step through gpugrad.compile")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16", "fp16"),
+    from .amp import PRECISIONS
+    parser.add_argument("--precision", default="fp32", choices=tuple(PRECISIONS),
                         help="gpugrad's and PyTorch's steps: tf32 GEMMs (GPU), bf16 or fp16 autocast (fp16 with a GradScaler)")
     parser.add_argument("--nproc", type=int, default=1, help="N > 1: the MLP step on N data-parallel ranks "
                         "(mpiexec) against one process: step time and scaling efficiency")
@@ -95,7 +96,6 @@ def numpy_step(state, x, y, activation, loss_kind, lr):
     return loss
 
 
-LOW = {"bf16": "bfloat16", "fp16": "float16"}  # --precision: autocast's dtype (fp16 with loss scaling)
 
 
 def gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr, precision="fp32"):
@@ -135,7 +135,8 @@ def gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr
 def _training_step(compute_loss, opt, precision):
     """The step as a user writes it: plain for fp32 and tf32; bf16 and fp16 under autocast, fp16 with a GradScaler."""
     import gpugrad
-    if precision not in LOW:
+    low = gpugrad.amp.PRECISIONS[precision]
+    if low is None:
         def step():
             loss = compute_loss()
             opt.zero_grad()
@@ -146,7 +147,7 @@ def _training_step(compute_loss, opt, precision):
     scaler = gpugrad.GradScaler(enabled=precision == "fp16")
 
     def mixed_step():
-        with gpugrad.autocast(LOW[precision]):
+        with gpugrad.autocast(low):
             loss = compute_loss()
         opt.zero_grad()
         scaler.scale(loss).backward()
@@ -178,7 +179,8 @@ def written_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr
 
 def torch_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr, precision="fp32"):
     import torch
-    low = getattr(torch, LOW[precision]) if precision in LOW else None
+    from .amp import PRECISIONS
+    low = getattr(torch, PRECISIONS[precision]) if PRECISIONS[precision] else None
     scaler = torch.amp.GradScaler(device.split(":")[0], enabled=precision == "fp16")
     weights, bias = _init(sizes, biases, dtype)
     x, y = _data(sizes, batch, loss_kind, dtype)

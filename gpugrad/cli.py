@@ -27,7 +27,8 @@ def build_parser():
     from . import __version__
     from .data import DATASETS
     from .ops.activation import ACTIVATIONS
-    from .train import LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES
+    from .amp import PRECISIONS
+    from .train import LOSSES, OPTIMIZERS, SCHEDULES
     parser = _Parser(prog="gpugrad", description="Array autodiff on NVIDIA GPUs (CuPy) and CPUs (numpy).")
     parser.add_argument("--version", action="version", version=f"gpugrad {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -153,7 +154,7 @@ def _train(args, argv=None) -> int:
             if config.out is None:
                 config.out = str(new_run_folder())
         if config.nproc > 1 and launcher_env()[1] == 1:  # not started by a launcher yet: start the ranks
-            return _launch_ranks(config.nproc, [a for a in (argv or sys.argv[1:])] + (["--out", config.out] if
+            return _launch_ranks(config.nproc, list(argv or sys.argv[1:]) + (["--out", config.out] if
                                                                                        args.resume is None else []))
         train(config, log=_print_or_stop, resume=args.resume)
     except (ValueError, CudaUnavailableError, ImportError, DistributedError) as error:

@@ -9,7 +9,6 @@ with the same weights as one never interrupted. A non-finite loss stops the run 
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -29,6 +28,7 @@ from . import amp, capture, distributed, nn, optim
 from .autograd import no_grad
 from .backend import CudaUnavailableError, get_backend
 from .creation import manual_seed, tensor
+from .ops.matmul import matmul_precision
 from .runs import (_clock, finite_history, prepare_output, summary, write_text,
                    write_history, write_outputs)
 from .serialization import load, save
@@ -36,7 +36,6 @@ from .serialization import load, save
 LOSSES = ("cross_entropy", "svm", "mse")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 
 
 class TrainingStopped(Exception):
@@ -83,8 +82,8 @@ class TrainConfig:
             raise ValueError(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r} (choose from {', '.join(OPTIMIZERS)})")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r} (choose from {', '.join(PRECISIONS)})")
+        if self.precision not in amp.PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r} (choose from {', '.join(amp.PRECISIONS)})")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r} (choose constant or cosine)")
         if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
@@ -185,21 +184,6 @@ def _rng_state(backend):
     return json.dumps(rng.bit_generator.state) if isinstance(rng, np.random.Generator) else None
 
 
-@contextlib.contextmanager
-def _matmul_precision(precision):
-    """TF32 GEMMs for the run (``--precision tf32``), the process's setting restored afterwards."""
-    from .backend import Backend
-    from .ops.matmul import set_matmul_precision
-    previous = Backend.matmul_precision
-    if precision:
-        set_matmul_precision(precision)
-    try:
-        yield
-    finally:
-        if precision:
-            set_matmul_precision(previous)
-
-
 def train(config: TrainConfig, log=print, resume: str | None = None):
     """Train; return (model, history). With ``config.out`` (or ``resume``), writes config.json, then
     after every epoch history.json/.csv and checkpoint.npz, and at the end model.npz and loss.png."""
@@ -271,7 +255,7 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
               "history": finite_history(history)}, out / "checkpoint.npz")
         write_history(out, history)
 
-    low = {"bf16": "bfloat16", "fp16": "float16"}.get(config.precision)
+    low = amp.PRECISIONS[config.precision]
     scaler = amp.GradScaler(enabled=config.precision == "fp16")
     if checkpoint is not None and checkpoint.get("scaler"):
         scaler.load_state_dict(checkpoint["scaler"])
@@ -289,7 +273,7 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
     run_started = time.perf_counter()
     # NOTE: numpy's overflow warnings are silenced: a non-finite loss is caught below, in one line.
     with _StopRequest(enabled=comm is None) as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-            _matmul_precision("high" if config.precision == "tf32" else None):
+            matmul_precision("high" if config.precision == "tf32" else None):
         for epoch in range(first_epoch, config.epochs + 1):
             if schedule is not None:
                 schedule.step(epoch - 1)  # from the epoch's number alone: a resumed run needs no schedule state

@@ -204,9 +204,9 @@ class _Capture:
         return self.result
 
     # -- the first replay is checked against an eager run from the same state ------------------
-    def _watched(self):
-        """(label, array) for everything a step changes that a replay must get right."""
-        watched = [(f"the step's result {i}", t.data) for i, t in enumerate(_tensors(self.result))]
+    def _watched(self, result):
+        """(label, array) for everything a step changes that a replay must get right; ``result`` is what it returned."""
+        watched = [(f"the step's result {i}", t.data) for i, t in enumerate(_tensors(result))]
         for t, grad, data in self.grads:
             watched.append((f"the gradient of a leaf tensor of shape {tuple(data.shape)}",
                             None if t.grad is None else t.grad.data))
@@ -224,7 +224,7 @@ class _Capture:
 
     def _snapshot(self):
         tape = self.tape
-        arrays = {id(a): (a, tape.copy(a)) for _, a in self._watched() if a is not None}
+        arrays = {id(a): (a, tape.copy(a)) for _, a in self._watched(self.result) if a is not None}
         states = {id(o): {p: dict(s) for p, s in o.state.items()} for o in self.optimizers.values()}
         others = {id(o): _shallow(o.__dict__) for o in self.others.values()}  # a GradScaler's counters
         return arrays, states, others, tape.rng_state()
@@ -244,11 +244,11 @@ class _Capture:
         before = self._snapshot()
         eager_result = fn(*args)
         host = self.tape.host
-        eager = [(label, None if a is None else host(self.tape.copy(a))) for label, a in self._watched_after(eager_result)]
+        eager = [(label, None if a is None else host(self.tape.copy(a))) for label, a in self._watched(eager_result)]
         after_eager, eager_grads = self._snapshot(), [(t, t.grad) for t, _, _ in self.grads]
         self._restore(before)
         result = self.replay(args)
-        replayed = [(label, None if a is None else host(self.tape.copy(a))) for label, a in self._watched_after(result)]
+        replayed = [(label, None if a is None else host(self.tape.copy(a))) for label, a in self._watched(result)]
         for (label, r), (_, e) in zip(replayed, eager):
             problem = describe_difference(r, e, self.tape.exact)
             if problem:
@@ -263,13 +263,6 @@ class _Capture:
                     "this check")
         self.checked = True
         return result
-
-    def _watched_after(self, result):
-        saved, self.result = self.result, result
-        try:
-            return self._watched()
-        finally:
-            self.result = saved
 
 
 def describe_difference(replayed, eager, exact) -> str:

@@ -5,6 +5,7 @@ swap only the last two axes, and sum back over broadcast batch dimensions.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 from ..autograd import Function, sum_to
@@ -199,6 +200,20 @@ class Einsum(Function):
 
 
 _PRECISIONS = ("highest", "high")
+
+
+@contextlib.contextmanager
+def matmul_precision(precision):
+    """``set_matmul_precision(precision)`` inside the block (None: unchanged), the setting before it restored after."""
+    from ..backend import Backend
+    previous = Backend.matmul_precision
+    if precision:
+        set_matmul_precision(precision)
+    try:
+        yield
+    finally:
+        if precision:
+            set_matmul_precision(previous)
 
 
 def set_matmul_precision(precision: str) -> None:
