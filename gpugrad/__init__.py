@@ -16,6 +16,8 @@ from .ops.matmul import set_matmul_precision
 from .serialization import CheckpointError, load, save
 from .capture import compile
 from .amp import GradScaler, autocast
+from . import functions
+from .functions import *  # noqa: F401,F403 (PyTorch's top-level names: gpugrad.exp, gpugrad.cat, gpugrad.long, ...)
 
 __version__ = "0.1.0"
 
@@ -25,15 +27,15 @@ __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "eye", "arange", "randn"
            "no_grad", "enable_grad", "is_grad_enabled", "Function", "functional", "gradcheck",
            "GradcheckError", "CudaUnavailableError", "DeviceMismatchError", "get_backend",
            "set_matmul_precision", "save", "load", "CheckpointError", "compile", "autocast", "GradScaler",
-           "float16", "float32", "float64", "bfloat16", "cuda"]
+           "float16", "float32", "float64", "bfloat16", "cuda", *functions.__all__]
 
 float16, float32, float64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 
 
 def __getattr__(name):
-    # gpugrad.cuda, nn, optim and data load on first use: `import gpugrad` stays light.
+    # gpugrad.cuda, nn, optim, data and utils load on first use: `import gpugrad` stays light.
     import importlib
-    if name in ("cuda", "nn", "optim", "data", "viz", "amp"):
+    if name in ("cuda", "nn", "optim", "data", "viz", "amp", "utils"):
         return importlib.import_module(f".{name}", __name__)
     if name == "bfloat16":  # ml_dtypes' type: an ImportError naming the extra when it is missing
         from .dtypes import bfloat16

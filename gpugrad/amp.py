@@ -8,9 +8,10 @@ Under ``with gpugrad.autocast("bfloat16"):`` each op runs in the dtype its class
 =========== ============================================================ ===============================
 "low"       matmul (``@``), ``F.linear`` / ``nn.Linear`` (with its fused  float32 (and the other low type)
             bias + activation), ``einsum``                                cast to the autocast dtype
-"float32"   softmax, log_softmax, cross_entropy, mse_loss, svm_loss's     float16 / bfloat16 cast to
-            parts, layer_norm, batch_norm, sum, prod, cumsum, norm, exp,  float32
-            log, pow
+"float32"   softmax, log_softmax, the losses (cross_entropy, nll, mse,   float16 / bfloat16 cast to
+            l1, smooth_l1, huber, the binary cross-entropies, svm's       float32
+            parts), normalize, layer_norm, batch_norm, sum, prod, cumsum,
+            norm, exp, log, log1p, expm1, rsqrt, reciprocal, pow
 (none)      everything else                                               as given; mixed dtypes
                                                                           promote (PyTorch's rule)
 =========== ============================================================ ===============================

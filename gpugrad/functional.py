@@ -1,18 +1,22 @@
 """``gpugrad.functional`` (import as ``F``): activations, losses and tensor-combining functions."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import autograd
 from .ops import activation as act
 from .ops import arith, indexing, matmul, normalization, shape
 from .dtypes import is_float
-from .ops.loss import MSE, CrossEntropy, check_labels
+from .ops.loss import MSE, BinaryCrossEntropy, CrossEntropy, check_labels
 from .tensor import Tensor, as_tensor_like
 
 __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "softmax", "log_softmax",
            "maximum", "minimum", "maxout", "linear", "concatenate", "cat", "stack", "where", "mse_loss", "cross_entropy",
-           "svm_loss", "dropout", "layer_norm", "batch_norm", "embedding", "pad", "one_hot", "einsum"]
+           "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "l1_loss", "smooth_l1_loss",
+           "huber_loss", "normalize", "svm_loss", "dropout", "layer_norm", "batch_norm", "embedding", "pad", "one_hot",
+           "einsum"]
 
 
 def sigmoid(x):
@@ -132,13 +136,98 @@ def _labels(labels, like: Tensor):
     return data
 
 
-def cross_entropy(logits, labels):
-    """Mean over the batch of -log softmax(logits)[n, labels[n]].
+def cross_entropy(logits, labels, reduction="mean"):
+    """-log softmax(logits)[n, labels[n]], averaged over the batch ("mean"), summed or kept ("none").
 
     ``logits`` (N, C), ``labels`` (N,) integer classes. Computed through log-softmax with the
-    row max subtracted (finite for logits of 1e8); the gradient is (softmax - onehot) / N.
+    row max subtracted (finite for logits of 1e8); the mean is one fused op whose gradient is
+    (softmax - onehot) / N.
     """
-    return CrossEntropy(_labels(labels, logits))(logits)
+    _reduction(reduction, "cross_entropy")
+    if reduction == "mean":
+        return CrossEntropy(_labels(labels, logits))(logits)
+    return nll_loss(log_softmax(logits, dim=1), labels, reduction)
+
+
+# -- losses built from ops (their gradients are the ops'); float32 under autocast, as PyTorch ------------
+
+def _reduction(reduction, op):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _reduce(loss, reduction):
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def _float32(op, *tensors):
+    """The loss's inputs as tensors on one device; float16 / bfloat16 ones in float32 under autocast."""
+    from .amp import _cast, is_autocast_enabled
+    tensors = as_tensor_like(tensors, op)
+    if not is_float(tensors[0].dtype):
+        raise TypeError(f"{op}: the input must be floating point, got dtype {tensors[0].dtype}; convert with .float()")
+    return tuple(_cast(t, np.dtype(np.float32)) for t in tensors) if is_autocast_enabled() else tensors
+
+
+def nll_loss(log_probs, labels, reduction="mean"):
+    """-log_probs[n, labels[n]] (``log_probs`` (N, C), e.g. from log_softmax), reduced."""
+    _reduction(reduction, "nll_loss")
+    labels = _labels(labels, log_probs)
+    check_labels(log_probs.shape, labels, "nll_loss")
+    (log_probs,) = _float32("nll_loss", log_probs)
+    picked = log_probs.gather(1, labels.reshape(-1, 1)).reshape(-1)
+    return _reduce(-picked, reduction)
+
+
+def binary_cross_entropy_with_logits(logits, target, weight=None, reduction="mean", pos_weight=None):
+    """-[w_pos y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))] from logits, as (1 - y) x + w_pos softplus(-x)
+    (finite for any x; the gradient is sigmoid(x) - y where w_pos = 1), times ``weight``, reduced."""
+    _reduction(reduction, "binary_cross_entropy_with_logits")
+    logits, target = _float32("binary_cross_entropy_with_logits", logits, target)
+    if logits.shape != target.shape:
+        raise ValueError(f"binary_cross_entropy_with_logits: logits of shape {logits.shape} and target of shape "
+                         f"{target.shape} differ")
+    scale = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
+    loss = (1 - target) * logits + scale * softplus(-logits, threshold=math.inf)  # exact in both tails
+    return _reduce(loss if weight is None else loss * weight, reduction)
+
+
+def binary_cross_entropy(probs, target, weight=None, reduction="mean"):
+    """-[y log p + (1 - y) log(1 - p)] with each log at least -100 (PyTorch's), times ``weight``, reduced."""
+    _reduction(reduction, "binary_cross_entropy")
+    probs, target = _float32("binary_cross_entropy", probs, target)
+    if probs.shape != target.shape:
+        raise ValueError(f"binary_cross_entropy: probs of shape {probs.shape} and target of shape {target.shape} differ")
+    loss = BinaryCrossEntropy()(probs, target)
+    return _reduce(loss if weight is None else loss * weight, reduction)
+
+
+def l1_loss(pred, target, reduction="mean"):
+    _reduction(reduction, "l1_loss")
+    pred, target = _float32("l1_loss", pred, target)
+    return _reduce((pred - target).abs(), reduction)
+
+
+def huber_loss(pred, target, reduction="mean", delta=1.0):
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), d = pred - target; reduced."""
+    _reduction(reduction, "huber_loss")
+    pred, target = _float32("huber_loss", pred, target)
+    diff = pred - target
+    size = diff.abs()
+    return _reduce(where(size < delta, 0.5 * diff * diff, delta * (size - 0.5 * delta)), reduction)
+
+
+def smooth_l1_loss(pred, target, reduction="mean", beta=1.0):
+    """Huber's loss divided by ``beta`` (the L1 loss for beta = 0), as PyTorch's."""
+    if beta == 0:
+        return l1_loss(pred, target, reduction)
+    return huber_loss(pred, target, reduction, delta=beta) / beta
+
+
+def normalize(x, p=2.0, dim=1, eps=1e-12):
+    """x divided by its p-norm over ``dim`` (at least ``eps``)."""
+    (x,) = _float32("normalize", x)
+    return x / x.norm(p=p, dim=dim, keepdim=True).clamp(min=eps)
 
 
 def svm_loss(scores, labels, margin=1.0):

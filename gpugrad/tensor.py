@@ -8,6 +8,7 @@ from .backend import _CPU, Backend, backend_of, get_backend, is_cupy_array
 from .dtypes import FLOAT_DTYPES, bfloat16, check_numeric
 from .operands import DeviceMismatchError, _index_data, _shape, as_tensor_like
 from .ops import activation, arith, elementwise, indexing, matmul, reduce, shape as shape_ops
+from .tensor_methods import TensorMethods
 
 
 def _operator(function, reflected=False):
@@ -55,7 +56,7 @@ def _in_place(ufunc_name, op):
     return update
 
 
-class Tensor:
+class Tensor(TensorMethods):
     """An n-dimensional array on one device, with reverse-mode autodiff.
 
     ``.data`` is the raw numpy or CuPy array. Changes through the Tensor API (``+=``, ``x[i] = v``,
@@ -117,7 +118,7 @@ class Tensor:
     @property
     def T(self) -> "Tensor":
         if self.ndim != 2:
-            raise ValueError(f"Tensor.T is for 2-D tensors, got shape {self.shape}; use transpose(*axes) or swapaxes")
+            raise ValueError(f"Tensor.T is for 2-D tensors, got shape {self.shape}; use permute(*axes) or transpose(dim0, dim1)")
         return self.transpose(1, 0)
 
     def __len__(self) -> int:
@@ -340,24 +341,17 @@ class Tensor:
         shape = _shape(shape, "reshape")
         return self if shape == self.shape else shape_ops.Reshape(shape)(self)
 
-    def transpose(self, *axes):
+    def permute(self, *axes):
+        """The axes in the given order (a permutation of all of them; none: all reversed)."""
         axes = _shape(axes) if axes else None
         return shape_ops.Transpose(axes)(self)
 
+    def transpose(self, *axes):
+        """Two axes: those two exchanged, as PyTorch's ``transpose(dim0, dim1)``; any other number: a
+        permutation of all the axes, as numpy's (``permute`` always is one)."""
+        return shape_ops.swapaxes(self, *axes) if len(axes) == 2 else self.permute(*axes)
+
     swapaxes, squeeze, unsqueeze = shape_ops.swapaxes, shape_ops.squeeze, shape_ops.unsqueeze
-    permute = transpose  # PyTorch's name for a permutation of the axes
-
-    def t(self):
-        return self.T
-
-    def expand(self, *sizes):
-        """PyTorch's expand: broadcast_to, with -1 keeping a size."""
-        sizes = _shape(sizes, "expand")
-        lead = len(sizes) - self.ndim
-        return self.broadcast_to(tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(sizes)))
-
-    def contiguous(self):
-        return self if self.data.flags.c_contiguous else self.clone()
 
     def broadcast_to(self, *shape):
         shape = _shape(shape, "broadcast_to")
@@ -373,24 +367,6 @@ class Tensor:
     __itruediv__ = _in_place("divide", "/=")
     mul_ = _in_place("multiply", "mul_")
     div_ = _in_place("divide", "div_")
-
-    def add_(self, other, alpha=1):
-        return operands.update_in_place(self, other if alpha == 1 else other * alpha, "add", "add_")
-
-    def sub_(self, other, alpha=1):
-        return operands.update_in_place(self, other if alpha == 1 else other * alpha, "subtract", "sub_")
-
-    def copy_(self, source):
-        self[...] = source
-        return self
-
-    def fill_(self, value):
-        self[...] = value
-        return self
-
-    def zero_(self):
-        return self.fill_(0)
-
     __setitem__ = operands.set_item
 
 

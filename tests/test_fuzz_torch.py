@@ -157,7 +157,7 @@ def _reshape(graph):
 def _transpose(graph):
     ga, ta = graph.pick()
     axes = tuple(int(a) for a in graph.rng.permutation(ga.ndim))
-    return ga.transpose(*axes), ta.permute(axes)
+    return ga.permute(*axes), ta.permute(axes)
 
 
 def _swapaxes(graph):
@@ -240,6 +240,9 @@ OPS = [
     _unary("silu", F.silu, torch.nn.functional.silu),
     _unary("softplus", F.softplus, torch.nn.functional.softplus),
     _unary("norm", lambda a: a.norm(), lambda a: a.norm(), guard=lambda a: a.numel() > 0 and a.abs().max() > 0.1),
+    _unary("log1p", lambda a: a.abs().log1p(), lambda a: a.abs().log1p(), guard=lambda a: _far_from(a, [0], 1e-3)),
+    _unary("expm1", lambda a: a.expm1(), torch.expm1, guard=lambda a: a.numel() == 0 or a.max() < 10),
+    ("logsumexp", lambda g: _along(g, lambda x, d: x.logsumexp(d), lambda t, d: t.logsumexp(d))),
     ("cumsum", lambda g: _along(g, lambda x, d: x.cumsum(d), lambda t, d: t.cumsum(d))),
     ("prod", lambda g: _along(g, lambda x, d: x.prod(dim=d), lambda t, d: t.prod(dim=d))),
     ("tril", lambda g: _matrix(g, lambda x: x.tril(), lambda t: t.tril())),

@@ -174,7 +174,7 @@ def test_integer_logits_are_refused_and_integer_softmax_is_computed_in_float32(d
     (lambda: gpugrad.zeros(2, 3).max(axis=(0, 0)), ValueError, "max: repeated axis"),
     (lambda: F.softmax(gpugrad.zeros(2, 3), axis=2), IndexError, r"softmax: axis 2 is out of range for shape \(2, 3\)"),
     (lambda: F.concatenate([gpugrad.zeros(2), gpugrad.zeros(2)], axis=1), IndexError, "concatenate: axis 1"),
-    (lambda: gpugrad.zeros(2, 3).transpose(0, 0), ValueError, "transpose: axes"),
+    (lambda: gpugrad.zeros(2, 3).permute(0, 0), ValueError, "transpose: axes"),
 ])
 def test_bad_axes_name_the_op_the_axis_and_the_shape(call, error, message):
     with pytest.raises(error, match=message):

@@ -141,6 +141,9 @@ def load(name: str, **kwargs) -> Dataset:
 
 def _materialize(dataset):
     """(X, y) arrays from a dataset object; the loader keeps the whole set on its device anyway."""
+    tensors = getattr(dataset, "tensors", None)  # a TensorDataset: its two tensors as they are
+    if isinstance(tensors, tuple) and len(tensors) == 2:
+        return tensors
     if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
         raise TypeError(f"DataLoader: expected arrays X, y or a dataset with __len__ and __getitem__, got "
                         f"{type(dataset).__name__}")

@@ -239,12 +239,17 @@ class Embedding(Module):
 
 
 class Softmax(Module):
-    def __init__(self, axis=-1):
+    def __init__(self, axis=-1, *, dim=None):
         super().__init__()
-        self.axis = axis
+        self.axis = axis if dim is None else dim
 
     def forward(self, x):
         return F.softmax(x, self.axis)
+
+
+class LogSoftmax(Softmax):
+    def forward(self, x):
+        return F.log_softmax(x, self.axis)
 
 
 class Maxout(Module):
@@ -279,26 +284,3 @@ def MLP(sizes, activation="relu", dtype=np.float32, device=None) -> Sequential:
         if i < len(sizes) - 2:
             layers.append(ACTIVATION_MODULES[activation]())
     return Sequential(*layers)
-
-
-class MSELoss(Module):
-    def __init__(self, reduction="mean"):
-        super().__init__()
-        self.reduction = reduction
-
-    def forward(self, pred, target):
-        return F.mse_loss(pred, target, self.reduction)
-
-
-class CrossEntropyLoss(Module):
-    def forward(self, logits, labels):
-        return F.cross_entropy(logits, labels)
-
-
-class SVMLoss(Module):
-    def __init__(self, margin=1.0):
-        super().__init__()
-        self.margin = margin
-
-    def forward(self, scores, labels):
-        return F.svm_loss(scores, labels, self.margin)

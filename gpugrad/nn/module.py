@@ -90,8 +90,14 @@ class Module:
         for name, module in self._modules.items():
             yield from module.named_modules(f"{prefix}.{name}" if prefix else name)
 
+    def modules(self):
+        return (module for _, module in self.named_modules())
+
     def children(self):
         return iter(self._modules.values())
+
+    def named_children(self):
+        return iter(self._modules.items())
 
     def named_parameters(self, prefix=""):
         seen = set()
@@ -230,7 +236,9 @@ class Sequential(Module):
         return len(self._modules)
 
     def __getitem__(self, index):
-        return list(self._modules.values())[index]
+        """A module, or a slice of them as a Sequential (sharing the modules), as PyTorch's."""
+        modules = list(self._modules.values())
+        return type(self)(*modules[index]) if isinstance(index, slice) else modules[index]
 
     def __iter__(self):
         return iter(self._modules.values())

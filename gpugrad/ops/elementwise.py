@@ -1,7 +1,9 @@
-"""More elementwise math: sin, cos, erf, sign, rounding, floor division, remainder, bitwise logic.
+"""More elementwise math: sin, cos, erf, log1p, expm1, rsqrt, reciprocal, sign, rounding, floor
+division, remainder, bitwise logic.
 
 Each differentiable function saves its input and writes its derivative next to its value:
-sin' = cos, cos' = -sin, erf' = 2/sqrt(pi) exp(-x^2); sign, floor, ceil and round have derivative 0
+sin' = cos, cos' = -sin, erf' = 2/sqrt(pi) exp(-x^2), log1p' = 1 / (1 + x), expm1' = exp(x),
+rsqrt' = -rsqrt(x) / (2 x), reciprocal' = -1 / x^2; sign, floor, ceil and round have derivative 0
 (PyTorch's convention); ``a % b`` has da = 1, db = -floor(a / b). Floor division and the bitwise
 operators return integer or boolean results with no gradient.
 """
@@ -22,14 +24,22 @@ class Unary(Function):
         "sin": (lambda xp, x: xp.sin(x), lambda xp, x: xp.cos(x)),
         "cos": (lambda xp, x: xp.cos(x), lambda xp, x: -xp.sin(x)),
         "erf": (None, lambda xp, x: (2 / math.sqrt(math.pi)) * xp.exp(-x * x)),
+        "log1p": (lambda xp, x: xp.log1p(x), lambda xp, x: 1 / (1 + x)),
+        "expm1": (lambda xp, x: xp.expm1(x), lambda xp, x: xp.exp(x)),
+        "rsqrt": (lambda xp, x: 1 / xp.sqrt(x), lambda xp, x: -0.5 / (x * xp.sqrt(x))),
+        "reciprocal": (lambda xp, x: 1 / x, lambda xp, x: -1 / (x * x)),
         "sign": (lambda xp, x: xp.sign(x), None),
         "floor": (lambda xp, x: xp.floor(x), None),
         "ceil": (lambda xp, x: xp.ceil(x), None),
         "round": (lambda xp, x: xp.round(x), None),  # halves to even, as PyTorch
     }
 
+    FLOAT32 = ("log1p", "expm1", "rsqrt", "reciprocal")  # computed in float32 under autocast (PyTorch's list)
+
     def __init__(self, kind):
         self.kind = kind
+        if kind in self.FLOAT32:
+            self.amp = "float32"
 
     @property
     def name(self) -> str:

@@ -3,10 +3,16 @@ one_hot. The gradient of a selection goes back where the values came from (added
 index repeats); of pad, the unpadded part; of repeat, the sum over the copies."""
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 
 from ..autograd import Function, check_values
 from .shape import check_axis
+
+
+# what sort and topk return, as PyTorch's: a pair with .values and .indices
+ValuesIndices = collections.namedtuple("ValuesIndices", ["values", "indices"])
 
 
 def _index(index, x, op):
@@ -82,7 +88,7 @@ def scatter_add(x, dim, index, src):
 def sort(x, dim=-1, descending=False):
     """(values, indices) sorted along ``dim`` (stable); values carry the gradient."""
     indices = argsort(x, dim, descending)
-    return gather(x, dim, indices), indices
+    return ValuesIndices(gather(x, dim, indices), indices)
 
 
 def argsort(x, dim=-1, descending=False):
@@ -100,7 +106,7 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
         raise ValueError(f"topk: k={k} is out of range for dimension {axis} of size {x.shape[axis]}")
     indices = argsort(x, axis, descending=largest)
     picked = type(x)._make(indices.data.take(np.arange(k), axis=axis), False)
-    return gather(x, axis, picked), picked
+    return ValuesIndices(gather(x, axis, picked), picked)
 
 
 class Triangle(Function):

@@ -99,3 +99,34 @@ class MSE(Function):
         scale = 2.0 / max(diff.size, 1) if self.reduction == "mean" else 2.0
         grad = diff * (grad_output * diff.dtype.type(scale))
         return (grad if self.needs_input_grad[0] else None), (-grad if self.needs_input_grad[1] else None)
+
+
+class BinaryCrossEntropy(Function):
+    """-(y log p + (1 - y) log(1 - p)) elementwise, each log at least -100 (PyTorch's clamp: finite at p = 0
+    and 1); dp = (p - y) / max(p (1 - p), 1e-12), dy = log(1 - p) - log p. Probabilities outside [0, 1]
+    raise (checked on the CPU; on a GPU the check would stall the device)."""
+    amp = "float32"
+    promotes = "same"
+    saves_inputs = ()
+
+    def forward(self, p, y):
+        check_float(p, "binary_cross_entropy", "probabilities")
+        xp = self.backend.xp
+        if xp is np and p.size:
+            check_values(lambda: _check_probabilities(p))
+        with np.errstate(divide="ignore"):
+            log_p, log_q = xp.maximum(xp.log(p), -100), xp.maximum(xp.log(1 - p), -100)
+        self.saved = (p, y, log_p, log_q)
+        return -(y * log_p + (1 - y) * log_q)
+
+    def backward(self, grad_output):
+        p, y, log_p, log_q = self.saved
+        xp = self.backend.xp
+        dp = grad_output * (p - y) / xp.maximum(p * (1 - p), p.dtype.type(1e-12)) if self.needs_input_grad[0] else None
+        return dp, (grad_output * (log_q - log_p) if self.needs_input_grad[1] else None)
+
+
+def _check_probabilities(p):
+    if bool((p < 0).any()) or bool((p > 1).any()) or bool(np.isnan(p).any()):
+        raise ValueError(f"binary_cross_entropy: probabilities must lie in [0, 1], got values from {np.nanmin(p)} to "
+                         f"{np.nanmax(p)}{' and NaN' if np.isnan(p).any() else ''}")

@@ -144,8 +144,8 @@ class OneCycleLR(LRScheduler):
 
     def step(self, epoch=None):
         self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
-        if self.last_epoch >= self.total_steps:
-            raise ValueError(f"OneCycleLR: stepped {self.last_epoch + 1} times with total_steps={self.total_steps}")
+        if self.last_epoch > self.total_steps:  # NOTE: PyTorch's bound: one step past the last phase is allowed
+            raise ValueError(f"OneCycleLR: stepped {self.last_epoch} times with total_steps={self.total_steps}")
         self._last_lr = []
         for group in self.optimizer.param_groups:
             start_step = 0.0

@@ -1,0 +1,80 @@
+"""PyTorch's top-level names: tensor methods as functions (``gpugrad.exp(x)`` is ``x.exp()``, as
+``torch.exp``), the joining functions, ``set_grad_enabled``, ``inference_mode`` and the dtypes'
+other names (``gpugrad.long``, ``gpugrad.int64``, ...). Nothing here computes: each name leads to an
+op or a method defined elsewhere."""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from . import autograd
+from .functional import cat, maximum, minimum, stack, where
+from .tensor import Tensor
+from .tensor_methods import METHODS_AS_FUNCTIONS
+
+concat = cat
+float, double, half = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16)
+int8, int16, int32, int64, uint8 = (np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8))
+short, int, long, bool = int16, int32, int64, np.dtype(np.bool_)
+
+
+def _method_as_function(name):
+    def function(input, *args, **kwargs):
+        if not isinstance(input, Tensor):
+            raise TypeError(f"gpugrad.{name}: expected a tensor as the first argument, got {type(input).__name__}")
+        return getattr(input, name)(*args, **kwargs)
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"``gpugrad.{name}(x, ...)`` is ``x.{name}(...)``."
+    return function
+
+
+globals().update({name: _method_as_function(name) for name in METHODS_AS_FUNCTIONS})
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False) -> builtins.bool:
+    """Whether two tensors are equal within the tolerances (reads both to the host)."""
+    return np.allclose(np.asarray(a.numpy() if isinstance(a, Tensor) else a),
+                       np.asarray(b.numpy() if isinstance(b, Tensor) else b), rtol=rtol, atol=atol, equal_nan=equal_nan)
+
+
+def linspace(start, end, steps, dtype=np.float32, device=None, requires_grad=False):
+    from .creation import tensor
+    return tensor(np.linspace(start, end, steps, dtype=np.dtype(dtype)), device=device, requires_grad=requires_grad)
+
+
+def randperm(n, dtype=np.int64, device=None):
+    """A random permutation of 0 .. n-1 from the device's generator (``gpugrad.manual_seed``)."""
+    from .backend import get_backend
+    backend = get_backend(device)
+    return Tensor(backend.asarray(backend.permutation(n)).astype(dtype, copy=False))
+
+
+class set_grad_enabled(autograd.no_grad):
+    """Grad mode on or off: from the call on, or for a ``with`` block (restored at its end), as PyTorch's."""
+
+    def __init__(self, mode: builtins.bool):
+        self.enabled = builtins.bool(mode)
+        self._previous = autograd.is_grad_enabled()
+        autograd._state.enabled = self.enabled
+
+    def _recreate_cm(self):
+        return type(self)(self.enabled)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        autograd._state.enabled = self._previous
+        return False
+
+
+inference_mode = autograd.no_grad  # gpugrad has one way to turn recording off
+
+__all__ = ["cat", "concat", "stack", "where", "maximum", "minimum", "is_tensor", "allclose", "linspace", "randperm",
+           "set_grad_enabled", "inference_mode", "float", "double", "half", "int8", "int16", "int32", "int64", "uint8",
+           "short", "int", "long", "bool", *METHODS_AS_FUNCTIONS]
