@@ -216,16 +216,21 @@ def kernels():
     return table
 
 
-def _gpugrad_step(model, opt, x, y, low=None):
+def _gpugrad_step(model, opt, x, y, low=None, scaler=None):
     with gpugrad.autocast(low or "bfloat16", enabled=low is not None):
         loss = F.cross_entropy(model(x), y)
     opt.zero_grad()
-    loss.backward()
-    opt.step()
+    if scaler is None:
+        loss.backward()
+        opt.step()
+    else:  # float16's loss scaling: no host read in the step (the skip is decided on the device)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
     return loss
 
 
-def _torch_setup(sizes, batch, device, seed=0, low=None):
+def _torch_setup(sizes, batch, device, seed=0, low=None, scaler=False):
     import torch
     torch.manual_seed(seed)
     layers = []
@@ -239,26 +244,34 @@ def _torch_setup(sizes, batch, device, seed=0, low=None):
     y = torch.randint(0, sizes[-1], (batch,), device=device)
     loss_fn = torch.nn.CrossEntropyLoss()
 
+    grad_scaler = torch.amp.GradScaler("cuda") if scaler else None
+
     def step():
         with torch.autocast("cuda", dtype=getattr(torch, low or "bfloat16"), enabled=low is not None):
             loss = loss_fn(model(x), y)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if grad_scaler is None:
+            loss.backward()
+            opt.step()
+        else:  # PyTorch's scaler reads its inf flag on the host in step()
+            grad_scaler.scale(loss).backward()
+            grad_scaler.step(opt)
+            grad_scaler.update()
         return loss
     return step
 
 
-def _gpugrad_setup(sizes, batch, device, compiled=False, low=None):
+def _gpugrad_setup(sizes, batch, device, compiled=False, low=None, scaler=False):
     gpugrad.manual_seed(0)
+    grad_scaler = gpugrad.GradScaler() if scaler else None
     model = nn.MLP(sizes, activation="relu", device=device)
     opt = optim.SGD(model.parameters(), lr=0.01)
     x = gpugrad.randn(batch, sizes[0], device=device)
     y = gpugrad.tensor(np.random.default_rng(0).integers(0, sizes[-1], batch), device=device)
     if compiled:  # the step as a user writes it, given to gpugrad.compile (CUDA graphs on a GPU)
         step = gpugrad.compile(_gpugrad_step)
-        return lambda: step(model, opt, x, y, low)  # model, opt, low: constants of the capture; x, y: its inputs
-    return lambda: _gpugrad_step(model, opt, x, y, low)
+        return lambda: step(model, opt, x, y, low, grad_scaler)  # all but x, y: constants of the capture
+    return lambda: _gpugrad_step(model, opt, x, y, low, grad_scaler)
 
 
 def _torch_graph_setup(sizes, batch):
@@ -434,6 +447,34 @@ for s in range(10):
     opt.step()
 np.save(f"{sys.argv[1]}/rank{comm.rank}.npy", np.concatenate([p.numpy().ravel() for p in model.parameters()]))
 """
+
+
+@section("float16 with the loss scaler")
+def float16_scaler(rounds=5, steps=20):
+    """MLP 784-1024-1024-10 at batch 512, float16 autocast with a GradScaler: gpugrad's scaler decides the
+    skip on the device (no host read per step), PyTorch's reads its flag on the host every step."""
+    import cupy
+    import torch
+    sizes, batch = [784, 1024, 1024, 10], 512
+    cuda_sync = lambda: cupy.cuda.Device().synchronize()  # noqa: E731
+    runners = {"gpugrad fp16+scaler": (_gpugrad_setup(sizes, batch, "cuda", low="float16", scaler=True), cuda_sync),
+               "gpugrad fp16+scaler compiled": (_gpugrad_setup(sizes, batch, "cuda", compiled=True, low="float16",
+                                                               scaler=True), cuda_sync),
+               "torch fp16 autocast+scaler": (_torch_setup(sizes, batch, "cuda", low="float16", scaler=True),
+                                              torch.cuda.synchronize)}
+    for step, sync in runners.values():
+        for _ in range(3):
+            step()
+        sync()
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, (step, sync) in runners.items():
+            times[name].append(_wall_per_step(step, sync, steps))
+    medians = {name: statistics.median(v) for name, v in times.items()}
+    table = {name: {"ms": ms, "over_torch": ms / medians["torch fp16 autocast+scaler"]} for name, ms in medians.items()}
+    for name, r in table.items():
+        print(f"   {name}: {r['ms']:.3f} ms, / torch {r['over_torch']:.2f}")
+    return table
 
 
 @section("data parallel")

@@ -139,10 +139,13 @@ class GradScaler:
     (the scale halves after a skipped step, doubles after ``growth_interval`` clean ones),
     ``scaler.unscale_(opt)`` before clipping, ``get_scale()``, ``state_dict`` / ``load_state_dict``.
 
-    The scale lives in a float32 tensor on the device of the first loss scaled, so a captured step
-    (``gpugrad.compile``) scales by the current value; ``step`` and ``update`` run as calls at every replay.
-    Deciding to skip reads the inf/NaN flag on the host (one device-to-host read per step on a GPU, as
-    PyTorch's scaler does).
+    Nothing is read back to the host during a step (PyTorch's scaler reads its inf flag every step):
+    the scale, the growth tracker and each optimizer's "found inf" flag live on the device; unscaling
+    sets the flag (``unscale_check`` kernel on a GPU), the optimizer's kernel skips its update where the
+    flag is set (its step counts too), and ``update`` moves the scale on the device (``update_scale``).
+    So a float16 step never waits for the GPU, and a captured one (``gpugrad.compile``) replays it
+    whole. The exceptions, each one host read: SGD's first momentum step, parameters no kernel takes
+    (float16 ones), ``get_scale()`` and ``state_dict()``.
     """
 
     def __init__(self, init_scale=65536.0, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000,
@@ -153,9 +156,9 @@ class GradScaler:
                              f"{growth_interval}")
         self.enabled = bool(enabled)
         self._init_scale, self._growth_factor, self._backoff_factor = float(init_scale), growth_factor, backoff_factor
-        self._growth_interval, self._growth_tracker = int(growth_interval), 0
-        self._scale = None  # a 0-d float32 tensor, made on the first scale()
-        self._unscaled, self._found_inf = set(), {}
+        self._growth_interval, self._init_tracker = int(growth_interval), 0
+        self._scale = self._tracker = None  # a 0-d float32 tensor and a 0-d int32 array, made on the first scale()
+        self._unscaled, self._found_inf = set(), {}  # id(optimizer) -> {backend: 0-d float32 flag}
 
     # -- the three calls of a step ---------------------------------------------------------------
     def scale(self, outputs):
@@ -170,10 +173,11 @@ class GradScaler:
         if self._scale is None:
             backend = outputs.backend
             self._scale = Tensor._make(backend.asarray(np.full((), self._init_scale, np.float32)), False)
+            self._tracker = backend.asarray(np.full((), self._init_tracker, np.int32))
         return outputs * self._scale.astype(outputs.dtype) if outputs.dtype != np.float32 else outputs * self._scale
 
     def unscale_(self, optimizer):
-        """Divide ``optimizer``'s gradients by the scale, in place, and note whether any is inf or NaN."""
+        """Divide ``optimizer``'s gradients by the scale, in place, and set its flag where any is inf or NaN."""
         if not self.enabled:
             return
         if autograd.replayed_call(lambda: self.unscale_(optimizer), optimizer):
@@ -181,28 +185,30 @@ class GradScaler:
         if id(optimizer) in self._unscaled:
             raise RuntimeError("GradScaler.unscale_() was already called on this optimizer since the last update()")
         self._unscaled.add(id(optimizer))
-        found = False
-        if self._scale is not None:
-            inverse = 1.0 / float(self._scale.item())
-            for p in optimizer.params:
-                if p.grad is None:
-                    continue
-                g = p.grad.data
-                xp = p.backend.xp
-                g *= g.dtype.type(inverse) if g.dtype != np.float64 else inverse
-                found = found or not bool(xp.isfinite(g).all())
-        self._found_inf[id(optimizer)] = found
+        flags = self._found_inf[id(optimizer)] = {}
+        if self._scale is None:
+            return
+        grads = {}
+        for p in optimizer.params:
+            if p.grad is not None:
+                grads.setdefault(p.grad.backend, []).append(p.grad.data)
+        for backend, arrays in grads.items():
+            found = flags[backend] = backend.xp.zeros((), np.float32)
+            scale = self._scale.data if self._scale.backend is backend else backend.asarray(self._scale.numpy())
+            left = range(len(arrays)) if backend.kernels is None else backend.kernels.unscale_check(arrays, scale, found)
+            unscale_check(backend.xp, [arrays[i] for i in left], scale, found)
 
     def step(self, optimizer):
-        """``optimizer.step()`` unless a gradient is inf or NaN (unscaling first if ``unscale_`` was not called)."""
+        """``optimizer.step()`` unless a gradient is inf or NaN (unscaling first if ``unscale_`` was not called);
+        the skip is decided on the device."""
         if not self.enabled:
             return optimizer.step()
         if autograd.replayed_call(lambda: self.step(optimizer), optimizer):
             return None
         if id(optimizer) not in self._unscaled:
             self.unscale_(optimizer)
-        if not self._found_inf[id(optimizer)]:
-            optimizer.step()
+        flags = self._found_inf[id(optimizer)]
+        optimizer._step(found_inf=flags if flags else None)
         return None
 
     def update(self, new_scale=None):
@@ -211,17 +217,19 @@ class GradScaler:
             return
         if autograd.replayed_call(lambda: self.update(new_scale), self):
             return
-        scale = self._scale.data
+        backend, scale = self._scale.backend, self._scale.data
         if new_scale is not None:
             scale[...] = float(new_scale)
-        elif any(self._found_inf.values()):
-            scale *= np.float32(self._backoff_factor)
-            self._growth_tracker = 0
         else:
-            self._growth_tracker += 1
-            if self._growth_tracker == self._growth_interval:
-                scale *= np.float32(self._growth_factor)
-                self._growth_tracker = 0
+            flags = [f if b is backend else backend.asarray(b.to_numpy(f)) for fs in self._found_inf.values()
+                     for b, f in fs.items()]
+            found = flags[0] if len(flags) == 1 else sum(flags, backend.xp.zeros((), np.float32))
+            if backend.kernels is not None:
+                backend.kernels.update_scale(scale, self._tracker, found, self._growth_factor, self._backoff_factor,
+                                             self._growth_interval)
+            else:
+                update_scale(scale, self._tracker, found, self._growth_factor, self._backoff_factor,
+                             self._growth_interval)
         self._unscaled.clear()
         self._found_inf.clear()
 
@@ -231,6 +239,10 @@ class GradScaler:
             return 1.0
         return self._init_scale if self._scale is None else float(self._scale.item())
 
+    @property
+    def _growth_tracker(self) -> int:
+        return self._init_tracker if self._tracker is None else int(self._tracker)
+
     def state_dict(self) -> dict:
         return {"scale": self.get_scale(), "growth_factor": self._growth_factor, "backoff_factor": self._backoff_factor,
                 "growth_interval": self._growth_interval, "_growth_tracker": self._growth_tracker} if self.enabled else {}
@@ -238,8 +250,35 @@ class GradScaler:
     def load_state_dict(self, state: dict) -> None:
         if not state:
             raise RuntimeError("GradScaler.load_state_dict: the state is empty (saved from a disabled scaler)")
-        self._init_scale = float(state["scale"])
+        self._init_scale, self._init_tracker = float(state["scale"]), int(state["_growth_tracker"])
         if self._scale is not None:
             self._scale.data[...] = self._init_scale
+            self._tracker[...] = self._init_tracker
         self._growth_factor, self._backoff_factor = state["growth_factor"], state["backoff_factor"]
-        self._growth_interval, self._growth_tracker = int(state["growth_interval"]), int(state["_growth_tracker"])
+        self._growth_interval = int(state["growth_interval"])
+
+
+# -- the scaler's arithmetic where no kernel applies (the CPU); optim.cu computes the same on a GPU ------
+
+def unscale_check(xp, grads, scale, found):
+    """grad *= 1 / scale (the float32 reciprocal, as PyTorch), in place; ``found`` set where any is inf or NaN."""
+    if not grads:
+        return
+    inverse = xp.reciprocal(scale.astype(np.float32))
+    for g in grads:
+        g *= inverse.astype(g.dtype) if g.dtype != np.float64 else inverse
+        xp.maximum(found, (~xp.isfinite(g)).any(), out=found)
+
+
+def update_scale(scale, tracker, found, growth, backoff, interval):
+    """PyTorch's ``_amp_update_scale_``: back off after inf or NaN, grow after ``interval`` clean steps."""
+    if found:
+        scale *= np.float32(backoff)
+        tracker[...] = 0
+        return
+    tracker += 1
+    if int(tracker) == interval:
+        grown = scale * np.float32(growth)
+        if np.isfinite(grown):
+            scale[...] = grown
+        tracker[...] = 0

@@ -1,15 +1,21 @@
-// Optimizer steps. Up to 8 parameters per launch: blockIdx.y picks the parameter, a grid-stride
-// loop over blockIdx.x covers its elements, so a small model updates in one or two launches.
-// The pointers travel as kernel arguments (no host-to-device copy of a pointer table).
+// Optimizer steps and the loss scaler's device side. Up to 8 tensors per launch: blockIdx.y picks
+// the tensor, a grid-stride loop over blockIdx.x covers its elements, so a small model updates in one
+// or two launches. The pointers travel as kernel arguments (no host-to-device copy of a pointer table).
+//
+// Nothing here is read back by the host: the step counts (Adam's bias corrections) and the scaler's
+// "found inf" flag live in device memory, so a float16 step with a GradScaler never waits for the GPU
+// and a replayed step (gpugrad.compile) reads the current values. found_inf may be null (no scaler):
+// when it points at a nonzero value every kernel here leaves its tensors as they are (a skipped step).
 #include "common.cuh"
 
 #define GPUGRAD_SLOTS 8
-#define GPUGRAD_PICK(i) case i: param = param##i; grad = grad##i; a = a##i; b = b##i; n = n##i; mask = (first_mask >> i) & 1; break;
-#define GPUGRAD_ARGS(i) T* __restrict__ param##i, const T* __restrict__ grad##i, T* __restrict__ a##i, T* __restrict__ b##i, long long n##i
+#define GPUGRAD_PICK(i) case i: param = param##i; grad = grad##i; a = a##i; b = b##i; n = n##i; step = step##i; mask = (first_mask >> i) & 1; break;
+#define GPUGRAD_ARGS(i) T* __restrict__ param##i, const T* __restrict__ grad##i, T* __restrict__ a##i, T* __restrict__ b##i, long long n##i, const float* step##i
 
-// Selects this block's parameter; a and b are the state buffers (SGD: momentum, unused; Adam: m, v).
+// Selects this block's parameter; a and b are the state buffers (SGD: momentum, unused; Adam: m, v),
+// step its update count (null for SGD).
 #define GPUGRAD_SELECT                                                                               \
-    T* param; const T* grad; T* a; T* b; long long n; int mask;                                      \
+    T* param; const T* grad; T* a; T* b; long long n; const float* step; int mask;                   \
     switch (blockIdx.y) {                                                                             \
     GPUGRAD_PICK(0) GPUGRAD_PICK(1) GPUGRAD_PICK(2) GPUGRAD_PICK(3)                                   \
     GPUGRAD_PICK(4) GPUGRAD_PICK(5) GPUGRAD_PICK(6) GPUGRAD_PICK(7)                                   \
@@ -20,13 +26,17 @@
     GPUGRAD_ARGS(0), GPUGRAD_ARGS(1), GPUGRAD_ARGS(2), GPUGRAD_ARGS(3), \
     GPUGRAD_ARGS(4), GPUGRAD_ARGS(5), GPUGRAD_ARGS(6), GPUGRAD_ARGS(7)
 
+__device__ __forceinline__ bool skipped(const float* found_inf) { return found_inf != nullptr && *found_inf != 0.0f; }
+
 // SGD (PyTorch's form): d = g + wd p; momentum: buf = first ? d : m buf + (1 - dampening) d;
 // d = nesterov ? d + m buf : buf; p -= lr d. Bit i of first_mask: parameter i's first momentum step.
 template <typename T>
 __global__ void sgd_step(GPUGRAD_SIGNATURE, int first_mask, double lr, double momentum, double dampening,
-                         double weight_decay, int nesterov) {
+                         double weight_decay, int nesterov, const float* found_inf) {
     typedef typename Compute<T>::type C;
     GPUGRAD_SELECT
+    (void)step;
+    if (skipped(found_inf)) return;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
         C p = load(param, i);
         C d = load(grad, i);
@@ -41,13 +51,17 @@ __global__ void sgd_step(GPUGRAD_SIGNATURE, int first_mask, double lr, double mo
 }
 
 // Adam (decoupled = 0) and AdamW (decoupled = 1): m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
-// p -= step_size m / (sqrt(v) / bias2_sqrt + eps), step_size = lr / (1 - b1^t), bias2_sqrt = sqrt(1 - b2^t).
+// p -= step_size m / (sqrt(v) / bias2_sqrt + eps), step_size = lr / (1 - b1^t), bias2_sqrt = sqrt(1 - b2^t),
+// t = *step (already counted for this update by count_steps).
 template <typename T>
 __global__ void adam_step(GPUGRAD_SIGNATURE, int first_mask, double lr, double beta1, double beta2, double eps,
-                          double weight_decay, int decoupled, double step_size, double bias2_sqrt) {
+                          double weight_decay, int decoupled, const float* found_inf) {
     typedef typename Compute<T>::type C;
     GPUGRAD_SELECT
     (void)mask;
+    if (skipped(found_inf)) return;
+    const double t = (double)*step;
+    const double step_size = lr / (1.0 - pow(beta1, t)), bias2_sqrt = sqrt(1.0 - pow(beta2, t));
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
         C p = load(param, i);
         C g = load(grad, i);
@@ -63,10 +77,68 @@ __global__ void adam_step(GPUGRAD_SIGNATURE, int first_mask, double lr, double b
     }
 }
 
-#define GPUGRAD_TYPES(T) T*, const T*, T*, T*, long long
+// One more update for each of up to 8 step counts, unless the step is skipped (one block of 8 threads).
+__global__ void count_steps(float* s0, float* s1, float* s2, float* s3, float* s4, float* s5, float* s6, float* s7,
+                            int count, const float* found_inf) {
+    float* steps[GPUGRAD_SLOTS] = {s0, s1, s2, s3, s4, s5, s6, s7};
+    if ((int)threadIdx.x < count && !skipped(found_inf)) steps[threadIdx.x][0] += 1.0f;
+}
+
+// The scaler's unscale and check: g *= 1 / scale for up to 8 gradients, and *found_inf = 1 where any
+// value is inf or NaN (every writer writes 1: no atomics needed).
+#define GPUGRAD_GRAD_PICK(i) case i: g = g##i; n = n##i; break;
+template <typename T>
+__global__ void unscale_check(T* g0, long long n0, T* g1, long long n1, T* g2, long long n2, T* g3, long long n3,
+                              T* g4, long long n4, T* g5, long long n5, T* g6, long long n6, T* g7, long long n7,
+                              const float* scale, float* found_inf) {
+    typedef typename Compute<T>::type C;
+    T* g; long long n;
+    switch (blockIdx.y) {
+    GPUGRAD_GRAD_PICK(0) GPUGRAD_GRAD_PICK(1) GPUGRAD_GRAD_PICK(2) GPUGRAD_GRAD_PICK(3)
+    GPUGRAD_GRAD_PICK(4) GPUGRAD_GRAD_PICK(5) GPUGRAD_GRAD_PICK(6) GPUGRAD_GRAD_PICK(7)
+    default: return;
+    }
+    const C inverse = (C)(1.0f / *scale);  // PyTorch's: the float32 reciprocal of the scale, then a multiply
+    bool bad = false;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        C v = load(g, i) * inverse;
+        bad = bad || !isfinite(v);
+        store(g, i, v);
+    }
+    if (bad) *found_inf = 1.0f;
+}
+
+// After a step (PyTorch's _amp_update_scale_): found inf -> scale *= backoff, tracker = 0; else
+// tracker += 1, and at growth_interval: scale *= growth (if that stays finite), tracker = 0.
+__global__ void update_scale(float* scale, int* tracker, const float* found_inf, double growth, double backoff,
+                             int interval) {
+    if (threadIdx.x != 0 || blockIdx.x != 0) return;
+    if (*found_inf != 0.0f) {
+        *scale = *scale * (float)backoff;
+        *tracker = 0;
+        return;
+    }
+    int successful = *tracker + 1;
+    if (successful == interval) {
+        float grown = *scale * (float)growth;
+        if (isfinite(grown)) *scale = grown;
+        successful = 0;
+    }
+    *tracker = successful;
+}
+
+#define GPUGRAD_TYPES(T) T*, const T*, T*, T*, long long, const float*
 #define GPUGRAD_ALL_TYPES(T) GPUGRAD_TYPES(T), GPUGRAD_TYPES(T), GPUGRAD_TYPES(T), GPUGRAD_TYPES(T), \
                              GPUGRAD_TYPES(T), GPUGRAD_TYPES(T), GPUGRAD_TYPES(T), GPUGRAD_TYPES(T)
-template __global__ void sgd_step<float>(GPUGRAD_ALL_TYPES(float), int, double, double, double, double, int);
-template __global__ void sgd_step<double>(GPUGRAD_ALL_TYPES(double), int, double, double, double, double, int);
-template __global__ void adam_step<float>(GPUGRAD_ALL_TYPES(float), int, double, double, double, double, double, int, double, double);
-template __global__ void adam_step<double>(GPUGRAD_ALL_TYPES(double), int, double, double, double, double, double, int, double, double);
+#define GPUGRAD_GRAD_TYPES(T) T*, long long, T*, long long, T*, long long, T*, long long, \
+                              T*, long long, T*, long long, T*, long long, T*, long long
+template __global__ void sgd_step<float>(GPUGRAD_ALL_TYPES(float), int, double, double, double, double, int, const float*);
+template __global__ void sgd_step<double>(GPUGRAD_ALL_TYPES(double), int, double, double, double, double, int, const float*);
+template __global__ void adam_step<float>(GPUGRAD_ALL_TYPES(float), int, double, double, double, double, double, int, const float*);
+template __global__ void adam_step<double>(GPUGRAD_ALL_TYPES(double), int, double, double, double, double, double, int, const float*);
+template __global__ void unscale_check<float>(GPUGRAD_GRAD_TYPES(float), const float*, float*);
+template __global__ void unscale_check<double>(GPUGRAD_GRAD_TYPES(double), const float*, float*);
+#ifndef GPUGRAD_NO_HALF
+template __global__ void unscale_check<__half>(GPUGRAD_GRAD_TYPES(__half), const float*, float*);
+template __global__ void unscale_check<__nv_bfloat16>(GPUGRAD_GRAD_TYPES(__nv_bfloat16), const float*, float*);
+#endif

@@ -160,28 +160,61 @@ def test_the_scaler_keeps_float16_gradients_that_underflow_without_it(device):
     np.testing.assert_allclose(grads["scaled"], grads["float32"], rtol=2e-2)
 
 
-PATTERN = [0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0]
+PATTERN = [1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0]  # 1: a step with an inf gradient (the first one too)
+OPTIMIZERS = {"sgd": (dict(lr=0.1), "SGD"), "sgd-momentum-dampening": (dict(lr=0.1, momentum=0.9, dampening=0.3), "SGD"),
+              "adamw": (dict(lr=0.1, weight_decay=0.1), "AdamW")}
 
 
-def test_the_scalers_grow_back_off_and_skip_sequence_equals_pytorchs():
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_the_scalers_grow_back_off_and_skip_sequence_equals_pytorchs(device, name):
     torch = pytest.importorskip("torch")
     ours = gpugrad.GradScaler(init_scale=8.0, growth_interval=3)
     theirs = torch.amp.GradScaler("cpu", init_scale=8.0, growth_interval=3)
-    p, q = gpugrad.tensor(np.ones(3, np.float32), requires_grad=True), torch.nn.Parameter(torch.ones(3))
-    opt, topt = optim.SGD([p], lr=0.1), torch.optim.SGD([q], lr=0.1)
-    for bad in PATTERN:
-        ours.scale(gpugrad.tensor(np.float32(1.0)))
+    values = np.linspace(0.5, 1.5, 20, dtype=np.float32)
+    p, q = gpugrad.tensor(values, requires_grad=True, device=device), torch.nn.Parameter(torch.tensor(values))
+    hyper, kind = OPTIMIZERS[name]
+    opt, topt = getattr(optim, kind)([p], **hyper), getattr(torch.optim, kind)([q], **hyper)
+    for i, bad in enumerate(PATTERN):
+        ours.scale(gpugrad.tensor(np.float32(1.0), device=device))
         theirs.scale(torch.ones(()))
-        value = np.float32(np.inf if bad else 1.0)
-        p.grad = gpugrad.tensor(np.full(3, value * np.float32(ours.get_scale()), np.float32))
-        q.grad = torch.full((3,), float(value)) * theirs.get_scale()
+        grad = np.cos(values * (i + 1)).astype(np.float32)  # the skip is decided on the device, from the flag
+        grad[3] = np.inf if bad else grad[3]
+        p.grad = gpugrad.tensor(grad * np.float32(ours.get_scale()), device=device)
+        q.grad = torch.tensor(grad) * theirs.get_scale()
         ours.step(opt)
         theirs.step(topt)
         ours.update()
         theirs.update()
         assert ours.get_scale() == theirs.get_scale()
-        np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-6)
+        np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-6, atol=1e-7, err_msg=f"step {i}")
+        if kind == "AdamW" and not (i == 0 and bad):  # the skipped steps are not counted (bias corrections)
+            assert float(opt.state[p]["step"]) == float(topt.state[q]["step"])
     assert ours.state_dict() == theirs.state_dict()
+    assert {k: set(v) for k, v in opt.state_dict()["state"].items()} == \
+        {k: set(v) for k, v in topt.state_dict()["state"].items()}
+
+
+@pytest.mark.gpu
+def test_a_float16_step_with_the_scaler_never_reads_the_device(cuda):
+    """After the first step, unscale, the optimizer's skip and the scale's update run under a CUDA stream
+    capture, which refuses any copy to the host or synchronization."""
+    import cupy
+    for kind, hyper in (("AdamW", dict(lr=1e-3)), ("SGD", dict(lr=0.1, momentum=0.9))):
+        p = gpugrad.tensor(np.ones(1000, np.float32), requires_grad=True, device="cuda")
+        opt, scaler = getattr(optim, kind)([p], **hyper), gpugrad.GradScaler()
+        for step in range(3):
+            (scaler.scale((p.half() * 2).float().sum())).backward()
+            stream = cupy.cuda.Stream(non_blocking=True)
+            with stream:
+                if step == 2:
+                    stream.begin_capture()
+                scaler.step(opt)
+                scaler.update()
+                if step == 2:
+                    stream.end_capture().launch(stream=stream)
+            stream.synchronize()
+            opt.zero_grad()
+        assert scaler.get_scale() == 65536.0 and float(p.numpy()[0]) < 1.0
 
 
 def test_scaler_state_dict_round_trip_and_checks():

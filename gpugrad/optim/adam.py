@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .optimizer import Optimizer, check_hyperparameter
 
 
@@ -32,8 +34,11 @@ class Adam(Optimizer):
         return group["lr"], group["betas"][0], group["betas"][1], group["eps"], group["weight_decay"], self.decoupled
 
     def update(self, xp, param, grad, state, lr, beta1, beta2, eps, weight_decay, decoupled):
-        """The rule on one parameter, in place; ``state["step"]`` is t (the bias corrections)."""
-        step = state["step"]
+        """The rule on one parameter, in place; ``state["step"]`` (counted for this update) is t, the bias
+        corrections' power."""
+        on_host = isinstance(param, np.ndarray)  # NOTE: not `xp is np`: a capture hands the CPU a recording module
+        step = float(state["step"]) if on_host else state["step"].astype(np.float64)  # on a GPU, no host read
+        sqrt = math.sqrt if on_host else xp.sqrt
         s = self.scratch(xp, state, param)
         m, v = state.get("exp_avg"), state.get("exp_avg_sq")
         if m is None:  # NOTE: not setdefault, whose default would allocate and zero-fill on every step
@@ -52,7 +57,7 @@ class Adam(Optimizer):
         v += s
         # NOTE: p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps), PyTorch's form of Adam.
         xp.sqrt(v, out=s)
-        s /= math.sqrt(1 - beta2 ** step)
+        s /= sqrt(1 - beta2 ** step)
         s += eps
         xp.divide(m, s, out=s)
         s *= lr / (1 - beta1 ** step)

@@ -81,7 +81,7 @@ class Optimizer:
                 p.grad.data[...] = 0
 
     kernel = ""  # the multi-tensor kernel's launch in gpugrad.cuda.kernels
-    counts_steps = False  # keep state["step"], the number of updates of each parameter
+    counts_steps = False  # keep state["step"] (a 0-d float32 array on the parameter's device, as PyTorch's)
 
     def hyperparameters(self, group) -> tuple:
         """What ``update`` and the kernel take after (param, grad, state), from one group."""
@@ -92,14 +92,29 @@ class Optimizer:
         if not autograd.replayed_call(self._step, self):  # inside gpugrad.compile, every replay runs the update
             self._step()
 
-    def _step(self):
+    def _step(self, found_inf=None):
+        """The update; ``found_inf`` (GradScaler.step): {backend: 0-d float32 flag} -- where the flag is set the
+        step is skipped, decided on the device by the kernels (the ``update`` formula reads the flag)."""
         for group in self.param_groups:
             hyper = self.hyperparameters(group)
             for backend, params, grads, states in self._devices(group):
+                found = None if found_inf is None else found_inf[backend]
+                if found is not None and self.reads_flag_first(group, states):
+                    if bool(found):  # NOTE: a host read, only before a state's first update (see reads_flag_first)
+                        continue
+                    found = None
                 left = range(len(params)) if backend.kernels is None else \
-                    getattr(backend.kernels, self.kernel)(params, grads, states, *hyper)
+                    getattr(backend.kernels, self.kernel)(params, grads, states, *hyper, found)
+                if left and found is not None and bool(found):  # NOTE: a host read, where no kernel applies
+                    continue
                 for i in left:
+                    if self.counts_steps:
+                        states[i]["step"] += 1
                     self.update(backend.xp, params[i], grads[i], states[i], *hyper)
+
+    def reads_flag_first(self, group, states) -> bool:
+        """Whether a skipped step must be known on the host before this update (SGD's first momentum step)."""
+        return False
 
     @staticmethod
     def scratch(xp, state, like, key="scratch"):
@@ -130,8 +145,8 @@ class Optimizer:
             state = self.state.get(p)
             if state is None:
                 state = self.state[p] = {}
-            if self.counts_steps:
-                state["step"] = state.get("step", 0) + 1
+            if self.counts_steps and "step" not in state:  # counted on the device, by the kernel or ``_step``
+                state["step"] = backend.xp.zeros((), np.float32)
             mark_changed(p)  # the step changes the parameter in place: graphs that saved it are stale
             entry[1].append(data)
             entry[2].append(grad_data)
@@ -144,6 +159,7 @@ class Optimizer:
         index = {id(p): i for i, p in enumerate(self.params)}
         state = {index[id(p)]: {k: (p.backend.to_numpy(v).copy() if hasattr(v, "shape") else v)
                                 for k, v in s.items() if not k.startswith("scratch")} for p, s in self.state.items()}
+        state = {i: s for i, s in state.items() if s}  # plain SGD keeps nothing (its scratch buffer is left out)
         groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [index[id(p)] for p in g["params"]]}
                   for g in self.param_groups]
         return {"state": state, "param_groups": groups}
@@ -182,5 +198,5 @@ class Optimizer:
         self.state = {}
         for key, saved in dict(state_dict["state"]).items():
             p = params[int(key)]
-            self.state[p] = {k: p.backend.asarray(np.asarray(v, dtype=p.dtype)) if np.ndim(v) else v
-                             for k, v in saved.items()}
+            self.state[p] = {k: p.backend.asarray(np.asarray(v, dtype=np.float32 if k == "step" else p.dtype))
+                             if np.ndim(v) or k == "step" else v for k, v in saved.items()}

@@ -23,6 +23,11 @@ class SGD(Optimizer):
 
     kernel = "sgd_step"
 
+    def reads_flag_first(self, group, states):
+        # NOTE: a skipped first step must leave no momentum buffer (the next one starts it from d, not from a
+        # zero buffer: they differ with dampening), so the first step under a GradScaler reads its flag.
+        return group["momentum"] != 0 and any("momentum_buffer" not in s for s in states)
+
     def hyperparameters(self, group):
         return group["lr"], group["momentum"], group["dampening"], group["nesterov"], group["weight_decay"]
 
