@@ -548,6 +548,11 @@ def layers_against_torch(rows=8192, cols=1024):
         "cumsum": (lambda x: x.cumsum(1), lambda t: t.cumsum(1)),
         "norm": (lambda x: x.norm(dim=1), lambda t: t.norm(dim=1)),
         "dropout (masks differ)": (lambda x: F.dropout(x, 0.1), lambda t: torch.nn.functional.dropout(t, 0.1)),
+        # one fused pass against the activation and the dropout apart (gpugrad) and PyTorch's two ops
+        "relu+dropout fused (masks differ)": (lambda x: F.dropout(x, 0.1, activation="relu"),
+                                              lambda t: torch.nn.functional.dropout(torch.relu(t), 0.1)),
+        "relu, dropout apart (masks differ)": (lambda x: F.dropout(F.relu(x), 0.1),
+                                               lambda t: torch.nn.functional.dropout(torch.relu(t), 0.1)),
     }
     w, b = (gpugrad.tensor(a, device="cuda", requires_grad=True) for a in (w_np, w_np * 0.5))
     tw, tb = (torch.tensor(a, device="cuda", requires_grad=True) for a in (w_np, w_np * 0.5))

@@ -262,13 +262,17 @@ def softplus(x, beta=1.0, threshold=20.0):
     return act.FromInput("softplus", beta=beta, threshold=threshold)(x)
 
 
-def dropout(x, p=0.5, training=True):
+def dropout(x, p=0.5, training=True, activation=None, **param):
     """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p) while ``training``;
-    the mask comes from the device's seeded generator (``gpugrad.manual_seed``)."""
+    the mask comes from the device's seeded generator (``gpugrad.manual_seed``). ``activation`` (a name
+    of the vocabulary, with its parameter) is applied first, in the same op: one fused pass on a GPU."""
     p = act.dropout_probability(p)
+    value = act.keyword_param(activation, param, "dropout")
+    if activation is not None and (not training or p in (0, 1)):
+        x = act.Elementwise(activation, next(iter(param.values()), None))(x)
     if not training or p == 0:
         return x
-    return x * 0 if p == 1 else act.Dropout(p)(x)
+    return x * 0 if p == 1 else act.Dropout(p, activation, value)(x)
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):

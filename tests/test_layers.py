@@ -99,6 +99,36 @@ def test_dropout_train_eval_and_seeded(device):
     assert torch.equal(reference(torch.ones(3)), torch.ones(3))  # the same eval semantics
 
 
+@pytest.mark.parametrize("activation,param", [("relu", {}), ("sigmoid", {}), ("tanh", {}),
+                                              ("leaky_relu", {"negative_slope": 0.2}), ("elu", {"alpha": 0.7})])
+def test_an_activation_and_the_dropout_after_it_run_as_one_op(device, activation, param):
+    """F.dropout(x, p, activation=...) (and Sequential(act, Dropout) in training) equals the activation then
+    the dropout, with the same mask; its gradient too; in eval mode it is the activation alone."""
+    torch = pytest.importorskip("torch")
+    values = np.random.default_rng(8).standard_normal((64, 33))
+    x, t = T(values, device), torch.tensor(values, requires_grad=True)
+    gpugrad.manual_seed(4)
+    y = F.dropout(x, 0.3, activation=activation, **param)
+    assert y.creator.name.endswith("+Dropout")
+    mask = y.creator.saved[0].get() if device == "cuda" else y.creator.saved[0]
+    theirs = getattr(torch.nn.functional, activation)(t, *param.values()) * torch.tensor(mask)
+    np.testing.assert_allclose(y.numpy(), theirs.detach().numpy(), rtol=1e-12, atol=1e-15)
+    upstream = np.random.default_rng(9).standard_normal(values.shape)
+    y.backward(gpugrad.tensor(upstream, device=device))
+    theirs.backward(torch.tensor(upstream))
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-12)
+    module = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU}
+    model = nn.Sequential(nn.LayerNorm(33), module[activation](**param), nn.Dropout(0.3)).to(device).double()
+    gpugrad.manual_seed(4)
+    fused = model(x)
+    assert fused.creator.name.endswith("+Dropout")
+    gpugrad.manual_seed(4)
+    np.testing.assert_array_equal(fused.numpy(), model[2](model[1](model[0](x))).numpy())
+    model.eval()
+    np.testing.assert_array_equal(model(x).numpy(), model[1](model[0](x)).numpy())
+    assert F.dropout(x, 0.3, training=False, activation=activation, **param).creator.name != "Dropout"
+
+
 def test_embedding_layer_matches_torch():
     torch = pytest.importorskip("torch")
     ours, theirs = nn.Embedding(7, 4, padding_idx=2, dtype=np.float64), torch.nn.Embedding(7, 4, padding_idx=2).double()

@@ -107,6 +107,13 @@ def fits(*arrays) -> bool:
     return all(a.dtype == dtype and a.flags.c_contiguous for a in arrays)
 
 
+_NULL = np.uint64(0)
+
+
+def _pointer(array):
+    return _NULL if array is None else array
+
+
 def _sm_count() -> int:
     device = cupy.cuda.runtime.getDevice()
     sms = _SM_COUNT.get(device)
@@ -222,17 +229,19 @@ def softmax_xent(logits, labels):
 
 # -- dropout: the mask drawn in the kernel (counter-based), the offset advanced on the device --------
 
-def dropout(x, p, state):
-    """(y, scaled mask) of dropout with probability ``p``; ``state`` is the device's (seed, offset) array
-    (``CupyBackend.dropout_state``). None where it does not apply."""
+def dropout(x, p, state, activation=None, param=0.0):
+    """(y, scaled mask, act(x) or None) of dropout with probability ``p`` after ``activation`` (None: none);
+    ``state`` is the device's (seed, offset) array (``CupyBackend.dropout_state``). None where it does not apply."""
     if not fits(x):
         return None
     y, scaled = cupy.empty_like(x), cupy.empty_like(x)
+    activated = None if activation is None else cupy.empty_like(x)
     scale = np.float64(x.dtype.type(1 / (1 - p))) if x.dtype in DTYPES else np.float64(1 / (1 - p))
     load_kernel("dropout", f"dropout_fwd<{DTYPES[x.dtype]}>")(
-        (_grid(x.size),), (BLOCK,), (x, y, scaled, np.int64(x.size), np.float32(p), scale, state))
+        (_grid(x.size),), (BLOCK,), (x, y, scaled, np.int64(x.size), np.float32(p), scale, state,
+                                     np.int32(activation_code(activation)), np.float64(param), _pointer(activated)))
     load_kernel("dropout", "dropout_advance")((1,), (32,), (state, np.int64(x.size)))
-    return y, scaled
+    return y, scaled, activated
 
 
 # -- layer norm: one warp per row ------------------------------------------------------------------
@@ -270,13 +279,6 @@ def layer_norm_backward(grad_output, xhat, rstd, weight, cols):
 
 
 # -- optimizer steps and the loss scaler: up to 8 tensors per launch, nothing read back ---------------
-
-_NULL = np.uint64(0)
-
-
-def _pointer(array):
-    return _NULL if array is None else array
-
 
 def _launch_multi(kernel_name, slots, first_mask, scalars, found_inf):
     """slots: (param, grad, a, b, step) per parameter, all of one dtype; 8 per launch (blockIdx.y)."""

@@ -51,10 +51,13 @@ class Linear(Module):
     def forward(self, x):
         return F.linear(x, self.weight, self.bias, self.activation, **self.param)
 
-    def fused_forward(self, x, activation, param):
-        """This layer followed by ``activation``, as one op (what ``Sequential`` calls)."""
-        if self.activation is not None:
+    def fused_forward(self, x, following):
+        """This layer and the activation module ``following`` as one op (what ``Sequential`` calls); None if
+        ``following`` is not an activation module."""
+        fusable = getattr(following, "fusable_activation", None)
+        if self.activation is not None or fusable is None:
             return None
+        activation, param = fusable
         return F.linear(x, self.weight, self.bias, activation, **param)
 
     def extra_repr(self):
@@ -74,6 +77,12 @@ class _Activation(Module):
     @property
     def fusable_activation(self):
         return self.activation, self.param
+
+    def fused_forward(self, x, following):
+        """This activation and a ``Dropout`` module in training mode as one op (what ``Sequential`` calls)."""
+        if not isinstance(following, Dropout) or not following.training:
+            return None
+        return F.dropout(x, following.p, True, self.activation, **self.param)
 
     def forward(self, x):
         return Elementwise(self.activation, next(iter(self.param.values()), None))(x) if self.activation != "relu" \

@@ -224,8 +224,10 @@ class Module:
 
 
 class Sequential(Module):
-    """Modules applied in order. A ``Linear`` followed by an activation module (ReLU, Sigmoid, Tanh,
-    LeakyReLU, ELU) runs as one fused op: ``Linear.fused_forward``."""
+    """Modules applied in order. A module with ``fused_forward(x, following)`` runs together with the module
+    after it when that returns a result: a ``Linear`` followed by an activation module (ReLU, Sigmoid, Tanh,
+    LeakyReLU, ELU) is one fused op; an activation module followed by ``Dropout`` in training mode is one
+    too (``F.dropout(x, p, activation=...)``)."""
 
     def __init__(self, *modules):
         super().__init__()
@@ -244,15 +246,15 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def forward(self, x):
-        # NOTE: a module with ``fused_forward`` (Linear) followed by one with ``fusable_activation``
-        # (the activation modules) runs as one fused op: the same values, one pass fewer.
+        # NOTE: a module whose ``fused_forward(x, following)`` returns a result runs with the next one as
+        # one fused op (Linear + activation, activation + Dropout): the same values, one pass fewer.
         modules = list(self._modules.values())
         i = 0
         while i < len(modules):
             module = modules[i]
             following = modules[i + 1] if i + 1 < len(modules) else None
-            fusable = getattr(following, "fusable_activation", None)
-            fused = module.fused_forward(x, *fusable) if fusable and hasattr(module, "fused_forward") else None
+            fused = module.fused_forward(x, following) if following is not None and hasattr(module, "fused_forward") \
+                else None
             if fused is not None:
                 x = fused
                 i += 2

@@ -295,24 +295,38 @@ def dropout_probability(p) -> float:
 
 
 class Dropout(Function):
-    """y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) from the device's seeded generator; saves the
-    scaled mask, dx = dy * mask / (1 - p). On a GPU one kernel draws the mask and applies it
-    (``kernels/dropout.cu``: counter-based, so a captured step draws anew at every replay)."""
+    """y = act(x) * mask / (1 - p) (``activation`` None: y = x * mask / (1 - p)), mask ~ Bernoulli(1 - p)
+    from the device's seeded generator; saves the scaled mask (and act(x)), dx = act'(dy * mask / (1 - p)).
+    On a GPU one kernel draws the mask, applies the activation and the mask (``kernels/dropout.cu``:
+    counter-based, so a captured step draws anew at every replay)."""
     saves_inputs = ()
     promotes = "float"
 
-    def __init__(self, p):
-        self.p = p
+    def __init__(self, p, activation=None, param=None):
+        """``param``: the activation's parameter as ``keyword_param`` checked it (None: the default)."""
+        self.p, self.activation = p, activation
+        self.param = activation_param(activation, None, "dropout") if param is None else param
+
+    @property
+    def name(self) -> str:
+        return "Dropout" if self.activation is None else f"{Elementwise(self.activation).name}+Dropout"
 
     def forward(self, x):
-        kernels = self.backend.kernels
-        fused = kernels and kernels.dropout(x, self.p, self.backend.dropout_state)  # one pass, drawn on the GPU
+        backend = self.backend
+        fused = backend.kernels and backend.kernels.dropout(x, self.p, backend.dropout_state, self.activation,
+                                                            self.param)  # one pass, drawn on the GPU
         if fused:
-            y, self.saved = fused
+            y, scaled, activated = fused
+            self.saved = (scaled, activated)
             return y
-        keep = self.backend.rand(x.shape, np.float32) >= self.p
-        self.saved = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.p))
-        return x * self.saved
+        activated = None if self.activation is None else apply_forward(backend, self.activation, x, self.param)
+        keep = backend.rand(x.shape, np.float32) >= self.p
+        scaled = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.p))
+        self.saved = (scaled, activated)
+        return (x if activated is None else activated) * scaled
 
     def backward(self, grad_output):
-        return grad_output * self.saved
+        scaled, activated = self.saved
+        grad = grad_output * scaled
+        return grad if activated is None else apply_backward(self.backend, self.activation, activated, grad,
+                                                             self.param)
