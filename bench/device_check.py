@@ -401,6 +401,19 @@ def _gemm_sum_ms(sizes, batch):
     return total
 
 
+def _interleaved_medians(runners, rounds, steps):
+    """{name: median ms per step}: every runner (step, sync) warmed up, then timed in interleaved rounds."""
+    for step, sync in runners.values():
+        for _ in range(3):
+            step()
+        sync()
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, (step, sync) in runners.items():
+            times[name].append(_wall_per_step(step, sync, steps))
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
 @section("mixed precision")
 def mixed_precision(rounds=5, steps=5):
     """4 x 4096 at batch 4096 (GEMM-bound): bfloat16 autocast against float32, gpugrad and PyTorch."""
@@ -413,15 +426,7 @@ def mixed_precision(rounds=5, steps=5):
                "gpugrad bf16 compiled": (_gpugrad_setup(sizes, batch, "cuda", compiled=True, low="bfloat16"), cuda_sync),
                "torch fp32": (_torch_setup(sizes, batch, "cuda"), torch.cuda.synchronize),
                "torch bf16 autocast": (_torch_setup(sizes, batch, "cuda", low="bfloat16"), torch.cuda.synchronize)}
-    for step, sync in runners.values():
-        for _ in range(3):
-            step()
-        sync()
-    times = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, (step, sync) in runners.items():
-            times[name].append(_wall_per_step(step, sync, steps))
-    medians = {name: statistics.median(v) for name, v in times.items()}
+    medians = _interleaved_medians(runners, rounds, steps)
     flops = 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     table = {name: {"ms": ms, "TFLOPs": flops / ms / 1e9, "over_torch_bf16": ms / medians["torch bf16 autocast"]}
              for name, ms in medians.items()}
@@ -462,15 +467,7 @@ def float16_scaler(rounds=5, steps=20):
                                                                scaler=True), cuda_sync),
                "torch fp16 autocast+scaler": (_torch_setup(sizes, batch, "cuda", low="float16", scaler=True),
                                               torch.cuda.synchronize)}
-    for step, sync in runners.values():
-        for _ in range(3):
-            step()
-        sync()
-    times = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, (step, sync) in runners.items():
-            times[name].append(_wall_per_step(step, sync, steps))
-    medians = {name: statistics.median(v) for name, v in times.items()}
+    medians = _interleaved_medians(runners, rounds, steps)
     table = {name: {"ms": ms, "over_torch": ms / medians["torch fp16 autocast+scaler"]} for name, ms in medians.items()}
     for name, r in table.items():
         print(f"   {name}: {r['ms']:.3f} ms, / torch {r['over_torch']:.2f}")

@@ -10,7 +10,12 @@ from conftest import T
 torch = pytest.importorskip("torch")
 rng = np.random.default_rng(21)
 
-# name: (gpugrad call, torch call, input shape, values: "any" or "distinct" (sorting, no ties) or "positive")
+# name: (gpugrad call, torch call, input shape, values: "any", "distinct" (sorting, no ties), "positive",
+# "above-1" or "probability")
+TF = torch.nn.functional
+LABELS = np.array([0, 2, 1, 2])
+TARGETS = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 0.5], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+WEIGHT = np.array([0.5, 1.0, 2.0])
 OPS = {
     "sin": (lambda x: x.sin(), lambda t: t.sin(), (3, 4), "any"),
     "cos": (lambda x: x.cos(), lambda t: t.cos(), (3, 4), "any"),
@@ -40,13 +45,65 @@ OPS = {
                "any"),
     "einsum-trace-sum": (lambda x: gpugrad.einsum("ij->j", x) + gpugrad.einsum("ij,kj->", x, x),
                          lambda t: torch.einsum("ij->j", t) + torch.einsum("ij,kj->", t, t), (3, 4), "any"),
+    # PyTorch's spellings built from gpugrad's ops (tensor_methods.py, the composed losses)
+    "log1p": (lambda x: x.log1p(), lambda t: t.log1p(), (3, 4), "above-1"),
+    "expm1": (lambda x: x.expm1(), lambda t: t.expm1(), (3, 4), "any"),
+    "rsqrt": (lambda x: x.rsqrt(), lambda t: t.rsqrt(), (3, 4), "positive"),
+    "reciprocal": (lambda x: x.reciprocal(), lambda t: t.reciprocal(), (3, 4), "positive"),
+    "logsumexp": (lambda x: x.logsumexp(dim=1), lambda t: t.logsumexp(dim=1), (3, 4), "any"),
+    "logsumexp-keepdim": (lambda x: gpugrad.logsumexp(x * 300, 0, keepdim=True),
+                          lambda t: torch.logsumexp(t * 300, 0, keepdim=True), (3, 4), "any"),
+    "var": (lambda x: x.var(dim=1), lambda t: t.var(dim=1), (3, 4), "any"),
+    "var-all-population": (lambda x: x.var(unbiased=False), lambda t: t.var(unbiased=False), (3, 4), "any"),
+    "std-keepdim": (lambda x: x.std(dim=(0, 1), keepdim=True, correction=0),
+                    lambda t: t.std(dim=(0, 1), keepdim=True, correction=0), (2, 3, 4), "any"),
+    "split": (lambda x: gpugrad.cat([p * (i + 1) for i, p in enumerate(x.split(2, dim=1))], dim=1),
+              lambda t: torch.cat([p * (i + 1) for i, p in enumerate(t.split(2, dim=1))], dim=1), (3, 5), "any"),
+    "split-sizes+chunk": (lambda x: x.split([1, 2], dim=0)[1].sum() + x.chunk(3, dim=1)[-1].sum(),
+                          lambda t: t.split([1, 2], dim=0)[1].sum() + t.chunk(3, dim=1)[-1].sum(), (3, 5), "any"),
+    "unbind+narrow+flip": (lambda x: x.unbind(1)[2] * x.narrow(0, 1, 2).flip(0).sum(),
+                           lambda t: t.unbind(1)[2] * t.narrow(0, 1, 2).flip(0).sum(), (3, 4), "any"),
+    "index_select+masked_fill": (lambda x: x.index_select(1, gpugrad.tensor(np.array([3, 0, 3]))).masked_fill(
+        gpugrad.tensor(np.array([True, False, True])), 0.5),
+        lambda t: t.index_select(1, torch.tensor([3, 0, 3])).masked_fill(torch.tensor([True, False, True]), 0.5),
+        (2, 4), "any"),
+    "transpose-two-axes": (lambda x: x.transpose(0, 2).transpose(0, 1) * 1.0,
+                           lambda t: t.transpose(0, 2).transpose(0, 1) * 1.0, (2, 3, 4), "any"),
+    "normalize": (lambda x: F.normalize(x, dim=1), lambda t: TF.normalize(t, dim=1), (3, 4), "any"),
+    "cross_entropy-sum": (lambda x: F.cross_entropy(x, LABELS, reduction="sum"),
+                          lambda t: TF.cross_entropy(t, torch.tensor(LABELS), reduction="sum"), (4, 3), "any"),
+    "cross_entropy-none": (lambda x: F.cross_entropy(x, LABELS, reduction="none"),
+                           lambda t: TF.cross_entropy(t, torch.tensor(LABELS), reduction="none"), (4, 3), "any"),
+    "nll_loss": (lambda x: F.nll_loss(F.log_softmax(x, dim=1), LABELS),
+                 lambda t: TF.nll_loss(TF.log_softmax(t, dim=1), torch.tensor(LABELS)), (4, 3), "any"),
+    "bce_with_logits": (lambda x: F.binary_cross_entropy_with_logits(x, T(TARGETS, x.device, requires_grad=False)),
+                        lambda t: TF.binary_cross_entropy_with_logits(t, torch.tensor(TARGETS)), (4, 3), "any"),
+    "bce_with_logits-weights": (
+        lambda x: F.binary_cross_entropy_with_logits(x * 40, T(TARGETS, x.device, requires_grad=False), reduction="sum",
+                                                     weight=T(WEIGHT, x.device, requires_grad=False),
+                                                     pos_weight=T(WEIGHT[::-1].copy(), x.device, requires_grad=False)),
+        lambda t: TF.binary_cross_entropy_with_logits(t * 40, torch.tensor(TARGETS), reduction="sum",
+                                                      weight=torch.tensor(WEIGHT), pos_weight=torch.tensor(WEIGHT[::-1].copy())),
+        (4, 3), "any"),
+    "bce": (lambda x: F.binary_cross_entropy(x, T(TARGETS, x.device, requires_grad=False), reduction="none"),
+            lambda t: TF.binary_cross_entropy(t, torch.tensor(TARGETS), reduction="none"), (4, 3), "probability"),
+    "l1": (lambda x: F.l1_loss(x, x.detach() * 0 + 0.1), lambda t: TF.l1_loss(t, t.detach() * 0 + 0.1), (3, 4), "any"),
+    "smooth_l1": (lambda x: F.smooth_l1_loss(x, x.detach() * 0 + 0.3, beta=0.5, reduction="sum"),
+                  lambda t: TF.smooth_l1_loss(t, t.detach() * 0 + 0.3, beta=0.5, reduction="sum"), (3, 4), "any"),
+    "smooth_l1-beta0": (lambda x: F.smooth_l1_loss(x, x.detach() * 0 + 0.3, beta=0.0),
+                        lambda t: TF.smooth_l1_loss(t, t.detach() * 0 + 0.3, beta=0.0), (3, 4), "any"),
+    "huber": (lambda x: F.huber_loss(x, x.detach() * 0 - 0.2, delta=0.8, reduction="none"),
+              lambda t: TF.huber_loss(t, t.detach() * 0 - 0.2, delta=0.8, reduction="none"), (3, 4), "any"),
 }
 
 
 def _values(shape, kind):
     if kind == "distinct":
         return rng.permutation(int(np.prod(shape))).reshape(shape) * 0.31 - 1.0
-    return rng.uniform(-2, 2, shape) + 0.05  # away from the rounding functions' steps (with high probability)
+    if kind == "probability":
+        return rng.uniform(0.05, 0.95, shape)
+    values = rng.uniform(-2, 2, shape) + 0.05  # away from the rounding functions' steps (with high probability)
+    return np.abs(values) + 0.2 if kind == "positive" else np.maximum(values, -0.8) if kind == "above-1" else values
 
 
 @pytest.mark.parametrize("name", list(OPS))

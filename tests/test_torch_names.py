@@ -1,6 +1,7 @@
 """PyTorch's spellings that gpugrad builds from its ops (``gpugrad/tensor_methods.py``, ``functions.py``,
-the composed losses): each against PyTorch forward and backward, gradient-checked in float64, on every
-device; the top-level names, ``nn.functional``, ``utils.data``, and the loss modules."""
+the composed losses), beyond the table of ``test_tensor_ops.py`` (which compares each with PyTorch forward
+and backward and gradient-checks it): extreme inputs, errors, the top-level names, ``nn.functional``,
+``utils.data``, the loss modules, autocast."""
 import numpy as np
 import pytest
 
@@ -10,84 +11,10 @@ from gpugrad import nn
 from conftest import T
 
 torch = pytest.importorskip("torch")
+from test_tensor_ops import LABELS, TARGETS  # noqa: E402 (after the skip: it imports torch too)
+
 TF = torch.nn.functional
 rng = np.random.default_rng(31)
-LABELS = np.array([0, 2, 1, 2])
-TARGETS = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 0.5], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
-WEIGHT = np.array([0.5, 1.0, 2.0])
-
-# name: (gpugrad call, torch call, input shape, values: "any", "positive", "above-1" or "probability")
-OPS = {
-    "log1p": (lambda x: x.log1p(), lambda t: t.log1p(), (3, 4), "above-1"),
-    "expm1": (lambda x: x.expm1(), lambda t: t.expm1(), (3, 4), "any"),
-    "rsqrt": (lambda x: x.rsqrt(), lambda t: t.rsqrt(), (3, 4), "positive"),
-    "reciprocal": (lambda x: x.reciprocal(), lambda t: t.reciprocal(), (3, 4), "positive"),
-    "logsumexp": (lambda x: x.logsumexp(dim=1), lambda t: t.logsumexp(dim=1), (3, 4), "any"),
-    "logsumexp-keepdim": (lambda x: gpugrad.logsumexp(x * 300, 0, keepdim=True),
-                          lambda t: torch.logsumexp(t * 300, 0, keepdim=True), (3, 4), "any"),
-    "var": (lambda x: x.var(dim=1), lambda t: t.var(dim=1), (3, 4), "any"),
-    "var-all-population": (lambda x: x.var(unbiased=False), lambda t: t.var(unbiased=False), (3, 4), "any"),
-    "std-keepdim": (lambda x: x.std(dim=(0, 1), keepdim=True, correction=0),
-                    lambda t: t.std(dim=(0, 1), keepdim=True, correction=0), (2, 3, 4), "any"),
-    "split": (lambda x: gpugrad.cat([p * (i + 1) for i, p in enumerate(x.split(2, dim=1))], dim=1),
-              lambda t: torch.cat([p * (i + 1) for i, p in enumerate(t.split(2, dim=1))], dim=1), (3, 5), "any"),
-    "split-sizes+chunk": (lambda x: x.split([1, 2], dim=0)[1].sum() + x.chunk(3, dim=1)[-1].sum(),
-                          lambda t: t.split([1, 2], dim=0)[1].sum() + t.chunk(3, dim=1)[-1].sum(), (3, 5), "any"),
-    "unbind+narrow+flip": (lambda x: x.unbind(1)[2] * x.narrow(0, 1, 2).flip(0).sum(),
-                           lambda t: t.unbind(1)[2] * t.narrow(0, 1, 2).flip(0).sum(), (3, 4), "any"),
-    "index_select+masked_fill": (lambda x: x.index_select(1, gpugrad.tensor(np.array([3, 0, 3]))).masked_fill(
-        gpugrad.tensor(np.array([True, False, True])), 0.5),
-        lambda t: t.index_select(1, torch.tensor([3, 0, 3])).masked_fill(torch.tensor([True, False, True]), 0.5),
-        (2, 4), "any"),
-    "transpose-two-axes": (lambda x: x.transpose(0, 2).transpose(0, 1) * 1.0,
-                           lambda t: t.transpose(0, 2).transpose(0, 1) * 1.0, (2, 3, 4), "any"),
-    "normalize": (lambda x: F.normalize(x, dim=1), lambda t: TF.normalize(t, dim=1), (3, 4), "any"),
-    "cross_entropy-sum": (lambda x: F.cross_entropy(x, LABELS, reduction="sum"),
-                          lambda t: TF.cross_entropy(t, torch.tensor(LABELS), reduction="sum"), (4, 3), "any"),
-    "cross_entropy-none": (lambda x: F.cross_entropy(x, LABELS, reduction="none"),
-                           lambda t: TF.cross_entropy(t, torch.tensor(LABELS), reduction="none"), (4, 3), "any"),
-    "nll_loss": (lambda x: F.nll_loss(F.log_softmax(x, dim=1), LABELS),
-                 lambda t: TF.nll_loss(TF.log_softmax(t, dim=1), torch.tensor(LABELS)), (4, 3), "any"),
-    "bce_with_logits": (lambda x: F.binary_cross_entropy_with_logits(x, T(TARGETS, x.device, requires_grad=False)),
-                        lambda t: TF.binary_cross_entropy_with_logits(t, torch.tensor(TARGETS)), (4, 3), "any"),
-    "bce_with_logits-weights": (
-        lambda x: F.binary_cross_entropy_with_logits(x * 40, T(TARGETS, x.device, requires_grad=False), reduction="sum",
-                                                     weight=T(WEIGHT, x.device, requires_grad=False),
-                                                     pos_weight=T(WEIGHT[::-1].copy(), x.device, requires_grad=False)),
-        lambda t: TF.binary_cross_entropy_with_logits(t * 40, torch.tensor(TARGETS), reduction="sum",
-                                                      weight=torch.tensor(WEIGHT), pos_weight=torch.tensor(WEIGHT[::-1].copy())),
-        (4, 3), "any"),
-    "bce": (lambda x: F.binary_cross_entropy(x, T(TARGETS, x.device, requires_grad=False), reduction="none"),
-            lambda t: TF.binary_cross_entropy(t, torch.tensor(TARGETS), reduction="none"), (4, 3), "probability"),
-    "l1": (lambda x: F.l1_loss(x, x.detach() * 0 + 0.1), lambda t: TF.l1_loss(t, t.detach() * 0 + 0.1), (3, 4), "any"),
-    "smooth_l1": (lambda x: F.smooth_l1_loss(x, x.detach() * 0 + 0.3, beta=0.5, reduction="sum"),
-                  lambda t: TF.smooth_l1_loss(t, t.detach() * 0 + 0.3, beta=0.5, reduction="sum"), (3, 4), "any"),
-    "smooth_l1-beta0": (lambda x: F.smooth_l1_loss(x, x.detach() * 0 + 0.3, beta=0.0),
-                        lambda t: TF.smooth_l1_loss(t, t.detach() * 0 + 0.3, beta=0.0), (3, 4), "any"),
-    "huber": (lambda x: F.huber_loss(x, x.detach() * 0 - 0.2, delta=0.8, reduction="none"),
-              lambda t: TF.huber_loss(t, t.detach() * 0 - 0.2, delta=0.8, reduction="none"), (3, 4), "any"),
-}
-
-
-def _values(shape, kind):
-    if kind == "probability":
-        return rng.uniform(0.05, 0.95, shape)
-    values = rng.uniform(-2, 2, shape) + 0.05
-    return np.abs(values) + 0.2 if kind == "positive" else np.maximum(values, -0.8) if kind == "above-1" else values
-
-
-@pytest.mark.parametrize("name", list(OPS))
-def test_op_matches_torch_forward_and_backward(device, name):
-    ours, theirs, shape, kind = OPS[name]
-    values = _values(shape, kind)
-    x, t = T(values, device), torch.tensor(values, requires_grad=True)
-    y, ty = ours(x), theirs(t)
-    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
-    upstream = rng.standard_normal(ty.shape)
-    y.backward(gpugrad.tensor(upstream, device=device))
-    ty.backward(torch.tensor(upstream))
-    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-12)
-    assert gpugrad.gradcheck(ours, [T(values, device)])
 
 
 def test_losses_stay_finite_at_extreme_inputs(device):
