@@ -31,5 +31,8 @@ def test_program_runs_on_gpugrad_as_on_pytorch(name, tmp_path):
     got = _run(program, gpugrad, tmp_path)
     assert sorted(got) == sorted(expected)
     for key, want in expected.items():
+        if np.asarray(want).dtype.kind in "USO":  # names (state_dict keys): equal as they are
+            assert got[key] == want, f"{name}: {key!r}"
+            continue
         np.testing.assert_allclose(np.asarray(got[key], dtype=np.float64), np.asarray(want, dtype=np.float64),
                                    err_msg=f"{name}: {key!r}", **tolerance)
