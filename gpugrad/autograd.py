@@ -100,6 +100,9 @@ autocast = None
 # leaf, and callbacks run when a backward ends. Empty unless a DistributedDataParallel is alive.
 gradient_hooks: dict = {}
 backward_end_hooks: list = []
+# NOTE: Tensor.register_hook / retain_grad: id(tensor) -> [hook(grad) -> grad or None, ...] (retain_grad's hook
+# keeps the gradient in .grad). Empty unless a tensor has one.
+tensor_hooks: dict = {}
 
 
 def check_values(check) -> None:
@@ -274,9 +277,14 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
             upstream = pending.pop(id(output), None) if output is not None else None
             if upstream is None:
                 upstream = _output_gradient(output, pending, None)
+            if tensor_hooks and id(output) in tensor_hooks:
+                upstream = _run_tensor_hooks(output, upstream)
             grad_inputs = function.backward(upstream)
         else:
             upstream = [_output_gradient(ref(), pending, capture) for ref in outputs]
+            if tensor_hooks:
+                upstream = [g if id(ref()) not in tensor_hooks else _run_tensor_hooks(ref(), g)
+                            for ref, g in zip(outputs, upstream)]
             grad_inputs = function.backward(*upstream)
         if not retain_graph:
             function.saved = freed
@@ -321,8 +329,22 @@ def _output_gradient(output, pending, capture):
     return g
 
 
+def _run_tensor_hooks(tensor, grad):
+    """The gradient of ``tensor`` after its hooks (each may return a replacement)."""
+    if step_capture is not None:
+        raise CaptureError("gpugrad.compile: a tensor hook (register_hook, retain_grad) inside a captured step would "
+                           "not run at replays; run the step eagerly (gpugrad.compile(fn, enabled=False))")
+    for hook in sorted(tensor_hooks.get(id(tensor), ()), key=lambda h: getattr(h, "retains", False)):  # retain_grad last
+        result = hook(_make_tensor(grad, False))
+        if result is not None:
+            grad = result.data if isinstance(result, _tensor_type) else result
+    return grad
+
+
 def _accumulate_leaf(tensor, grad, upstream) -> None:
     """Add ``grad`` into ``tensor.grad``; ``upstream`` is what the function got (an array, or a list of them)."""
+    if tensor_hooks and id(tensor) in tensor_hooks:
+        grad = _run_tensor_hooks(tensor, grad)
     if step_capture is not None:
         step_capture.leaf(tensor)
     if tensor.grad is not None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import weakref
 
 import numpy as np
 
-from . import operands
+from . import autograd, operands
 from .dtypes import is_float
 from .ops import elementwise
 
@@ -31,8 +32,54 @@ def _dim(dim, op, ndim):
     return int(dim) % max(ndim, 1)
 
 
+class HookHandle:
+    """What ``register_hook`` returns: ``handle.remove()`` takes the hook off."""
+
+    def __init__(self, key, hook):
+        self.key, self.hook = key, hook
+
+    def remove(self) -> None:
+        hooks = autograd.tensor_hooks.get(self.key)
+        if hooks is not None and self.hook in hooks:
+            hooks.remove(self.hook)
+            if not hooks:
+                del autograd.tensor_hooks[self.key]
+
+
 class TensorMethods:
     __slots__ = ()  # Tensor keeps its slots (no per-tensor __dict__)
+
+    # -- gradients of intermediate tensors ------------------------------------------------------
+    def register_hook(self, hook):
+        """``hook(grad)`` runs when this tensor's gradient is computed in backward; it may return a tensor
+        to use instead (PyTorch's). Returns a handle with ``remove()``."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: the tensor does not require grad (no gradient flows to it)")
+        key = id(self)
+        if key not in autograd.tensor_hooks:
+            autograd.tensor_hooks[key] = []
+            weakref.finalize(self, autograd.tensor_hooks.pop, key, None)  # the id may be reused after this one dies
+        autograd.tensor_hooks[key].append(hook)
+        return HookHandle(key, hook)
+
+    def retain_grad(self) -> None:
+        """Keep this intermediate tensor's gradient in ``.grad`` after backward (added up over backward calls,
+        as a leaf's); a no-op on a leaf, which keeps its gradient anyway."""
+        if self.creator is None or getattr(self, "retains_grad", False):
+            return
+        ref = weakref.ref(self)
+
+        def keep(grad):
+            tensor = ref()
+            if tensor is not None:
+                tensor.grad = type(tensor)._make(grad.data.copy(), False) if tensor.grad is None else \
+                    type(tensor)._make(tensor.grad.data + grad.data, False)
+        keep.retains = True
+        self.register_hook(keep)
+
+    @property
+    def retains_grad(self) -> bool:
+        return any(getattr(h, "retains", False) for h in autograd.tensor_hooks.get(id(self), ()))
 
     # -- elementwise math ---------------------------------------------------------------------
     def log1p(self):

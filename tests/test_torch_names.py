@@ -151,3 +151,39 @@ def test_sequential_slices_modules_and_tensor_dataset():
             return np.array([i, i * i], np.float32), i % 2
 
     assert [b[1].tolist() for b in gpugrad.utils.data.DataLoader(Squares(), batch_size=2, shuffle=False)] == [[0, 1], [0, 1]]
+
+
+def test_retain_grad_and_tensor_hooks_match_torch(device):
+    values = np.array([1.0, -2.0, 3.0])
+    results = []
+    for lib, make in ((torch, lambda: torch.tensor(values, requires_grad=True)), (gpugrad, lambda: T(values, device))):
+        x = make()
+        h = x * 2
+        h.retain_grad()
+        doubled = h.register_hook(lambda g: g * 2)  # after retain_grad, yet .grad sees its result (PyTorch's order)
+        y = (h.tanh() ** 2).sum()
+        y.retain_grad()
+        seen = []
+        x.register_hook(lambda g: seen.append(g.numpy().copy()))
+        y.backward(retain_graph=True)
+        doubled.remove()
+        y.backward()  # the retained gradients add up, as a leaf's
+        results.append([h.grad.numpy(), y.grad.numpy(), x.grad.numpy(), *seen, float(h.retains_grad), float(x.retains_grad)])
+    for ours, theirs in zip(results[1], results[0]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    with pytest.raises(RuntimeError, match="register_hook: the tensor does not require grad"):
+        gpugrad.tensor([1.0]).register_hook(print)
+
+
+def test_a_tensor_hook_inside_a_captured_step_is_refused():
+    w = T([1.0, 2.0])
+
+    def step(x):
+        h = x * w
+        h.retain_grad()
+        loss = h.sum()
+        loss.backward()
+        return loss
+    run = gpugrad.compile(step, warmup=0)
+    with pytest.raises(gpugrad.capture.CaptureError, match="a tensor hook .* inside a captured step"):
+        run(T([1.0, 1.0], requires_grad=False))
