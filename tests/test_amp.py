@@ -202,10 +202,10 @@ def test_a_float16_step_with_the_scaler_never_reads_the_device(cuda):
     for kind, hyper in (("AdamW", dict(lr=1e-3)), ("SGD", dict(lr=0.1, momentum=0.9))):
         p = gpugrad.tensor(np.ones(1000, np.float32), requires_grad=True, device="cuda")
         opt, scaler = getattr(optim, kind)([p], **hyper), gpugrad.GradScaler()
+        stream = cupy.cuda.Stream(non_blocking=True)  # one stream: its memory pool blocks are reused in the capture
         for step in range(3):
-            (scaler.scale((p.half() * 2).float().sum())).backward()
-            stream = cupy.cuda.Stream(non_blocking=True)
             with stream:
+                scaler.scale((p.half() * 2).float().sum()).backward()
                 if step == 2:
                     stream.begin_capture()
                 scaler.step(opt)
