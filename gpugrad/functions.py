@@ -75,6 +75,9 @@ class set_grad_enabled(autograd.no_grad):
 
 inference_mode = autograd.no_grad  # gpugrad has one way to turn recording off
 
-__all__ = ["cat", "concat", "stack", "where", "maximum", "minimum", "is_tensor", "allclose", "linspace", "randperm",
-           "set_grad_enabled", "inference_mode", "float", "double", "half", "int8", "int16", "int32", "int64", "uint8",
-           "short", "int", "long", "bool", *METHODS_AS_FUNCTIONS]
+# NOTE: names that would shadow Python's builtins (float, int, bool, sum, abs, all, any, round) are attributes
+# (gpugrad.float, gpugrad.sum) but stay out of __all__, so `from gpugrad import *` leaves the builtins alone.
+__all__ = [name for name in ["cat", "concat", "stack", "where", "maximum", "minimum", "is_tensor", "allclose",
+                             "linspace", "randperm", "set_grad_enabled", "inference_mode", "float", "double", "half",
+                             "int8", "int16", "int32", "int64", "uint8", "short", "int", "long", "bool",
+                             *METHODS_AS_FUNCTIONS] if not hasattr(builtins, name)]
