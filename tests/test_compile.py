@@ -61,6 +61,8 @@ OPTIMIZERS = {
     "weight_decay": lambda p: optim.SGD(p, lr=0.1, momentum=0.5, dampening=0.1, weight_decay=1e-2),
     "adam": lambda p: optim.Adam(p, lr=1e-2),
     "adamw": lambda p: optim.AdamW(p, lr=1e-2, weight_decay=0.1),
+    "rmsprop": lambda p: optim.RMSprop(p, lr=1e-2, momentum=0.5, centered=True),
+    "adagrad": lambda p: optim.Adagrad(p, lr=1e-1, lr_decay=0.01),
 }
 
 

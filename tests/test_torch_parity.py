@@ -25,6 +25,14 @@ OPTIMIZERS = {
                 lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
     "adamw": (lambda p: optim.AdamW(p, lr=0.01, weight_decay=0.1),
               lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1)),
+    "rmsprop": (lambda p: optim.RMSprop(p, lr=0.01), lambda p: torch.optim.RMSprop(p, lr=0.01)),
+    "rmsprop-centered-momentum": (
+        lambda p: optim.RMSprop(p, lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.01),
+        lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.01)),
+    "adagrad": (lambda p: optim.Adagrad(p, lr=0.1), lambda p: torch.optim.Adagrad(p, lr=0.1)),
+    "adagrad-decay": (lambda p: optim.Adagrad(p, lr=0.1, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.1),
+                      lambda p: torch.optim.Adagrad(p, lr=0.1, lr_decay=0.05, weight_decay=0.01,
+                                                    initial_accumulator_value=0.1)),
 }
 ACTIVATIONS = {"relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh,
                "leaky_relu": torch.nn.LeakyReLU, "elu": torch.nn.ELU}
@@ -79,3 +87,23 @@ def test_training_steps_equal_pytorch(optimizer, activation, loss):
         torch_opt.step()
     for (name, p), q in zip(ours.named_parameters(), theirs.parameters()):
         np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd-momentum", "adam", "rmsprop-centered-momentum", "adagrad-decay"])
+def test_optimizer_state_dict_keys_and_steps_match_torch(optimizer):
+    ours, theirs = _pair("relu")
+    make_ours, make_theirs = OPTIMIZERS[optimizer]
+    opt, torch_opt = make_ours(ours.parameters()), make_theirs(theirs.parameters())
+    x = np.random.default_rng(2).standard_normal((4, 6))
+    for _ in range(3):
+        for model, o, tensor in ((ours, opt, gpugrad.tensor), (theirs, torch_opt, torch.from_numpy)):
+            o.zero_grad()
+            model(tensor(x)).sum().backward()
+            o.step()
+    state, torch_state = opt.state_dict(), torch_opt.state_dict()
+    assert sorted(state["state"]) == sorted(torch_state["state"])
+    for i, entry in state["state"].items():
+        assert sorted(entry) == sorted(torch_state["state"][i]), optimizer
+        for key, value in entry.items():
+            np.testing.assert_allclose(np.asarray(value, dtype=np.float64), torch_state["state"][i][key].numpy(),
+                                       rtol=1e-9, atol=1e-12, err_msg=f"{optimizer} {key}")

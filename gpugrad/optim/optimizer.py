@@ -80,7 +80,7 @@ class Optimizer:
             else:
                 p.grad.data[...] = 0
 
-    kernel = ""  # the multi-tensor kernel's launch in gpugrad.cuda.kernels
+    kernel = ""  # the multi-tensor kernel's launch in gpugrad.cuda.kernels ("": the update formula everywhere)
     counts_steps = False  # keep state["step"] (a 0-d float32 array on the parameter's device, as PyTorch's)
 
     def hyperparameters(self, group) -> tuple:
@@ -103,7 +103,7 @@ class Optimizer:
                     if bool(found):  # NOTE: a host read, only before a state's first update (see reads_flag_first)
                         continue
                     found = None
-                left = range(len(params)) if backend.kernels is None else \
+                left = range(len(params)) if backend.kernels is None or not self.kernel else \
                     getattr(backend.kernels, self.kernel)(params, grads, states, *hyper, found)
                 if left and found is not None and bool(found):  # NOTE: a host read, where no kernel applies
                     continue
