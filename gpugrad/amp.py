@@ -140,9 +140,10 @@ class GradScaler:
     ``scaler.unscale_(opt)`` before clipping, ``get_scale()``, ``state_dict`` / ``load_state_dict``.
 
     Nothing is read back to the host during a step (PyTorch's scaler reads its inf flag every step):
-    the scale, the growth tracker and each optimizer's "found inf" flag live on the device; unscaling
-    sets the flag (``unscale_check`` kernel on a GPU), the optimizer's kernel skips its update where the
-    flag is set (its step counts too), and ``update`` moves the scale on the device (``update_scale``).
+    the scale, the growth tracker and each optimizer's "found inf" flag live on the device; a check of the
+    gradients sets the flag (``unscale_check`` kernel on a GPU), the optimizer's kernel unscales the
+    gradients as it reads them and skips its update where the flag is set (its step counts too), and
+    ``update`` moves the scale on the device (``update_scale``).
     So a float16 step never waits for the GPU, and a captured one (``gpugrad.compile``) replays it
     whole. The exceptions, each one host read: SGD's first momentum step, parameters no kernel takes
     (float16 ones), ``get_scale()`` and ``state_dict()``.
@@ -185,30 +186,40 @@ class GradScaler:
         if id(optimizer) in self._unscaled:
             raise RuntimeError("GradScaler.unscale_() was already called on this optimizer since the last update()")
         self._unscaled.add(id(optimizer))
+        self._check(optimizer, write=True)
+
+    def _check(self, optimizer, write):
+        """Set the optimizer's flags ({backend: 0-d float32}) where a gradient over the scale is inf or NaN, and
+        unscale the gradients in place if ``write``; returns {backend: the scale} (None without a scale)."""
         flags = self._found_inf[id(optimizer)] = {}
         if self._scale is None:
-            return
-        grads = {}
+            return None
+        grads, scales = {}, {}
         for p in optimizer.params:
             if p.grad is not None:
                 grads.setdefault(p.grad.backend, []).append(p.grad.data)
         for backend, arrays in grads.items():
             found = flags[backend] = backend.xp.zeros((), np.float32)
-            scale = self._scale.data if self._scale.backend is backend else backend.asarray(self._scale.numpy())
-            left = range(len(arrays)) if backend.kernels is None else backend.kernels.unscale_check(arrays, scale, found)
-            unscale_check(backend.xp, [arrays[i] for i in left], scale, found)
+            scale = scales[backend] = self._scale.data if self._scale.backend is backend else \
+                backend.asarray(self._scale.numpy())
+            left = range(len(arrays)) if backend.kernels is None else \
+                backend.kernels.unscale_check(arrays, scale, found, write)
+            unscale_check(backend.xp, [arrays[i] for i in left], scale, found, write)
+        return scales
 
     def step(self, optimizer):
-        """``optimizer.step()`` unless a gradient is inf or NaN (unscaling first if ``unscale_`` was not called);
-        the skip is decided on the device."""
+        """``optimizer.step()`` unless a gradient is inf or NaN, decided on the device. Without ``unscale_``
+        before it, the gradients are checked in one pass and unscaled by the optimizer's kernel as it reads
+        them (the formula path unscales them first): one pass over them fewer."""
         if not self.enabled:
             return optimizer.step()
         if autograd.replayed_call(lambda: self.step(optimizer), optimizer):
             return None
+        scales = None
         if id(optimizer) not in self._unscaled:
-            self.unscale_(optimizer)
+            scales = self._check(optimizer, write=False)
         flags = self._found_inf[id(optimizer)]
-        optimizer._step(found_inf=flags if flags else None)
+        optimizer._step(found_inf=flags if flags else None, scale=scales if flags else None)
         return None
 
     def update(self, new_scale=None):
@@ -260,14 +271,17 @@ class GradScaler:
 
 # -- the scaler's arithmetic where no kernel applies (the CPU); optim.cu computes the same on a GPU ------
 
-def unscale_check(xp, grads, scale, found):
-    """grad *= 1 / scale (the float32 reciprocal, as PyTorch), in place; ``found`` set where any is inf or NaN."""
+def unscale_check(xp, grads, scale, found, write=True):
+    """grad *= 1 / scale (the float32 reciprocal, as PyTorch), in place (``write=False``: only checked);
+    ``found`` (or None: no check) set where any is inf or NaN."""
     if not grads:
         return
     inverse = xp.reciprocal(scale.astype(np.float32))
     for g in grads:
-        g *= inverse.astype(g.dtype) if g.dtype != np.float64 else inverse
-        xp.maximum(found, (~xp.isfinite(g)).any(), out=found)
+        factor = inverse.astype(g.dtype) if g.dtype != np.float64 else inverse
+        unscaled = g * factor if not write else xp.multiply(g, factor, out=g)
+        if found is not None:
+            xp.maximum(found, (~xp.isfinite(unscaled)).any(), out=found)
 
 
 def update_scale(scale, tracker, found, growth, backoff, interval):

@@ -187,11 +187,43 @@ def test_the_scalers_grow_back_off_and_skip_sequence_equals_pytorchs(device, nam
         theirs.update()
         assert ours.get_scale() == theirs.get_scale()
         np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-6, atol=1e-7, err_msg=f"step {i}")
+        if not bad:  # unscaled by the optimizer as it read them, as PyTorch's unscale_ leaves them
+            np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy(), err_msg=f"gradient at step {i}")
         if kind == "AdamW" and not (i == 0 and bad):  # the skipped steps are not counted (bias corrections)
             assert float(opt.state[p]["step"]) == float(topt.state[q]["step"])
     assert ours.state_dict() == theirs.state_dict()
     assert {k: set(v) for k, v in opt.state_dict()["state"].items()} == \
         {k: set(v) for k, v in topt.state_dict()["state"].items()}
+
+
+def test_unscale_then_clip_then_step_matches_pytorch(device):
+    """PyTorch's documented clipping under a scaler: unscale_, clip_grad_norm_, step, update."""
+    torch = pytest.importorskip("torch")
+    values = np.linspace(-1.0, 1.0, 12, dtype=np.float32)
+    p = gpugrad.tensor(values, requires_grad=True, device=device)
+    q = torch.nn.Parameter(torch.tensor(values))
+    opt, topt = optim.AdamW([p], lr=0.05), torch.optim.AdamW([q], lr=0.05)
+    ours, theirs = gpugrad.GradScaler(init_scale=1024.0), torch.amp.GradScaler("cpu", init_scale=1024.0)
+    for i in range(4):
+        grad = (np.sin(values * (i + 2)) * 3).astype(np.float32)
+        ours.scale(gpugrad.tensor(np.float32(1.0), device=device))
+        theirs.scale(torch.ones(()))
+        p.grad = gpugrad.tensor(grad * np.float32(ours.get_scale()), device=device)
+        q.grad = torch.tensor(grad) * theirs.get_scale()
+        ours.unscale_(opt)
+        theirs.unscale_(topt)
+        norm = nn.utils.clip_grad_norm_([p], max_norm=1.0)
+        torch_norm = torch.nn.utils.clip_grad_norm_([q], max_norm=1.0)
+        np.testing.assert_allclose(float(norm), float(torch_norm), rtol=1e-6)
+        ours.step(opt)
+        theirs.step(topt)
+        ours.update()
+        theirs.update()
+        np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-6, atol=1e-7)
+    with pytest.raises(RuntimeError, match="unscale_\\(\\) was already called"):
+        ours.scale(gpugrad.tensor(np.float32(1.0), device=device))
+        ours.unscale_(opt)
+        ours.unscale_(opt)
 
 
 @pytest.mark.gpu

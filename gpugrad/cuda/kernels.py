@@ -280,8 +280,9 @@ def layer_norm_backward(grad_output, xhat, rstd, weight, cols):
 
 # -- optimizer steps and the loss scaler: up to 8 tensors per launch, nothing read back ---------------
 
-def _launch_multi(kernel_name, slots, first_mask, scalars, found_inf):
-    """slots: (param, grad, a, b, step) per parameter, all of one dtype; 8 per launch (blockIdx.y)."""
+def _launch_multi(kernel_name, slots, first_mask, scalars, found_inf, scale):
+    """slots: (param, grad, a, b, step) per parameter, all of one dtype; 8 per launch (blockIdx.y); ``scale``
+    (the GradScaler's, or None): the kernel unscales each gradient as it reads it."""
     kernel = load_kernel("optim", f"{kernel_name}<{DTYPES[slots[0][0].dtype]}>")
     for start in range(0, len(slots), 8):
         chunk = slots[start:start + 8]
@@ -290,7 +291,7 @@ def _launch_multi(kernel_name, slots, first_mask, scalars, found_inf):
             args += [param, grad, a, b, np.int64(param.size), _pointer(step)]
         blocks = max(_grid(s[0].size) for s in chunk)
         kernel((blocks, len(chunk)), (BLOCK,), (*args, np.int32((first_mask >> start) & 0xFF), *scalars,
-                                                _pointer(found_inf)))
+                                                _pointer(found_inf), _pointer(scale)))
 
 
 def _optimizer_fits(param, grad):
@@ -305,7 +306,7 @@ def count_steps(steps, found_inf):
         kernel((1,), (8,), (*chunk, *[chunk[0]] * (8 - len(chunk)), np.int32(len(chunk)), _pointer(found_inf)))
 
 
-def sgd_step(params, grads, states, lr, momentum, dampening, nesterov, weight_decay, found_inf=None):
+def sgd_step(params, grads, states, lr, momentum, dampening, nesterov, weight_decay, found_inf=None, scale=None):
     """The SGD update of every parameter the kernel takes, 8 per launch; returns the indices it did not take."""
     by_dtype, first_mask, left = {}, {}, []
     for i, (param, grad, state) in enumerate(zip(params, grads, states)):
@@ -321,11 +322,11 @@ def sgd_step(params, grads, states, lr, momentum, dampening, nesterov, weight_de
     for dtype, slots in by_dtype.items():
         _launch_multi("sgd_step", slots, first_mask.get(dtype, 0),
                       (np.float64(lr), np.float64(momentum), np.float64(dampening), np.float64(weight_decay),
-                       np.int32(bool(nesterov))), found_inf)
+                       np.int32(bool(nesterov))), found_inf, scale)
     return left
 
 
-def adam_step(params, grads, states, lr, beta1, beta2, eps, weight_decay, decoupled, found_inf=None):
+def adam_step(params, grads, states, lr, beta1, beta2, eps, weight_decay, decoupled, found_inf=None, scale=None):
     """The Adam/AdamW update of every parameter the kernel takes (its step counted first, on the device;
     the kernel computes the bias corrections from it); returns the indices it did not take."""
     by_dtype, left = {}, []
@@ -342,13 +343,13 @@ def adam_step(params, grads, states, lr, beta1, beta2, eps, weight_decay, decoup
         count_steps([s[4] for s in slots], found_inf)
         _launch_multi("adam_step", slots, 0,
                       (np.float64(lr), np.float64(beta1), np.float64(beta2), np.float64(eps), np.float64(weight_decay),
-                       np.int32(bool(decoupled))), found_inf)
+                       np.int32(bool(decoupled))), found_inf, scale)
     return left
 
 
-def unscale_check(grads, scale, found_inf):
-    """grad *= 1 / scale for every gradient the kernel takes, setting ``found_inf`` where a value is inf or
-    NaN; returns the indices it did not take."""
+def unscale_check(grads, scale, found_inf, write=True):
+    """grad *= 1 / scale for every gradient the kernel takes (``write=False``: only checked), setting
+    ``found_inf`` where a value is inf or NaN; returns the indices it did not take."""
     by_dtype, left = {}, []
     for i, grad in enumerate(grads):
         if fits(grad):
@@ -362,7 +363,8 @@ def unscale_check(grads, scale, found_inf):
             args = []
             for grad in chunk + [chunk[0]] * (8 - len(chunk)):
                 args += [grad, np.int64(grad.size)]
-            kernel((max(_grid(g.size, g.itemsize) for g in chunk), len(chunk)), (BLOCK,), (*args, scale, found_inf))
+            kernel((max(_grid(g.size, g.itemsize) for g in chunk), len(chunk)), (BLOCK,),
+                   (*args, scale, found_inf, np.int32(bool(write))))
     return left
 
 

@@ -92,21 +92,27 @@ class Optimizer:
         if not autograd.replayed_call(self._step, self):  # inside gpugrad.compile, every replay runs the update
             self._step()
 
-    def _step(self, found_inf=None):
-        """The update; ``found_inf`` (GradScaler.step): {backend: 0-d float32 flag} -- where the flag is set the
-        step is skipped, decided on the device by the kernels (the ``update`` formula reads the flag)."""
+    def _step(self, found_inf=None, scale=None):
+        """The update. From ``GradScaler.step``: ``found_inf`` {backend: 0-d float32 flag} -- where it is set the
+        step is skipped, decided on the device by the kernels (the ``update`` formula reads the flag) -- and
+        ``scale`` {backend: the loss scale} when the gradients are still scaled: the kernels unscale them as
+        they read them, the formula path first."""
+        from ..amp import unscale_check
         for group in self.param_groups:
             hyper = self.hyperparameters(group)
             for backend, params, grads, states in self._devices(group):
                 found = None if found_inf is None else found_inf[backend]
+                factor = None if scale is None else scale[backend]
                 if found is not None and self.reads_flag_first(group, states):
                     if bool(found):  # NOTE: a host read, only before a state's first update (see reads_flag_first)
                         continue
                     found = None
                 left = range(len(params)) if backend.kernels is None or not self.kernel else \
-                    getattr(backend.kernels, self.kernel)(params, grads, states, *hyper, found)
+                    getattr(backend.kernels, self.kernel)(params, grads, states, *hyper, found, factor)
                 if left and found is not None and bool(found):  # NOTE: a host read, where no kernel applies
                     continue
+                if factor is not None:
+                    unscale_check(backend.xp, [grads[i] for i in left], factor, None)
                 for i in left:
                     if self.counts_steps:
                         states[i]["step"] += 1
