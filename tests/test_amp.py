@@ -307,6 +307,21 @@ def test_bfloat16_tensors_and_modules():
     assert out.dtype == gpugrad.bfloat16
 
 
+def test_the_precision_flags_of_train_and_bench(tmp_path):
+    """`gpugrad train --precision fp16` (autocast + GradScaler, the scaler in the checkpoint) and
+    `gpugrad bench --precision bf16` (gpugrad and PyTorch under autocast) as a user runs them."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "gpugrad", "train", "--precision", "fp16", "--epochs", "2", "--out",
+                           str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "test accuracy" in done.stdout and "scaler" in gpugrad.load(str(tmp_path / "run" / "checkpoint.npz"))
+    done = subprocess.run([sys.executable, "-m", "gpugrad", "bench", "--device", "cpu", "--model", "lecture", "--quick",
+                           "--rounds", "1", "--precision", "bf16"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "gpugrad" in done.stdout and "numpy" in done.stdout
+
+
 def test_train_precision_bf16_on_digits():
     from gpugrad.train import TrainConfig, train
     _, history = train(TrainConfig(precision="bf16", progress=False), log=lambda *_: None)  # the defaults otherwise
