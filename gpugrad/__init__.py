@@ -16,9 +16,9 @@ from .ops.matmul import set_matmul_precision
 from .serialization import CheckpointError, load, save
 from .capture import compile
 from .amp import GradScaler, autocast
-from . import functions
-from .functions import *  # noqa: F401,F403 (PyTorch's top-level names: gpugrad.exp, gpugrad.cat, gpugrad.long, ...)
-from .functions import abs, all, any, bool, float, int, round, sum  # noqa: F401,A004 (not in __all__: builtins' names)
+from . import toplevel
+from .toplevel import *  # noqa: F401,F403 (PyTorch's top-level names: gpugrad.exp, gpugrad.cat, gpugrad.long, ...)
+from .toplevel import abs, all, any, bool, float, int, round, sum  # noqa: F401,A004 (not in __all__: builtins' names)
 
 __version__ = "0.1.0"
 
@@ -28,7 +28,7 @@ __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "eye", "arange", "randn"
            "no_grad", "enable_grad", "is_grad_enabled", "Function", "functional", "gradcheck",
            "GradcheckError", "CudaUnavailableError", "DeviceMismatchError", "get_backend",
            "set_matmul_precision", "save", "load", "CheckpointError", "compile", "autocast", "GradScaler",
-           "float16", "float32", "float64", "bfloat16", "cuda", *functions.__all__]
+           "float16", "float32", "float64", "bfloat16", "cuda", *toplevel.__all__]
 
 float16, float32, float64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 

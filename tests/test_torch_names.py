@@ -1,4 +1,4 @@
-"""PyTorch's spellings that gpugrad builds from its ops (``gpugrad/tensor_methods.py``, ``functions.py``,
+"""PyTorch's spellings that gpugrad builds from its ops (``gpugrad/tensor_methods.py``, ``toplevel.py``,
 the composed losses), beyond the table of ``test_tensor_ops.py`` (which compares each with PyTorch forward
 and backward and gradient-checks it): extreme inputs, errors, the top-level names, ``nn.functional``,
 ``utils.data``, the loss modules, autocast."""
