@@ -187,3 +187,41 @@ def test_a_tensor_hook_inside_a_captured_step_is_refused():
     run = gpugrad.compile(step, warmup=0)
     with pytest.raises(gpugrad.capture.CaptureError, match="a tensor hook .* inside a captured step"):
         run(T([1.0, 1.0], requires_grad=False))
+
+
+def test_forward_hooks_parameter_list_unflatten_and_init_match_torch():
+    rng_values = np.random.default_rng(5).standard_normal((4, 6))
+    results = []
+    for lib in (torch, gpugrad):
+        model = lib.nn.Sequential(lib.nn.Linear(6, 5), lib.nn.ReLU(), lib.nn.Linear(5, 2))
+        with lib.no_grad():
+            for i, p in enumerate(model.parameters()):
+                p.copy_(lib.from_numpy(np.linspace(-1, 1, p.numel()).reshape(tuple(p.shape)) * (i + 1)).float())
+        features = []
+        keep = model[0].register_forward_hook(lambda m, args, out: features.append(out.detach().numpy().copy()))
+        model[0].register_forward_pre_hook(lambda m, args: (args[0] * 2,))
+        model[2].register_forward_hook(lambda m, args, out: out + 1)
+        x = lib.from_numpy(rng_values).float()
+        first = model(x).detach().numpy()
+        keep.remove()
+        second = model(x).detach().numpy()
+        params = lib.nn.ParameterList([lib.nn.Parameter(lib.ones(2)), lib.zeros(3)])
+        unflat = lib.nn.Unflatten(1, (2, 3))(lib.zeros(4, 6))
+        weights = lib.zeros(3, 2)
+        lib.nn.init.ones_(weights)
+        results.append([first, second, *features, len(params), len(list(params)), float(params[1].requires_grad),
+                        list(unflat.shape), weights.numpy().copy()])
+    for ours, theirs in zip(results[1], results[0]):
+        np.testing.assert_allclose(np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64), rtol=1e-6)
+    w = gpugrad.zeros(2000)
+    gpugrad.manual_seed(0)
+    nn.init.trunc_normal_(w, std=1.0, a=-0.5, b=1.5)
+    assert w.numpy().min() >= -0.5 and w.numpy().max() <= 1.5 and 0.3 < w.numpy().mean() < 0.6
+
+
+def test_a_forward_hook_inside_a_captured_step_is_refused():
+    layer = nn.Linear(3, 2)
+    layer.register_forward_hook(lambda m, args, out: None)
+    run = gpugrad.compile(lambda x: layer(x).sum(), warmup=0)
+    with pytest.raises(gpugrad.capture.CaptureError, match="Linear has a forward hook"):
+        run(gpugrad.ones(4, 3))

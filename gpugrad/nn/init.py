@@ -41,8 +41,26 @@ def normal_(tensor, mean=0.0, std=1.0):
     return _write(tensor, b.randn(tensor.shape, tensor.dtype) * std + mean)
 
 
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
+    """N(mean, std) restricted to [a, b]: values outside are drawn again until none is (PyTorch's bounds are
+    absolute, as here)."""
+    if not a < b:
+        raise ValueError(f"trunc_normal_: the bounds must satisfy a < b, got a={a}, b={b}")
+    backend = tensor.backend
+    values = backend.randn(tensor.shape, tensor.dtype) * std + mean
+    outside = (values < a) | (values > b)
+    while bool(outside.any()):  # NOTE: a host read per round; initialisation, not a training step
+        values = backend.xp.where(outside, backend.randn(tensor.shape, tensor.dtype) * std + mean, values)
+        outside = (values < a) | (values > b)
+    return _write(tensor, values)
+
+
 def zeros_(tensor):
     return _write(tensor, 0)
+
+
+def ones_(tensor):
+    return _write(tensor, 1)
 
 
 def constant_(tensor, value):

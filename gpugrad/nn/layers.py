@@ -127,6 +127,17 @@ class Identity(Module):
         return x
 
 
+class Unflatten(Module):
+    """Splits axis ``dim`` into ``unflattened_size`` (the inverse of ``Flatten``)."""
+
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x):
+        return x.unflatten(self.dim, self.unflattened_size)
+
+
 class Flatten(Module):
     """Joins the axes start_dim .. end_dim into one (default: all but the batch axis)."""
 

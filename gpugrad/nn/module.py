@@ -1,10 +1,12 @@
 """``Module``: parameters and sub-modules that register themselves, state dicts, devices."""
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from .. import autograd
 from ..autograd import mark_changed
 from ..backend import backend_of, get_backend
 from ..dtypes import bfloat16, is_float
@@ -32,6 +34,18 @@ class Parameter(Tensor):
         return "Parameter(" + super().__repr__() + ")"
 
 
+class HookHandle:
+    """What ``register_forward_hook`` / ``register_forward_pre_hook`` return: ``remove()`` takes the hook off."""
+    _ids = itertools.count()
+
+    def __init__(self, registry, hook):
+        self.registry, self.id = registry, next(HookHandle._ids)
+        registry[self.id] = hook
+
+    def remove(self) -> None:
+        self.registry.pop(self.id, None)
+
+
 class Module:
     """Base class: attributes that are ``Parameter``s or ``Module``s are registered in order."""
 
@@ -39,6 +53,8 @@ class Module:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
@@ -82,7 +98,35 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        if not (self._forward_pre_hooks or self._forward_hooks):
+            return self.forward(*args, **kwargs)
+        if autograd.step_capture is not None:
+            raise autograd.CaptureError(
+                f"gpugrad.compile: {type(self).__name__} has a forward hook, which would run at the capture only, "
+                "not at replays; remove it inside the captured step or run the step eagerly "
+                "(gpugrad.compile(fn, enabled=False))")
+        for hook in list(self._forward_pre_hooks.values()):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+        output = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            result = hook(self, args, output)
+            if result is not None:
+                output = result
+        return output
+
+    def register_forward_pre_hook(self, hook) -> HookHandle:
+        """``hook(module, args)`` runs before each call's forward; it may return new args (PyTorch's)."""
+        return HookHandle(self._forward_pre_hooks, hook)
+
+    def register_forward_hook(self, hook) -> HookHandle:
+        """``hook(module, args, output)`` runs after each call's forward; it may return a new output (PyTorch's:
+        e.g. to keep a layer's features)."""
+        return HookHandle(self._forward_hooks, hook)
+
+    def _hooked(self) -> bool:
+        return bool(self._forward_pre_hooks or self._forward_hooks)
 
     # -- traversal ----------------------------------------------------------------------------
     def named_modules(self, prefix=""):
@@ -254,7 +298,7 @@ class Sequential(Module):
             module = modules[i]
             following = modules[i + 1] if i + 1 < len(modules) else None
             fused = module.fused_forward(x, following) if following is not None and hasattr(module, "fused_forward") \
-                else None
+                and not (module._hooked() or following._hooked()) else None  # a hooked module runs as itself
             if fused is not None:
                 x = fused
                 i += 2
@@ -291,6 +335,29 @@ class ModuleList(Module):
 
     def __iter__(self):
         return iter(self._modules.values())
+
+
+class ParameterList(Module):
+    """Parameters in a list, registered as "0", "1", ... (tensors become Parameters); indexable and iterable."""
+
+    def __init__(self, parameters=()):
+        super().__init__()
+        for parameter in parameters:
+            self.append(parameter)
+
+    def append(self, parameter):
+        setattr(self, str(len(self._parameters)),
+                parameter if isinstance(parameter, Parameter) else Parameter(parameter))
+        return self
+
+    def __getitem__(self, index):
+        return list(self._parameters.values())[index]
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())
 
 
 class ModuleDict(Module):
