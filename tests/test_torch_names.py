@@ -225,3 +225,19 @@ def test_a_forward_hook_inside_a_captured_step_is_refused():
     run = gpugrad.compile(lambda x: layer(x).sum(), warmup=0)
     with pytest.raises(gpugrad.capture.CaptureError, match="Linear has a forward hook"):
         run(gpugrad.ones(4, 3))
+
+
+def test_subset_and_random_split():
+    X, y = gpugrad.tensor(np.arange(20.0).reshape(10, 2)), gpugrad.tensor(np.arange(10), dtype=gpugrad.long)
+    data = gpugrad.utils.data.TensorDataset(X, y)
+    train, test = gpugrad.utils.data.random_split(data, [0.7, 0.3], seed=1)
+    assert (len(train), len(test)) == (7, 3) and sorted(train.indices + test.indices) == list(range(10))
+    assert [int(t[1].item()) for t in (train[0], test[0])] == [train.indices[0], test.indices[0]]
+    again, _ = gpugrad.utils.data.random_split(data, [7, 3], seed=1)
+    assert again.indices == train.indices
+    assert [len(s) for s in gpugrad.utils.data.random_split(data, [0.34, 0.33, 0.33])] == [4, 3, 3]  # as PyTorch
+    labels = [b[1].tolist() for b in gpugrad.utils.data.DataLoader(test, batch_size=3, shuffle=False)]
+    assert labels == [test.indices]
+    with pytest.raises(ValueError, match="random_split: lengths \\[5, 3\\] do not add up to the data set's 10"):
+        gpugrad.utils.data.random_split(data, [5, 3])
+    assert [len(s) for s in torch.utils.data.random_split(range(10), [0.34, 0.33, 0.33])] == [4, 3, 3]

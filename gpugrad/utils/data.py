@@ -1,11 +1,16 @@
 """``torch.utils.data``'s names: ``Dataset`` (a base class for map-style data sets), ``TensorDataset``,
-and gpugrad's ``DataLoader`` (which shuffles unless told ``shuffle=False``; see ``gpugrad.data``)."""
+``Subset``, ``random_split``, and gpugrad's ``DataLoader`` (which shuffles unless told ``shuffle=False``;
+see ``gpugrad.data``)."""
 from __future__ import annotations
+
+import math
+
+import numpy as np
 
 from ..data import DataLoader
 from ..tensor import Tensor
 
-__all__ = ["Dataset", "TensorDataset", "DataLoader"]
+__all__ = ["Dataset", "TensorDataset", "Subset", "random_split", "DataLoader"]
 
 
 class Dataset:
@@ -33,3 +38,33 @@ class TensorDataset(Dataset):
 
     def __len__(self):
         return len(self.tensors[0])
+
+
+class Subset(Dataset):
+    """The samples of ``dataset`` at ``indices``, in that order."""
+
+    def __init__(self, dataset, indices):
+        self.dataset, self.indices = dataset, [int(i) for i in indices]
+
+    def __getitem__(self, index):
+        return self.dataset[self.indices[index]]
+
+    def __len__(self):
+        return len(self.indices)
+
+
+def random_split(dataset, lengths, seed=None):
+    """Disjoint ``Subset``s of a random permutation, of the given lengths, or fractions adding up to 1 (the
+    remainder spread one by one from the first, as PyTorch). ``seed`` makes the split reproducible."""
+    n = len(dataset)
+    lengths = list(lengths)
+    if lengths and all(0 <= f <= 1 for f in lengths) and math.isclose(sum(lengths), 1) and sum(lengths) != n:
+        counts = [int(math.floor(n * f)) for f in lengths]
+        for i in range(n - sum(counts)):
+            counts[i % len(counts)] += 1
+        lengths = counts
+    if sum(lengths) != n or any(int(k) != k or k < 0 for k in lengths):
+        raise ValueError(f"random_split: lengths {lengths} do not add up to the data set's {n} samples")
+    order = np.random.default_rng(seed).permutation(n)
+    starts = np.cumsum([0] + [int(k) for k in lengths])
+    return [Subset(dataset, order[a:b]) for a, b in zip(starts[:-1], starts[1:])]
