@@ -308,13 +308,33 @@ class Sequential(Module):
         return x
 
 
-class ModuleList(Module):
-    """Modules in a list, registered (their parameters are the list's); indexable and iterable."""
+class _Listed:
+    """Indexing, length, iteration and ``extend`` over one registry of a module (ModuleList, ParameterList);
+    the subclass gives ``append``."""
+    registry = ""
 
-    def __init__(self, modules=()):
+    def __init__(self, items=()):
         super().__init__()
-        for module in modules:
-            self.append(module)
+        self.extend(items)
+
+    def extend(self, items):
+        for item in items:
+            self.append(item)
+        return self
+
+    def __getitem__(self, index):
+        return list(getattr(self, self.registry).values())[index]
+
+    def __len__(self):
+        return len(getattr(self, self.registry))
+
+    def __iter__(self):
+        return iter(getattr(self, self.registry).values())
+
+
+class ModuleList(_Listed, Module):
+    """Modules in a list, registered (their parameters are the list's); indexable and iterable."""
+    registry = "_modules"
 
     def append(self, module):
         if not isinstance(module, Module):
@@ -322,42 +342,15 @@ class ModuleList(Module):
         setattr(self, str(len(self._modules)), module)
         return self
 
-    def extend(self, modules):
-        for module in modules:
-            self.append(module)
-        return self
 
-    def __getitem__(self, index):
-        return list(self._modules.values())[index]
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-
-class ParameterList(Module):
+class ParameterList(_Listed, Module):
     """Parameters in a list, registered as "0", "1", ... (tensors become Parameters); indexable and iterable."""
-
-    def __init__(self, parameters=()):
-        super().__init__()
-        for parameter in parameters:
-            self.append(parameter)
+    registry = "_parameters"
 
     def append(self, parameter):
         setattr(self, str(len(self._parameters)),
                 parameter if isinstance(parameter, Parameter) else Parameter(parameter))
         return self
-
-    def __getitem__(self, index):
-        return list(self._parameters.values())[index]
-
-    def __len__(self):
-        return len(self._parameters)
-
-    def __iter__(self):
-        return iter(self._parameters.values())
 
 
 class ModuleDict(Module):
