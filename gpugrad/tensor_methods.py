@@ -190,14 +190,10 @@ class TensorMethods:
         return total if keepdim else total.squeeze(dim=dim)
 
     def all(self, dim=None, keepdim=False):
-        return self._values_only("all", dim, keepdim)
+        return self._without_grad("all", axis=dim, keepdims=keepdim)
 
     def any(self, dim=None, keepdim=False):
-        return self._values_only("any", dim, keepdim)
-
-    def _values_only(self, name, dim=None, keepdim=False):
-        return type(self)._make(self.backend.xp.asarray(getattr(self.backend.xp, name)(self.data, axis=dim,
-                                                                                       keepdims=keepdim)), False)
+        return self._without_grad("any", axis=dim, keepdims=keepdim)
 
     # -- comparisons and tests (boolean tensors, no gradient) -----------------------------------
     def eq(self, other):
@@ -219,16 +215,18 @@ class TensorMethods:
         return self >= other
 
     def isnan(self):
-        return self._test("isnan")
+        return self._without_grad("isnan")
 
     def isinf(self):
-        return self._test("isinf")
+        return self._without_grad("isinf")
 
     def isfinite(self):
-        return self._test("isfinite")
+        return self._without_grad("isfinite")
 
-    def _test(self, name):
-        return type(self)._make(self.backend.xp.asarray(getattr(self.backend.xp, name)(self.data)), False)
+    def _without_grad(self, name, **kwargs):
+        """The array module's ``name`` on the values, as a tensor outside the graph."""
+        xp = self.backend.xp
+        return type(self)._make(xp.asarray(getattr(xp, name)(self.data, **kwargs)), False)
 
     # -- pieces and rearrangements (views where they can be) ------------------------------------
     def split(self, split_size_or_sections, dim=0):

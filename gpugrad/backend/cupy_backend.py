@@ -8,7 +8,7 @@ import numpy as np
 from cupy.cuda import cublas
 
 from ..autograd import check_host_read
-from ..dtypes import LOW_FLOATS
+from ..dtypes import BFLOAT16, LOW_FLOATS
 from ..cuda import kernels as kernel_launches
 from .device import Backend
 
@@ -20,8 +20,8 @@ class GPUOutOfMemoryError(MemoryError):
 # cuBLAS: (cudaDataType, cublasComputeType_t, scalar type) per dtype; host scalars for alpha and beta.
 _GEMM_TYPES = {np.dtype(np.float16): (cupy.cuda.runtime.CUDA_R_16F, cublas.CUBLAS_COMPUTE_32F, np.float32),
                np.dtype(np.float32): (cupy.cuda.runtime.CUDA_R_32F, cublas.CUBLAS_COMPUTE_32F, np.float32),
-               **({LOW_FLOATS[1]: (cupy.cuda.runtime.CUDA_R_16BF, cublas.CUBLAS_COMPUTE_32F, np.float32)}
-                  if len(LOW_FLOATS) > 1 else {}),  # bfloat16
+               **({BFLOAT16: (cupy.cuda.runtime.CUDA_R_16BF, cublas.CUBLAS_COMPUTE_32F, np.float32)}
+                  if BFLOAT16 is not None else {}),
                np.dtype(np.float64): (cupy.cuda.runtime.CUDA_R_64F, cublas.CUBLAS_COMPUTE_64F, np.float64)}
 _SCALARS = {np.float32: (np.ones(1, np.float32), np.zeros(1, np.float32)),
             np.float64: (np.ones(1, np.float64), np.zeros(1, np.float64))}

@@ -236,7 +236,7 @@ def dropout(x, p, state, activation=None, param=0.0):
         return None
     y, scaled = cupy.empty_like(x), cupy.empty_like(x)
     activated = None if activation is None else cupy.empty_like(x)
-    scale = np.float64(x.dtype.type(1 / (1 - p))) if x.dtype in DTYPES else np.float64(1 / (1 - p))
+    scale = np.float64(x.dtype.type(1 / (1 - p)))  # rounded to the dtype, as the formula's scale is
     load_kernel("dropout", f"dropout_fwd<{DTYPES[x.dtype]}>")(
         (_grid(x.size),), (BLOCK,), (x, y, scaled, np.int64(x.size), np.float32(p), scale, state,
                                      np.int32(activation_code(activation)), np.float64(param), _pointer(activated)))

@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from .. import autograd
+from ..amp import unscale_check
 from ..autograd import mark_changed
 from ..backend import get_backend
 
@@ -97,7 +98,6 @@ class Optimizer:
         step is skipped, decided on the device by the kernels (the ``update`` formula reads the flag) -- and
         ``scale`` {backend: the loss scale} when the gradients are still scaled: the kernels unscale them as
         they read them, the formula path first."""
-        from ..amp import unscale_check
         for group in self.param_groups:
             hyper = self.hyperparameters(group)
             for backend, params, grads, states in self._devices(group):
