@@ -78,7 +78,7 @@ def mark_changed(tensor) -> None:
     box[1] = _clock[0]
 
 
-_make_tensor = _as_tensor_like = _tensor_type = None  # bound by gpugrad.tensor (it imports this module)
+_make_tensor = _as_tensor_like = _tensor_type = _cpu = None  # bound by gpugrad.tensor (it imports this module)
 
 
 class CaptureError(RuntimeError):
@@ -139,9 +139,9 @@ def check_host_read(what: str) -> None:
             "(gpugrad.compile(fn, enabled=False))")
 
 
-def bind_tensor_type(tensor_type, as_tensor_like) -> None:
-    global _make_tensor, _as_tensor_like, _tensor_type
-    _make_tensor, _as_tensor_like, _tensor_type = tensor_type._make, as_tensor_like, tensor_type
+def bind_tensor_type(tensor_type, as_tensor_like, cpu) -> None:
+    global _make_tensor, _as_tensor_like, _tensor_type, _cpu
+    _make_tensor, _as_tensor_like, _tensor_type, _cpu = tensor_type._make, as_tensor_like, tensor_type, cpu
 
 
 class Function:
@@ -170,24 +170,33 @@ class Function:
         self.saved = None
         if autocast is not None and self.amp is not None:
             inputs = autocast(self, inputs)
+        # NOTE: one and two CPU tensors of one dtype spelled out: the per-op hot path of every model.
         n = len(inputs)
-        if n == 2:  # NOTE: one and two inputs spelled out: the per-op hot path of every model
+        if n == 2:
             first, second = inputs
-            if not (isinstance(first, _tensor_type) and isinstance(second, _tensor_type)):
+            a = first.data if isinstance(first, _tensor_type) else None
+            b = second.data if isinstance(second, _tensor_type) else None
+            if a.__class__ is np.ndarray and b.__class__ is np.ndarray and a.dtype is b.dtype and (
+                    self.promotes != "float" or a.dtype.kind == "f"):
+                self.backend = _cpu
+            else:  # Python numbers, mixed dtypes or devices, GPU arrays: the general rule
                 first, second = _as_tensor_like(inputs, self)
-            a, b = first.data, second.data
-            if a.__class__ is not np.ndarray or b.__class__ is not np.ndarray or a.dtype is not b.dtype or (
-                    self.promotes == "float" and a.dtype.kind != "f"):
-                first, second = _as_tensor_like((first, second), self)  # devices, dtypes: the general rule
                 a, b = first.data, second.data
-            self.backend = first.backend
+                self.backend = first.backend
             outputs = self.forward(a, b) if step_capture is None else self.forward(*step_capture.arrays(a, b))
             tensors = (first, second)
-            record = first.requires_grad or second.requires_grad
             needs = (first.requires_grad, second.requires_grad)
+            record = needs[0] or needs[1]
+        elif n == 1 and isinstance(first := inputs[0], _tensor_type) and (self.promotes != "float" or (
+                first.data.dtype.kind == "f")):
+            a = first.data
+            self.backend = _cpu if a.__class__ is np.ndarray else first.backend
+            outputs = self.forward(a) if step_capture is None else self.forward(*step_capture.arrays(a))
+            tensors = inputs
+            record = first.requires_grad
+            needs = (record,)
         else:
-            tensors = inputs if n == 1 and isinstance(inputs[0], _tensor_type) and (
-                self.promotes != "float" or inputs[0].data.dtype.kind == "f") else _as_tensor_like(inputs, self)
+            tensors = _as_tensor_like(inputs, self)
             first = tensors[0]
             self.backend = first.backend
             outputs = self.forward(*[t.data for t in tensors]) if step_capture is None else \
@@ -291,13 +300,12 @@ def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) ->
         if grad_inputs.__class__ is not tuple:
             grad_inputs = (grad_inputs,)
         for tensor, grad_input, needed in zip(function.inputs, grad_inputs, function.needs_input_grad):
-            if not needed or grad_input is None:
+            if grad_input is None or not needed:
                 continue
-            if grad_input.__class__ is not np.ndarray:
-                grad_input = _as_array(grad_input)
             data = tensor.data
-            if grad_input.shape != data.shape or (grad_input.dtype is not data.dtype and grad_input.dtype != data.dtype):
-                _gradient_error(function, tensor, grad_input)
+            if grad_input.__class__ is not data.__class__ or grad_input.dtype is not data.dtype or (
+                    grad_input.shape != data.shape):
+                grad_input = _checked_gradient(function, tensor, grad_input)
             creator = tensor.creator
             if creator is None:
                 if capture is None:
@@ -370,11 +378,14 @@ def _second_backward(function) -> None:
     )
 
 
-def _gradient_error(function, tensor, grad) -> None:
-    raise RuntimeError(
-        f"{function.name} returned a gradient of shape {tuple(grad.shape)} and dtype {grad.dtype} "
-        f"for an input of shape {tuple(tensor.shape)} and dtype {tensor.dtype}"
-    )
+def _checked_gradient(function, tensor, grad):
+    """``grad`` as an array of the input's shape and dtype (a numpy scalar made 0-d), or the error naming the op."""
+    grad = _as_array(grad)
+    data = tensor.data
+    if grad.shape != data.shape or grad.dtype != data.dtype:
+        raise RuntimeError(f"{function.name} returned a gradient of shape {tuple(grad.shape)} and dtype {grad.dtype} "
+                           f"for an input of shape {tuple(tensor.shape)} and dtype {tensor.dtype}")
+    return grad
 
 
 def sum_to(grad, shape):

@@ -371,4 +371,4 @@ class Tensor(TensorMethods):
 
 
 operands.bind(Tensor)
-autograd.bind_tensor_type(Tensor, as_tensor_like)
+autograd.bind_tensor_type(Tensor, as_tensor_like, _CPU)

@@ -140,6 +140,8 @@ def apply_backward(backend, name, y, grad_output, param):
     gx = backend.kernels and backend.kernels.activation_backward(name, y, grad_output, param)
     if gx is not None:
         return gx
+    if y.dtype is grad_output.dtype and y.dtype not in LOW_FLOATS:
+        return ACTIVATIONS[name].backward(backend.xp, y, grad_output, param)
     gx = ACTIVATIONS[name].backward(backend.xp, working(y), working(grad_output), param)
     return gx.astype(y.dtype, copy=False)
 
@@ -168,8 +170,10 @@ class Elementwise(Function):
 
     def backward(self, grad_output):
         y = self.saved
+        if y.shape == grad_output.shape:
+            return apply_backward(self.backend, self.activation, y, grad_output, self.param)
         return apply_backward(self.backend, self.activation, y, grad_output.reshape(y.shape), self.param) \
-            .reshape(grad_output.shape)
+            .reshape(grad_output.shape)  # a 0-d input, computed as shape (1,)
 
 
 class ReLU(Elementwise):

@@ -45,12 +45,14 @@ class Sum(Function):
 
     def _reduce(self, x):
         axes = None if len(self.axes) == x.ndim else self.axes  # NOTE: numpy's whole-array sum is the fast one
-        return x.sum(axis=axes, keepdims=self.keepdims, dtype=accumulator(x.dtype)).astype(x.dtype, copy=False) \
-            if is_float(x.dtype) else x.sum(axis=axes, keepdims=self.keepdims)
+        wide = accumulator(x.dtype)  # float16 and bfloat16 summed in float32
+        if wide is None:
+            return x.sum(axis=axes, keepdims=self.keepdims)
+        return x.sum(axis=axes, keepdims=self.keepdims, dtype=wide).astype(x.dtype)
 
     def backward(self, grad_output):
         shape, dtype = self.saved
-        grad = _expand(grad_output, shape, self.axes, self.keepdims)
+        grad = grad_output if grad_output.ndim == 0 else _expand(grad_output, shape, self.axes, self.keepdims)
         out = self.backend.xp.empty(shape, dtype=dtype)
         out[...] = grad  # broadcasting assignment
         return out
