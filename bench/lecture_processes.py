@@ -7,7 +7,7 @@ In one process the candidates share glibc's heap: which of them gets its 400-800
 mmap (and page faults) depends on what the others allocated before, and moved the lecture's
 ratios by up to 30% between candidate orders. A process per candidate measures each program as a
 user runs it. Each prints the median of its per-step times over 1.5 s after 200 warm-up steps;
-the ratio to hand-written numpy is taken within a round.
+the ratio is to hand-written numpy run just before and just after it.
 """
 import argparse
 import os
@@ -55,8 +55,15 @@ print(statistics.median(times) * 1e6)
 '''
 
 
+# NOTE: glibc's malloc moves its mmap threshold as blocks are freed; whether the step's 400-800 KB arrays then come
+# from mmap (page faults at every step) or from the heap depends on the order of earlier allocations, and flips a
+# process between two speeds (up to 1.9x here). --fixed-malloc pins both thresholds in every candidate's process.
+FIXED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "8000000", "MALLOC_TRIM_THRESHOLD_": "64000000"}
+MALLOC_ENV = {}
+
+
 def run(tree, candidate, dtype):
-    env = dict(os.environ, PYTHONPATH=str(tree))
+    env = dict(os.environ, PYTHONPATH=str(tree), **MALLOC_ENV)
     # NOTE: cwd is the tree too: `python -c` puts the working folder first on sys.path
     done = subprocess.run([sys.executable, "-c", CANDIDATE, candidate, dtype], capture_output=True, text=True,
                           env=env, cwd=tree, timeout=300)
@@ -71,17 +78,25 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--tree", action="append", default=[], help="NAME=PATH of another checkout to compare")
     parser.add_argument("--compiled", action="store_true", help="also each gpugrad candidate through gpugrad.compile")
+    parser.add_argument("--fixed-malloc", action="store_true", help="the same fixed glibc malloc thresholds in every "
+                        "process (numpy's too): compares the code without the allocator's two speeds")
     args = parser.parse_args(argv)
+    MALLOC_ENV.update(FIXED_MALLOC if args.fixed_malloc else {})
     trees = {"this": ROOT, **dict(t.split("=", 1) for t in args.tree)}
     ratios = {}
     for r in range(args.rounds):
+        # NOTE: numpy runs before and after every candidate, and each candidate is compared with the mean of its
+        # two neighbours: the machine's speed drifts within a round, and one numpy figure per round moved ratios
+        # by 30% when it landed in a fast or slow minute.
         numpy_us = run(ROOT, "numpy", args.dtype)
         for name, tree in trees.items():
             for candidate in ("gpugrad", "written") + (("gpugrad-compiled", "written-compiled") if args.compiled else ()):
                 us = run(tree, candidate, args.dtype)
-                ratios.setdefault((name, candidate), []).append(us / numpy_us)
-                print(f"round {r + 1}: {name:8s} {candidate:16s} {us:8.1f} us, numpy {numpy_us:8.1f} us, "
-                      f"ratio {us / numpy_us:.3f}", flush=True)
+                after = run(ROOT, "numpy", args.dtype)
+                reference, numpy_us = (numpy_us + after) / 2, after
+                ratios.setdefault((name, candidate), []).append(us / reference)
+                print(f"round {r + 1}: {name:8s} {candidate:16s} {us:8.1f} us, numpy {reference:8.1f} us, "
+                      f"ratio {us / reference:.3f}", flush=True)
     for (name, candidate), values in ratios.items():
         print(f"{name} {candidate}: median ratio to numpy {statistics.median(values):.3f} over {len(values)} rounds")
     return 0
