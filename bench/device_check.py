@@ -271,7 +271,9 @@ def _gpugrad_setup(sizes, batch, device, compiled=False, low=None, scaler=False)
     y = gpugrad.tensor(np.random.default_rng(0).integers(0, sizes[-1], batch), device=device)
     if compiled:  # the step as a user writes it, given to gpugrad.compile (CUDA graphs on a GPU)
         step = gpugrad.compile(_gpugrad_step)
-        return lambda: step(model, opt, x, y, low, grad_scaler)  # all but x, y: constants of the capture
+        run = lambda: step(model, opt, x, y, low, grad_scaler)  # noqa: E731 -- all but x, y: constants of the capture
+        run.compiled = step
+        return run
     return lambda: _gpugrad_step(model, opt, x, y, low, grad_scaler)
 
 
@@ -380,6 +382,11 @@ def mlp_steps(rounds=5):
         if len(set(sizes)) == 1:
             entry["gemm_sum_ms"] = _gemm_sum_ms(sizes, batch)
             entry["step_over_gemm_sum"] = medians["gpugrad cuda"] / entry["gemm_sum_ms"]
+        compiled = getattr(runners.get("gpugrad cuda compiled", (None,))[0], "compiled", None)
+        if compiled is not None:  # what a replay launches: one graph and no host call when the optimizer joined it
+            tape_steps = [s for c in compiled._captures.values() for s in c.tape.steps]
+            entry["replay"] = {"graphs": sum(not callable(s) for s in tape_steps),
+                               "host_calls": sum(callable(s) for s in tape_steps)}
         flops = 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
         entry["gpugrad_cuda_TFLOPs"] = flops / medians["gpugrad cuda"] / 1e9
         results[label] = entry

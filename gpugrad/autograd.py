@@ -100,28 +100,29 @@ autocast = None
 # leaf, and callbacks run when a backward ends. Empty unless a DistributedDataParallel is alive.
 gradient_hooks: dict = {}
 backward_end_hooks: list = []
-# NOTE: Tensor.register_hook / retain_grad: id(tensor) -> [hook(grad) -> grad or None, ...] (retain_grad's hook
-# keeps the gradient in .grad). Empty unless a tensor has one.
+# NOTE: Tensor.register_hook / retain_grad: id(tensor) -> [hook(grad) -> grad or None, ...]. Empty unless one has.
 tensor_hooks: dict = {}
 
 
 def check_values(check) -> None:
     """Run ``check()``, an input check that reads values (label or index ranges); inside a captured
     step, it runs at every replay instead, where the device allows a host read (the CPU)."""
-    if step_capture is None:
-        check()
-    else:
-        step_capture.guard(check)
+    check() if step_capture is None else step_capture.guard(check)
 
 
-def replayed_call(fn, owner) -> bool:
+def replayed_call(fn, owner, in_graph=None) -> bool:
     """Inside a captured step: run ``fn`` now and again at every replay (``owner``, an optimizer or the
-    like, holds what it changes), and return True; outside one, return False (the caller runs it)."""
-    capture = step_capture
-    if capture is None or capture.paused:
+    like, holds what it changes), and return True; outside one, return False (the caller runs it).
+    ``in_graph()``, asked by a CUDA graph capture: a refresh to run before each launch if ``fn``'s kernels
+    can join the graph, else None (``fn`` runs on the host between two graphs)."""
+    if not capturing():
         return False
-    capture.host_call(fn, owner)
+    step_capture.host_call(fn, owner, in_graph)
     return True
+
+
+def capturing() -> bool:  # a step is being captured, and not paused for a host call
+    return step_capture is not None and not step_capture.paused
 
 
 def recorded(array):
@@ -131,7 +132,7 @@ def recorded(array):
 
 def check_host_read(what: str) -> None:
     """Raise ``HostReadError`` if a step is being captured: ``what`` names the read."""
-    if step_capture is not None and not step_capture.paused:
+    if capturing():
         raise HostReadError(
             f"gpugrad.compile: {what} reads a tensor's values on the host inside the captured step; a replay "
             "would reuse the value read at capture time. Read it after the step (the step's returned tensors "
@@ -371,11 +372,9 @@ def _accumulate_leaf(tensor, grad, upstream) -> None:
 
 
 def _second_backward(function) -> None:
-    raise RuntimeError(
-        f"Trying to backward through the graph a second time ({function.name} has already "
-        "freed what it saved). Pass retain_graph=True to the first backward() if you need "
-        "to backward through the graph again."
-    )
+    raise RuntimeError(f"Trying to backward through the graph a second time ({function.name} has already freed what "
+                       "it saved). Pass retain_graph=True to the first backward() if you need to backward through the "
+                       "graph again.")
 
 
 def _checked_gradient(function, tensor, grad):

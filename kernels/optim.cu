@@ -2,10 +2,11 @@
 // the tensor, a grid-stride loop over blockIdx.x covers its elements, so a small model updates in one
 // or two launches. The pointers travel as kernel arguments (no host-to-device copy of a pointer table).
 //
-// Nothing here is read back by the host: the step counts (Adam's bias corrections) and the scaler's
-// "found inf" flag live in device memory, so a float16 step with a GradScaler never waits for the GPU
-// and a replayed step (gpugrad.compile) reads the current values. found_inf may be null (no scaler):
-// when it points at a nonzero value every kernel here leaves its tensors as they are (a skipped step).
+// Nothing here is read back by the host: the hyperparameters (lr, betas, ...), the step counts (Adam's
+// bias corrections) and the scaler's "found inf" flag live in device memory, so a float16 step with a
+// GradScaler never waits for the GPU, and a step captured in a CUDA graph reads each replay's values.
+// found_inf may be null (no scaler): when it points at a nonzero value every kernel here leaves its
+// tensors as they are (a skipped step).
 // scale may be null too: else the optimizer kernels unscale each gradient as they read it (g / scale,
 // written back), after unscale_check checked them without writing: one pass over the gradients fewer.
 #include "common.cuh"
@@ -49,13 +50,15 @@ template <typename C> __device__ __forceinline__ C inverse_of(const float* scale
 
 // SGD (PyTorch's form): d = g + wd p; momentum: buf = first ? d : m buf + (1 - dampening) d;
 // d = nesterov ? d + m buf : buf; p -= lr d. Bit i of first_mask: parameter i's first momentum step.
+// scalars: {lr, momentum, dampening, weight_decay} in device memory (a captured step reads each replay's values).
 template <typename T>
-__global__ void sgd_step(GPUGRAD_SIGNATURE, int first_mask, double lr, double momentum, double dampening,
-                         double weight_decay, int nesterov, const float* found_inf, const float* scale) {
+__global__ void sgd_step(GPUGRAD_SIGNATURE, int first_mask, const double* __restrict__ scalars, int nesterov,
+                         const float* found_inf, const float* scale) {
     typedef typename Compute<T>::type C;
     GPUGRAD_SELECT
     (void)step;
     if (skipped(found_inf)) return;
+    const double lr = scalars[0], momentum = scalars[1], dampening = scalars[2], weight_decay = scalars[3];
     const C inverse = inverse_of<C>(scale);
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
         C p = load(param, i);
@@ -72,14 +75,15 @@ __global__ void sgd_step(GPUGRAD_SIGNATURE, int first_mask, double lr, double mo
 
 // Adam (decoupled = 0) and AdamW (decoupled = 1): m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
 // p -= step_size m / (sqrt(v) / bias2_sqrt + eps), step_size = lr / (1 - b1^t), bias2_sqrt = sqrt(1 - b2^t),
-// t = *step (already counted for this update by count_steps).
+// t = *step (already counted for this update by count_steps); scalars: {lr, beta1, beta2, eps, weight_decay}.
 template <typename T>
-__global__ void adam_step(GPUGRAD_SIGNATURE, int first_mask, double lr, double beta1, double beta2, double eps,
-                          double weight_decay, int decoupled, const float* found_inf, const float* scale) {
+__global__ void adam_step(GPUGRAD_SIGNATURE, int first_mask, const double* __restrict__ scalars, int decoupled,
+                          const float* found_inf, const float* scale) {
     typedef typename Compute<T>::type C;
     GPUGRAD_SELECT
     (void)mask;
     if (skipped(found_inf)) return;
+    const double lr = scalars[0], beta1 = scalars[1], beta2 = scalars[2], eps = scalars[3], weight_decay = scalars[4];
     const C inverse = inverse_of<C>(scale);
     const double t = (double)*step;
     const double step_size = lr / (1.0 - pow(beta1, t)), bias2_sqrt = sqrt(1.0 - pow(beta2, t));
@@ -154,10 +158,10 @@ __global__ void update_scale(float* scale, int* tracker, const float* found_inf,
                              GPUGRAD_TYPES(T), GPUGRAD_TYPES(T), GPUGRAD_TYPES(T), GPUGRAD_TYPES(T)
 #define GPUGRAD_GRAD_TYPES(T) T*, long long, T*, long long, T*, long long, T*, long long, \
                               T*, long long, T*, long long, T*, long long, T*, long long
-template __global__ void sgd_step<float>(GPUGRAD_ALL_TYPES(float), int, double, double, double, double, int, const float*, const float*);
-template __global__ void sgd_step<double>(GPUGRAD_ALL_TYPES(double), int, double, double, double, double, int, const float*, const float*);
-template __global__ void adam_step<float>(GPUGRAD_ALL_TYPES(float), int, double, double, double, double, double, int, const float*, const float*);
-template __global__ void adam_step<double>(GPUGRAD_ALL_TYPES(double), int, double, double, double, double, double, int, const float*, const float*);
+template __global__ void sgd_step<float>(GPUGRAD_ALL_TYPES(float), int, const double*, int, const float*, const float*);
+template __global__ void sgd_step<double>(GPUGRAD_ALL_TYPES(double), int, const double*, int, const float*, const float*);
+template __global__ void adam_step<float>(GPUGRAD_ALL_TYPES(float), int, const double*, int, const float*, const float*);
+template __global__ void adam_step<double>(GPUGRAD_ALL_TYPES(double), int, const double*, int, const float*, const float*);
 template __global__ void unscale_check<float>(GPUGRAD_GRAD_TYPES(float), const float*, float*, int);
 template __global__ void unscale_check<double>(GPUGRAD_GRAD_TYPES(double), const float*, float*, int);
 #ifndef GPUGRAD_NO_HALF

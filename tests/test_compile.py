@@ -103,6 +103,43 @@ def test_a_learning_rate_schedule_takes_effect_between_replays(device):
     assert not np.array_equal(constant[0], compiled[0])
 
 
+@pytest.mark.parametrize("optimizer", ["momentum", "adamw"])
+def test_the_optimizer_joins_the_graph_and_reads_each_replays_learning_rate(device, optimizer):
+    """On a GPU the fused optimizer is captured into the step's one CUDA graph (no host call between graphs) and
+    reads its hyperparameters from device memory, written before a replay when a schedule changed them; a change
+    the graph cannot follow (momentum switched off, the state replaced by load_state_dict) raises. On the CPU the
+    update is a call replayed on the host, which reads the group and the state as they are: both just work."""
+    def make(dev):
+        model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 4)).to(dev)
+        opt = OPTIMIZERS[optimizer](model.parameters())
+        return model, opt, F.cross_entropy, optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
+    eager = _train(make, device, compiled=False, steps=10)
+    compiled = _train(make, device, compiled=True, steps=10)
+    _same(compiled[0], eager[0], device, "losses with the learning rate changed before every replay")
+    for k, (p, q) in enumerate(zip(compiled[1], eager[1])):
+        _same(p, q, device, f"parameter {k}")
+    tape = next(iter(compiled[2]._captures.values())).tape
+    if device != "cpu":
+        assert len(tape.steps) == 1 and not callable(tape.steps[0]), tape.steps
+
+    model, opt, loss_fn, _ = make(device)
+    run = gpugrad.compile(lambda x, y: (opt.zero_grad(), loss_fn(model(x), y).backward(), opt.step()))
+    x, y = _data(device)
+    for _ in range(3):
+        run(x, y)
+    if optimizer == "momentum":
+        opt.param_groups[0]["momentum"] = 0.0
+        change = "structural hyperparameters"
+    else:
+        opt.load_state_dict(opt.state_dict())
+        change = "was replaced"
+    if device == "cpu":
+        run(x, y)
+    else:
+        with pytest.raises(CaptureError, match=change):
+            run(x, y)
+
+
 def test_a_new_batch_size_captures_again_and_the_old_one_still_replays(device):
     batches = [_data(device, n=32, seed=0), _data(device, n=32, seed=1), _data(device, n=7, seed=2)]
     make = _mlp(nn.ReLU, OPTIMIZERS["adam"])

@@ -162,10 +162,11 @@ class _Capture:
     def leaf(self, tensor):
         self.leaves[id(tensor)] = tensor
 
-    def host_call(self, fn, owner):
-        """``fn`` runs now and at every replay; ``owner`` (an optimizer, a GradScaler) holds what it changes."""
+    def host_call(self, fn, owner, in_graph=None):
+        """``fn`` runs now and at every replay; ``owner`` (an optimizer, a GradScaler) holds what it changes;
+        ``in_graph`` (see ``autograd.replayed_call``) lets a CUDA graph take ``fn``'s kernels."""
         (self.optimizers if hasattr(owner, "param_groups") else self.others)[id(owner)] = owner
-        self.tape.host_call(fn)
+        self.tape.host_call(fn, in_graph)
 
     def guard(self, check):
         """An input check that reads values (label ranges): run at every replay where the device allows."""

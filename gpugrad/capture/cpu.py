@@ -345,7 +345,7 @@ class Tape:
                     "pass the step's inputs as tensors on the device it runs on")
         return tuple(a if type(a) is Traced else a.view(Traced) for a in arrays)
 
-    def host_call(self, fn):
+    def host_call(self, fn, in_graph=None):
         """Run ``fn`` (an optimizer's update) unrecorded now, and call it again at every replay."""
         self.paused = True
         try:
@@ -354,7 +354,8 @@ class Tape:
             self.paused = False
         self.steps.append((fn, (), {}))
 
-    guard = host_call  # a check that reads values: on the CPU it runs at every replay
+    def guard(self, check):  # a check that reads values: on the CPU it runs at every replay
+        self.host_call(check)
 
     def static_copy(self, array):
         return self.buffer(np.array(array, copy=True))

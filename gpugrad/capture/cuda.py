@@ -2,8 +2,11 @@
 
 The step runs once under CuPy's stream capture (``Stream.begin_capture`` / ``end_capture``; nothing
 executes while a stream captures, so each captured segment is launched right after it ends). An
-optimizer's step ends a segment: it runs as a host call between two graphs (its learning rate and
-step count are read at every replay, its fused kernel launched as in eager mode). Memory: the
+optimizer whose fused kernel takes every parameter joins the graph: its kernels read the learning
+rate and the other hyperparameters from device memory, which a refresh writes (stream-ordered, when
+they changed) before every launch, and Adam's step count is counted on the device. Otherwise (a
+parameter no kernel takes, a GradScaler's step, a first step that makes the state) the step ends a
+segment and runs as a host call between two graphs, its fused kernel launched as in eager mode. Memory: the
 graphs' arrays come from a memory pool of their own, which no other allocation uses, so nothing
 outside reuses memory a graph writes; GEMMs go through a cuBLAS handle of the capture's own, bound
 to the capture stream, with a workspace from that pool. Dropout draws its mask in its kernel from a
@@ -52,6 +55,7 @@ class GraphTape:
         if set_workspace is not None:  # a workspace of its own: cuBLAS allocates nothing while the stream captures
             set_workspace(self.handle, self.workspace.ptr, _WORKSPACE)
         self.steps = []  # graph launches and host calls, in order
+        self.refreshers = []  # what brings the device scalars of the optimizers in the graphs up to date
         self.written = {}
         self.paused = False
         self._context = None
@@ -79,10 +83,17 @@ class GraphTape:
 
     def _end_segment(self):
         graph = self.stream.end_capture()
+        for refresh in self.refreshers:  # not capturing now: the device scalars the graph reads can be written
+            refresh()
         graph.launch(stream=self.stream)  # nothing ran while capturing: this is the capture run's real work
         self.steps.append(graph)
 
-    def host_call(self, fn):
+    def host_call(self, fn, in_graph=None):
+        refresh = None if in_graph is None else in_graph()
+        if refresh is not None:  # an optimizer whose kernels read their scalars from device memory: into the graph
+            fn()
+            self.refreshers.append(refresh)
+            return
         self._end_segment()
         self.paused = True
         try:
@@ -124,6 +135,8 @@ class GraphTape:
     # -- replay -------------------------------------------------------------------------------
     def replay(self):
         stream = cupy.cuda.get_current_stream()
+        for refresh in self.refreshers:  # the learning rate a schedule set, in stream order before the graphs
+            refresh()
         for step in self.steps:
             if callable(step):
                 step()

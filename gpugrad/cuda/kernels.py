@@ -280,9 +280,10 @@ def layer_norm_backward(grad_output, xhat, rstd, weight, cols):
 
 # -- optimizer steps and the loss scaler: up to 8 tensors per launch, nothing read back ---------------
 
-def _launch_multi(kernel_name, slots, first_mask, scalars, found_inf, scale):
-    """slots: (param, grad, a, b, step) per parameter, all of one dtype; 8 per launch (blockIdx.y); ``scale``
-    (the GradScaler's, or None): the kernel unscales each gradient as it reads it."""
+def _launch_multi(kernel_name, slots, first_mask, scalars, flag, found_inf, scale):
+    """slots: (param, grad, a, b, step) per parameter, all of one dtype; 8 per launch (blockIdx.y). ``scalars``: the
+    hyperparameters as a float64 device array, which the kernel reads; ``flag``: its one structural switch (Nesterov,
+    decoupled weight decay); ``scale`` (the GradScaler's, or None): the kernel unscales each gradient as it reads it."""
     kernel = load_kernel("optim", f"{kernel_name}<{DTYPES[slots[0][0].dtype]}>")
     for start in range(0, len(slots), 8):
         chunk = slots[start:start + 8]
@@ -290,11 +291,12 @@ def _launch_multi(kernel_name, slots, first_mask, scalars, found_inf, scale):
         for param, grad, a, b, step in chunk + [chunk[0]] * (8 - len(chunk)):
             args += [param, grad, a, b, np.int64(param.size), _pointer(step)]
         blocks = max(_grid(s[0].size) for s in chunk)
-        kernel((blocks, len(chunk)), (BLOCK,), (*args, np.int32((first_mask >> start) & 0xFF), *scalars,
-                                                _pointer(found_inf), _pointer(scale)))
+        kernel((blocks, len(chunk)), (BLOCK,), (*args, np.int32((first_mask >> start) & 0xFF), scalars,
+                                                np.int32(bool(flag)), _pointer(found_inf), _pointer(scale)))
 
 
-def _optimizer_fits(param, grad):
+def optimizer_fits(param, grad) -> bool:
+    """Whether the optimizer kernels take this parameter (float32 or float64, contiguous, on the GPU)."""
     return fits(param, grad) and param.dtype not in LOW_FLOATS
 
 
@@ -306,32 +308,32 @@ def count_steps(steps, found_inf):
         kernel((1,), (8,), (*chunk, *[chunk[0]] * (8 - len(chunk)), np.int32(len(chunk)), _pointer(found_inf)))
 
 
-def sgd_step(params, grads, states, lr, momentum, dampening, nesterov, weight_decay, found_inf=None, scale=None):
-    """The SGD update of every parameter the kernel takes, 8 per launch; returns the indices it did not take."""
+def sgd_step(params, grads, states, scalars, momentum, nesterov, found_inf=None, scale=None):
+    """The SGD update of every parameter the kernel takes, 8 per launch; returns the indices it did not take.
+    ``scalars``: (lr, momentum, dampening, weight_decay) on the device; ``momentum``: whether it is nonzero."""
     by_dtype, first_mask, left = {}, {}, []
     for i, (param, grad, state) in enumerate(zip(params, grads, states)):
-        if not _optimizer_fits(param, grad):
+        if not optimizer_fits(param, grad):
             left.append(i)
             continue
         slots = by_dtype.setdefault(param.dtype, [])
         buf = state.get("momentum_buffer")
-        if momentum != 0 and buf is None:
+        if momentum and buf is None:
             buf = state["momentum_buffer"] = cupy.empty_like(param)
             first_mask[param.dtype] = first_mask.get(param.dtype, 0) | (1 << len(slots))
         slots.append((param, grad, buf if buf is not None else param, param, None))
     for dtype, slots in by_dtype.items():
-        _launch_multi("sgd_step", slots, first_mask.get(dtype, 0),
-                      (np.float64(lr), np.float64(momentum), np.float64(dampening), np.float64(weight_decay),
-                       np.int32(bool(nesterov))), found_inf, scale)
+        _launch_multi("sgd_step", slots, first_mask.get(dtype, 0), scalars, nesterov, found_inf, scale)
     return left
 
 
-def adam_step(params, grads, states, lr, beta1, beta2, eps, weight_decay, decoupled, found_inf=None, scale=None):
+def adam_step(params, grads, states, scalars, decoupled, found_inf=None, scale=None):
     """The Adam/AdamW update of every parameter the kernel takes (its step counted first, on the device;
-    the kernel computes the bias corrections from it); returns the indices it did not take."""
+    the kernel computes the bias corrections from it); returns the indices it did not take.
+    ``scalars``: (lr, beta1, beta2, eps, weight_decay) on the device."""
     by_dtype, left = {}, []
     for i, (param, grad, state) in enumerate(zip(params, grads, states)):
-        if not _optimizer_fits(param, grad):
+        if not optimizer_fits(param, grad):
             left.append(i)
             continue
         m = state.get("exp_avg")
@@ -341,9 +343,7 @@ def adam_step(params, grads, states, lr, beta1, beta2, eps, weight_decay, decoup
         by_dtype.setdefault(param.dtype, []).append((param, grad, m, state["exp_avg_sq"], state["step"]))
     for slots in by_dtype.values():
         count_steps([s[4] for s in slots], found_inf)
-        _launch_multi("adam_step", slots, 0,
-                      (np.float64(lr), np.float64(beta1), np.float64(beta2), np.float64(eps), np.float64(weight_decay),
-                       np.int32(bool(decoupled))), found_inf, scale)
+        _launch_multi("adam_step", slots, 0, scalars, decoupled, found_inf, scale)
     return left
 
 

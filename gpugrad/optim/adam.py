@@ -33,6 +33,12 @@ class Adam(Optimizer):
     def hyperparameters(self, group):
         return group["lr"], group["betas"][0], group["betas"][1], group["eps"], group["weight_decay"], self.decoupled
 
+    def kernel_arguments(self, group):
+        return (group["lr"], *group["betas"], group["eps"], group["weight_decay"]), (self.decoupled,)
+
+    def state_made(self, group, state):
+        return "exp_avg" in state and "step" in state
+
     def update(self, xp, param, grad, state, lr, beta1, beta2, eps, weight_decay, decoupled):
         """The rule on one parameter, in place; ``state["step"]`` (counted for this update) is t, the bias
         corrections' power."""

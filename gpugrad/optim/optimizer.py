@@ -43,6 +43,7 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
         self.defaults = self.check(dict(defaults))
         self.param_groups, self.state = [], {}
+        self._scalars = {}  # (id(group), backend) -> [the kernel scalars on the device, their values]
         for group in (params if isinstance(params[0], dict) else [{"params": params}]):
             self.add_param_group(group)
 
@@ -85,12 +86,21 @@ class Optimizer:
     counts_steps = False  # keep state["step"] (a 0-d float32 array on the parameter's device, as PyTorch's)
 
     def hyperparameters(self, group) -> tuple:
-        """What ``update`` and the kernel take after (param, grad, state), from one group."""
+        """What ``update`` takes after (param, grad, state), from one group."""
         raise NotImplementedError
+
+    def kernel_arguments(self, group) -> tuple:
+        """(scalars, switches) for the kernel: the numbers it reads from device memory (a schedule may change them
+        between replays of a captured step) and the structural switches it is launched with."""
+        raise NotImplementedError
+
+    def state_made(self, group, state) -> bool:
+        """Whether a parameter's state exists (made by an eager step): only then can its update join a CUDA graph."""
+        return False
 
     def step(self):  # arrays only, no graph: nothing to turn off
         """Update every parameter with a gradient: the fused kernel where it applies, else ``update``."""
-        if not autograd.replayed_call(self._step, self):  # inside gpugrad.compile, every replay runs the update
+        if not autograd.replayed_call(self._step, self, self._in_graph):  # gpugrad.compile: every replay updates
             self._step()
 
     def _step(self, found_inf=None, scale=None):
@@ -107,8 +117,12 @@ class Optimizer:
                     if bool(found):  # NOTE: a host read, only before a state's first update (see reads_flag_first)
                         continue
                     found = None
-                left = range(len(params)) if backend.kernels is None or not self.kernel else \
-                    getattr(backend.kernels, self.kernel)(params, grads, states, *hyper, found, factor)
+                if backend.kernels is None or not self.kernel:
+                    left = range(len(params))
+                else:
+                    scalars, switches = self.kernel_arguments(group)
+                    left = getattr(backend.kernels, self.kernel)(
+                        params, grads, states, self._device_scalars(group, backend, scalars), *switches, found, factor)
                 if left and found is not None and bool(found):  # NOTE: a host read, where no kernel applies
                     continue
                 if factor is not None:
@@ -117,6 +131,54 @@ class Optimizer:
                     if self.counts_steps:
                         states[i]["step"] += 1
                     self.update(backend.xp, params[i], grads[i], states[i], *hyper)
+
+    def _device_scalars(self, group, backend, values, write=None):
+        """The group's kernel scalars as a float64 array on ``backend``'s device, written when they changed -- not
+        while a CUDA graph is being captured (``write``: by default, unless one is): the capture's refresh writes
+        them before every launch."""
+        held = self._scalars
+        key, values = (id(group), backend), np.array(values, np.float64)
+        entry = held.get(key)
+        if entry is None:
+            entry = held[key] = [backend.xp.asarray(values), values]
+        elif not np.array_equal(entry[1], values) and (write if write is not None else not autograd.capturing()):
+            entry[0].set(values)
+            entry[1] = values
+        return entry[0]
+
+    def _in_graph(self):
+        """Inside a CUDA graph capture: a refresh to run before every launch of the graph, when the whole step can
+        join the graph (every parameter taken by the kernel, its state and device scalars made by an eager step);
+        else None, and the step runs as a host call between two graphs."""
+        held, captured = self._scalars, []
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            backends = {p.backend for p in params}
+            for p in params:
+                kernels, state = p.backend.kernels, self.state.get(p)
+                if not self.kernel or kernels is None or state is None or not self.state_made(group, state) or (
+                        not kernels.optimizer_fits(p.data, p.grad.data)) or (id(group), p.backend) not in held:
+                    return None
+            arrays = [(p, p.data, [v for v in self.state[p].values() if hasattr(v, "shape")]) for p in params]
+            captured.append((group, backends, self.kernel_arguments(group)[1], arrays))
+
+        def refresh():
+            name = type(self).__name__
+            for group, backends, switches, arrays in captured:
+                if self.kernel_arguments(group)[1] != switches:
+                    raise autograd.CaptureError(
+                        f"gpugrad.compile: {name}'s structural hyperparameters (momentum on or off, nesterov, decoupled "
+                        "weight decay) changed since its step was captured into a CUDA graph; compile the step again")
+                for p, data, state in arrays:
+                    now = self.state.get(p, {})
+                    if p.data is not data or any(all(v is not a for v in now.values()) for a in state):
+                        raise autograd.CaptureError(
+                            f"gpugrad.compile: a parameter of shape {p.shape} or its {name} state was replaced since the "
+                            "step was captured into a CUDA graph (load_state_dict, .data =); compile the step again")
+                    mark_changed(p)
+                for backend in backends:
+                    self._device_scalars(group, backend, self.kernel_arguments(group)[0], write=True)
+        return refresh
 
     def reads_flag_first(self, group, states) -> bool:
         """Whether a skipped step must be known on the host before this update (SGD's first momentum step)."""

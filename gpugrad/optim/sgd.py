@@ -31,6 +31,13 @@ class SGD(Optimizer):
     def hyperparameters(self, group):
         return group["lr"], group["momentum"], group["dampening"], group["nesterov"], group["weight_decay"]
 
+    def kernel_arguments(self, group):
+        return ((group["lr"], group["momentum"], group["dampening"], group["weight_decay"]),
+                (group["momentum"] != 0, bool(group["nesterov"])))
+
+    def state_made(self, group, state):
+        return group["momentum"] == 0 or "momentum_buffer" in state
+
     def update(self, xp, param, grad, state, lr, momentum, dampening, nesterov, weight_decay):
         """The rule on one parameter, in place: d = g + wd p; b = momentum b + (1 - dampening) d
         (b = d at the first step); d = b, or d + momentum b (Nesterov); p -= lr d."""
