@@ -36,12 +36,18 @@ def as_tensor_like(values, op):
         if promotes == "float" and not is_float(values[0].data.dtype):
             return [_Tensor._make(values[0].data.astype(DEFAULT_FLOAT), False)]  # integers never require grad
         return values
-    if n == 2:  # the hot path: two tensors on one device with one dtype
+    if n == 2:  # the hot paths: two tensors on one device with one dtype; a float CPU tensor and a Python number
         a, b = values
         if isinstance(a, _Tensor) and isinstance(b, _Tensor) and a.data.__class__ is b.data.__class__ and \
                 a.data.dtype == b.data.dtype and (promotes != "float" or is_float(a.data.dtype)) and (
                 a.data.__class__ is np.ndarray or a.backend is b.backend):
             return values
+        number = b if isinstance(a, _Tensor) else a
+        tensor = a if number is b else b
+        if (number.__class__ is float or number.__class__ is int) and isinstance(tensor, _Tensor) and (
+                tensor.data.__class__ is np.ndarray and tensor.data.dtype.kind == "f"):
+            number = _Tensor._make(np.asarray(number, tensor.data.dtype), False)  # PyTorch's rule: the tensor's dtype
+            return [tensor, number] if tensor is a else [number, tensor]
     op_name = op if isinstance(op, str) else op.name
     if n == 0:
         raise ValueError(f"{op_name}: needs at least one tensor, got none")

@@ -117,9 +117,9 @@ class Tensor(TensorMethods):
 
     @property
     def T(self) -> "Tensor":
-        if self.ndim != 2:
+        if self.data.ndim != 2:
             raise ValueError(f"Tensor.T is for 2-D tensors, got shape {self.shape}; use permute(*axes) or transpose(dim0, dim1)")
-        return self.transpose(1, 0)
+        return shape_ops.Transpose((1, 0))(self)
 
     def __len__(self) -> int:
         if self.ndim == 0:

@@ -66,10 +66,11 @@ class Mean(Sum):
     def _reduce(self, x):
         if not is_float(x.dtype):
             raise TypeError(f"mean needs floating-point data, got dtype {x.dtype}; convert with .float()")
-        self.count = int(np.prod([x.shape[a] for a in self.axes]))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            total = x.sum(axis=self.axes, keepdims=self.keepdims, dtype=accumulator(x.dtype))
-            return (total / (self.count if self.count else np.nan)).astype(x.dtype, copy=False)
+        self.count = math.prod([x.shape[a] for a in self.axes])
+        wide = accumulator(x.dtype)  # float16 and bfloat16 summed in float32
+        total = x.sum(axis=None if len(self.axes) == x.ndim else self.axes, keepdims=self.keepdims, dtype=wide)
+        mean = total / (self.count if self.count else np.nan)  # no warning: 0 / NaN is NaN
+        return mean if wide is None else mean.astype(x.dtype)
 
     def backward(self, grad_output):
         return super().backward(grad_output / max(self.count, 1))

@@ -75,6 +75,8 @@ class Transpose(Function):
         self.axes = axes
 
     def forward(self, x):
+        if self.axes == (1, 0) and x.ndim == 2:  # a matrix's transpose (.T): nothing to check
+            return x.transpose(1, 0)
         axes = self.axes if self.axes else tuple(reversed(range(x.ndim)))
         if len(axes) != x.ndim:
             raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation for shape {tuple(x.shape)}")
@@ -85,7 +87,7 @@ class Transpose(Function):
         return x.transpose(self.axes)
 
     def backward(self, grad_output):
-        return grad_output.transpose(tuple(np.argsort(self.axes)))
+        return grad_output.transpose(tuple(sorted(range(len(self.axes)), key=self.axes.__getitem__)))  # the inverse
 
 
 class BroadcastTo(Function):
