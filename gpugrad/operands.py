@@ -48,6 +48,9 @@ def as_tensor_like(values, op):
                 tensor.data.__class__ is np.ndarray and tensor.data.dtype.kind == "f"):
             number = _Tensor._make(np.asarray(number, tensor.data.dtype), False)  # PyTorch's rule: the tensor's dtype
             return [tensor, number] if tensor is a else [number, tensor]
+    elif n > 2 and all(isinstance(v, _Tensor) and v.data.__class__ is np.ndarray for v in values) and len(
+            {v.data.dtype for v in values}) == 1 and (promotes != "float" or is_float(values[0].data.dtype)):
+        return values  # CPU tensors of one dtype (a linear layer's input, weight and bias)
     op_name = op if isinstance(op, str) else op.name
     if n == 0:
         raise ValueError(f"{op_name}: needs at least one tensor, got none")

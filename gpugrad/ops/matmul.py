@@ -125,8 +125,9 @@ class Linear(Function):
         self.param = activation_param(activation, None, "linear") if param is None else param
 
     def forward(self, x, weight, bias=None):
-        check_same_dtype(x, weight, "linear", "input and the weight",
-                         f"convert the input (x.astype('{weight.dtype}'), x.float()) or the model (model.double())")
+        if x.dtype != weight.dtype:
+            check_same_dtype(x, weight, "linear", "input and the weight",
+                             f"convert the input (x.astype('{weight.dtype}'), x.float()) or the model (model.double())")
         if bias is not None:
             check_same_dtype(bias, weight, "linear", "bias and the weight")
         if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
