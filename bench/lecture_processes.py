@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CANDIDATE = r'''
 import sys, time, statistics, numpy as np
 cand, dtype = sys.argv[1], np.dtype(sys.argv[2])
-from gpugrad.benchmark import MODELS, numpy_setup, gpugrad_setup, _init, _data
+from gpugrad.benchmark import MODELS, numpy_setup, gpugrad_setup
 sizes, batch, biases, loss = MODELS["lecture"]
 compiled = cand.endswith("-compiled")  # the same program, its step given to gpugrad.compile
 cand = cand.removesuffix("-compiled")
@@ -28,19 +28,12 @@ if cand == "numpy":
     step, _ = numpy_setup(sizes, batch, biases, loss, "sigmoid", dtype, 1e-4)
 elif cand == "gpugrad":
     step, _ = gpugrad_setup(sizes, batch, biases, loss, "sigmoid", dtype, "cpu", 1e-4)
-else:  # the lecture's net as a user writes it (gpugrad.benchmark.written_setup's step, spelled out here
-    # because the trees compared against may predate it)
-    import gpugrad, gpugrad.functional as F
-    weights, _ = _init(sizes, False, dtype)
-    x, y = _data(sizes, batch, loss, dtype)
-    X, Y = gpugrad.tensor(x), gpugrad.tensor(y)
-    w1, w2 = (gpugrad.tensor(w, requires_grad=True) for w in weights)
-    def step():
-        loss = ((F.sigmoid(X @ w1) @ w2 - Y) ** 2).sum()
-        w1.grad = w2.grad = None
-        loss.backward()
-        w1.data -= 1e-4 * w1.grad.data
-        w2.data -= 1e-4 * w2.grad.data
+else:  # the lecture's net as a user writes it (bench/engine_ab.py's written_step, from this tree's bench/:
+    # the trees compared against may predate gpugrad.benchmark.written_setup)
+    import gpugrad
+    sys.path.insert(0, sys.argv[3])
+    from engine_ab import written_step
+    step = written_step(gpugrad, sizes, batch, dtype)
 if compiled:
     import gpugrad
     step = gpugrad.compile(step)
@@ -65,8 +58,8 @@ MALLOC_ENV = {}
 def run(tree, candidate, dtype):
     env = dict(os.environ, PYTHONPATH=str(tree), **MALLOC_ENV)
     # NOTE: cwd is the tree too: `python -c` puts the working folder first on sys.path
-    done = subprocess.run([sys.executable, "-c", CANDIDATE, candidate, dtype], capture_output=True, text=True,
-                          env=env, cwd=tree, timeout=300)
+    done = subprocess.run([sys.executable, "-c", CANDIDATE, candidate, dtype, str(ROOT / "bench")],
+                          capture_output=True, text=True, env=env, cwd=tree, timeout=300)
     if done.returncode:
         raise SystemExit(f"{candidate} in {tree}: {done.stderr.strip().splitlines()[-1]}")
     return float(done.stdout)
