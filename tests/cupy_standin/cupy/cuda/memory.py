@@ -1,0 +1,1 @@
+class OutOfMemoryError(MemoryError): pass

@@ -1,0 +1,75 @@
+"""Drive every kernel launch wrapper of gpugrad/cuda/kernels.py on CUDA tensors of the CuPy stand-in
+(run with this folder first on PYTHONPATH); print as JSON the launches ([[name, [argument tags]], ...]), the
+kernels the runtime compiles ({module: [name expressions]}) and its compile options."""
+import json
+
+import numpy as np
+
+import cupy
+import gpugrad
+import gpugrad.functional as F
+from gpugrad import nn, optim
+from gpugrad.cuda.kernels import KERNELS, compile_options
+
+
+def cuda(array, grad=False):
+    return gpugrad.tensor(array, device="cuda", requires_grad=grad)
+
+
+def main():
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64, np.float16) + ((gpugrad.bfloat16,) if gpugrad.bfloat16 is not None else ()):
+        x = cuda(rng.standard_normal((8, 40)).astype(dtype), grad=True)
+        for name in ("sigmoid", "tanh", "relu", "leaky_relu", "elu"):
+            getattr(F, name)(x).sum().backward()
+        w, b = cuda(np.ones((16, 40), dtype), grad=True), cuda(np.ones(16, dtype), grad=True)
+        for activation in (None, "relu", "leaky_relu"):
+            F.linear(x, w, b, activation=activation).sum().backward()
+        F.layer_norm(x, (40,), cuda(np.ones(40, dtype), grad=True), cuda(np.zeros(40, dtype), grad=True)).sum().backward()
+        for activation in (None, "relu"):
+            F.dropout(x, 0.5, activation=activation).sum().backward()
+    big = cuda(np.ones((1100, 1024), np.float32), grad=True)  # the bias gradient's two-launch path
+    F.linear(big, cuda(np.ones((1024, 1024), np.float32), grad=True), cuda(np.ones(1024, np.float32), grad=True),
+             activation="sigmoid").sum().backward()
+    for dtype in (np.float32, np.float64):
+        logits = cuda(rng.standard_normal((8, 5)).astype(dtype), grad=True)
+        for labels in (np.arange(8) % 5, (np.arange(8) % 5).astype(np.int32)):
+            F.cross_entropy(logits, cuda(labels)).backward()
+    model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3)).to("cuda")
+    data, target = cuda(rng.standard_normal((8, 5)).astype(np.float32)), cuda(np.arange(8) % 3)
+    for make in (lambda p: optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True), lambda p: optim.AdamW(p)):
+        opt, scaler = make(model.parameters()), gpugrad.GradScaler()
+        for _ in range(2):
+            opt.zero_grad()
+            F.cross_entropy(model(data), target).backward()
+            opt.step()
+            opt.zero_grad()
+            scaler.scale(F.cross_entropy(model(data), target)).backward()
+            scaler.unscale_(opt)
+            scaler.step(opt)
+            scaler.update()
+    # a captured step: the optimizer joins the CUDA graph; the learning rate is written before each replay
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    schedule = optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    run = gpugrad.compile(step, check=False)  # the stand-in's graphs do nothing: no eager check possible
+    cupy.SETS.clear()
+    for _ in range(4):
+        run(data, target)
+        schedule.step()
+    steps = [s for capture in run._captures.values() for s in capture.tape.steps]
+    capture = {"graphs": sum(not callable(s) for s in steps), "host_calls": sum(callable(s) for s in steps),
+               "learning_rates_written": [float(values[0]) for values in cupy.SETS if values.shape == (4,)]}
+    launches = {(name, tuple(tags)) for name, tags in cupy.CALLS}
+    print(json.dumps({"launches": sorted([name, list(tags)] for name, tags in launches), "kernels": KERNELS,
+                      "options": list(compile_options(True)), "capture": capture}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Every kernel launch passes what its kernel declares, checked without a GPU.
+
+The launch wrappers (``gpugrad/cuda/kernels.py``) run on CUDA tensors of a CuPy stand-in
+(``tests/cupy_standin``: no-op kernels that record the types of their arguments), driven through the
+ops, layers, optimizers and the loss scaler; nvcc compiles ``kernels/*.cu`` to PTX with the options
+the runtime uses, and each kernel's parameter list is read from its (demangled) entry. A launch with
+one argument too many or too few, or a Python float where a kernel takes an int, would read garbage
+on a card; here it fails with the kernel's name and both lists.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gpugrad.backend import kernel_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+STANDIN = Path(__file__).resolve().parent / "cupy_standin"
+needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None or shutil.which("c++filt") is None,
+                                reason="needs nvcc (CUDA) and c++filt (binutils)")
+
+
+@pytest.fixture(scope="module")
+def report():
+    """What tests/cupy_standin/drive_launches.py prints: the launches, the kernels, options, a capture's glue."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(STANDIN), str(ROOT)]))
+    done = subprocess.run([sys.executable, str(STANDIN / "drive_launches.py")], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+# C parameter type -> the argument types (as the stand-in tags them) that a launch may pass for it; a null pointer
+# travels as uint64 0
+SCALARS = {"long long": "int64", "unsigned long long": "uint64", "int": "int32", "unsigned int": "uint32",
+           "double": "float64", "float": "float32", "__half": "float16", "__nv_bfloat16": "bfloat16"}
+ACCEPTS = {"long long": {"int64"}, "unsigned long long": {"uint64", "int64"}, "int": {"int32"},
+           "double": {"float64"}, "float": {"float32"}}
+ACCEPTS.update({f"{c}*": {f"pointer to {dtype}", "uint64"} for c, dtype in SCALARS.items()})
+
+
+def _declared(kernels, options, tmp_path):
+    """{name expression: [C parameter types]} of every kernel nvcc compiles from kernels/*.cu."""
+    entries = {}
+    for module in kernels:
+        out = tmp_path / f"{module}.ptx"
+        done = subprocess.run(["nvcc", "-arch=sm_90", "--ptx", *options, "-o", str(out),
+                               str(kernel_dir() / f"{module}.cu")], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        mangled = re.findall(r"\.entry\s+(\S+)\(", out.read_text())
+        demangled = subprocess.run(["c++filt"], input="\n".join(mangled), capture_output=True, text=True,
+                                   check=True).stdout.splitlines()
+        for line in demangled:
+            found = re.fullmatch(r"(?:void )?(.+?)\((.*)\)", line.strip())  # templates demangle with "void"
+            assert found, f"{module}.cu: a kernel without C++ linkage ({line}): its parameters cannot be read"
+            name, params = found.groups()
+            entries[name] = [p.strip() for p in params.split(",")] if params.strip() else []
+    return entries
+
+
+def _kind(c_type):
+    # NOTE: the kernels' working types: Accum<T>::type (bias_act.cu) is double for double, else float;
+    # Compute<T>::type (common.cuh) is float for the half types, else T
+    c_type = re.sub(r"Accum<(.+?)>::type", lambda m: "double" if m.group(1) == "double" else "float", c_type)
+    c_type = re.sub(r"Compute<(.+?)>::type", lambda m: "float" if "half" in m.group(1) or "bfloat16" in m.group(1)
+                    else m.group(1), c_type)
+    return " ".join(c_type.replace("const", "").replace("*", " *").split()).replace(" *", "*")
+
+
+@needs_nvcc
+def test_every_launch_passes_the_parameters_its_kernel_declares(report, tmp_path):
+    declared = _declared(report["kernels"], report["options"], tmp_path)
+    for module, names in report["kernels"].items():  # every name the runtime compiles is an entry of its file
+        assert set(names) <= set(declared), f"{module}.cu lacks {sorted(set(names) - set(declared))}"
+    launches = report["launches"]
+    for name, tags in launches:
+        params = declared[name]
+        assert len(tags) == len(params), f"{name}: launched with {len(tags)} arguments, declares {len(params)}: " \
+                                         f"{tags} for {params}"
+        for i, (tag, c_type) in enumerate(zip(tags, params)):
+            assert tag in ACCEPTS[_kind(c_type)], f"{name}: argument {i} is {tag}, the kernel takes {c_type}"
+    family = lambda name: name.split("<")[0]  # noqa: E731 -- a kernel template, whatever its types
+    missing = {family(n) for names in report["kernels"].values() for n in names} - {family(n) for n, _ in launches}
+    assert not missing, f"the driver launched no {sorted(missing)}: drive them in tests/cupy_standin/drive_launches.py"
+
+
+def test_a_captured_step_holds_the_optimizer_and_writes_each_new_learning_rate(report):
+    """Glue only (the stand-in's graphs do nothing): the SGD step joins the one graph, no host call is left
+    between graphs, and each learning rate StepLR sets is written to the device before the capture run and
+    each replay (0.1 was the eager warm-up's; then 0.05, 0.025, 0.0125), never while the stream captures."""
+    capture = report["capture"]
+    assert capture == {"graphs": 1, "host_calls": 0, "learning_rates_written": [0.05, 0.025, 0.0125]}
