@@ -43,7 +43,7 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
         self.defaults = self.check(dict(defaults))
         self.param_groups, self.state = [], {}
-        self._scalars = {}  # (id(group), backend) -> [the kernel scalars on the device, their values]
+        self._scalars = {}  # (id(group), backend) -> [the kernel scalars on the device, their values, host copy]
         for group in (params if isinstance(params[0], dict) else [{"params": params}]):
             self.add_param_group(group)
 
@@ -136,13 +136,14 @@ class Optimizer:
         """The group's kernel scalars as a float64 array on ``backend``'s device, written when they changed -- not
         while a CUDA graph is being captured (``write``: by default, unless one is): the capture's refresh writes
         them before every launch."""
-        held = self._scalars
-        key, values = (id(group), backend), np.array(values, np.float64)
+        held, key, values = self._scalars, (id(group), backend), tuple(map(float, values))
         entry = held.get(key)
-        if entry is None:
-            entry = held[key] = [backend.xp.asarray(values), values]
-        elif not np.array_equal(entry[1], values) and (write if write is not None else not autograd.capturing()):
-            entry[0].set(values)
+        if entry is None:  # NOTE: the host array stays referenced: CuPy copies it to the device asynchronously
+            host = np.array(values, np.float64)
+            entry = held[key] = [backend.xp.asarray(host), values, host]
+        elif entry[1] != values and (write if write is not None else not autograd.capturing()):
+            entry[2] = np.array(values, np.float64)
+            entry[0].set(entry[2])
             entry[1] = values
         return entry[0]
 

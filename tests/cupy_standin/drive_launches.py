@@ -66,6 +66,17 @@ def main():
     steps = [s for capture in run._captures.values() for s in capture.tape.steps]
     capture = {"graphs": sum(not callable(s) for s in steps), "host_calls": sum(callable(s) for s in steps),
                "learning_rates_written": [float(values[0]) for values in cupy.SETS if values.shape == (4,)]}
+    for change in ("momentum", "state"):  # what the graph cannot follow is refused, not replayed stale
+        if change == "momentum":
+            opt.param_groups[0]["momentum"] = 0.0
+        else:
+            opt.param_groups[0]["momentum"] = 0.9
+            opt.load_state_dict(opt.state_dict())
+        try:
+            run(data, target)
+            capture[f"{change} changed"] = "replayed"
+        except gpugrad.capture.CaptureError as error:
+            capture[f"{change} changed"] = str(error)
     launches = {(name, tuple(tags)) for name, tags in cupy.CALLS}
     print(json.dumps({"launches": sorted([name, list(tags)] for name, tags in launches), "kernels": KERNELS,
                       "options": list(compile_options(True)), "capture": capture}))
