@@ -6,10 +6,10 @@ optimizer whose fused kernel takes every parameter joins the graph: its kernels 
 rate and the other hyperparameters from device memory, which a refresh writes (stream-ordered, when
 they changed) before every launch, and Adam's step count is counted on the device. Otherwise (a
 parameter no kernel takes, a GradScaler's step, a first step that makes the state) the step ends a
-segment and runs as a host call between two graphs, its fused kernel launched as in eager mode. Memory: the
-graphs' arrays come from a memory pool of their own, which no other allocation uses, so nothing
-outside reuses memory a graph writes; GEMMs go through a cuBLAS handle of the capture's own, bound
-to the capture stream, with a workspace from that pool. Dropout draws its mask in its kernel from a
+segment and runs as a host call between two graphs, its fused kernel launched as in eager mode.
+Memory: the graphs' arrays come from a memory pool of their own, which no other allocation uses, so
+nothing outside reuses memory a graph writes; GEMMs go through a cuBLAS handle of the capture's own,
+bound to the capture stream, with a workspace from that pool. Dropout draws its mask in its kernel from a
 counter in device memory, so each replay draws anew; other random draws inside a captured GPU step
 are refused (CuPy's generator advances on the host: each replay would repeat the captured draws).
 """
