@@ -56,6 +56,29 @@ def test_elementwise_ops_promote_as_pytorch_does(device):
     assert (gpugrad.tensor(np.array([True, False]), device=device) + 1).dtype == np.int64
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_the_short_path_for_a_python_number_gives_what_the_general_rule_gives(device, dtype):
+    """A float CPU tensor meeting a Python int or float skips the general promotion rule (operands.as_tensor_like);
+    a float subclass, which the short path does not take, goes through the rule: both must agree bit for bit."""
+    class Number(float):
+        pass
+    x = gpugrad.tensor(np.array([0.1, -2.5, 3e4, 0.0], dtype), device=device, requires_grad=True)
+    operations = [lambda a, n: a * n, lambda a, n: n * a, lambda a, n: a - n, lambda a, n: n - a, lambda a, n: a / n,
+                  lambda a, n: n / a, lambda a, n: a ** n, lambda a, n: a + n]
+    with np.errstate(all="ignore"):
+        for n in (2, 0.5, -3, 1e-8, 7.25, 1e5):
+            for k, op in enumerate(operations):
+                short, general = op(x, n), op(x, Number(n))
+                assert short.dtype == general.dtype == dtype, (k, n)
+                np.testing.assert_array_equal(short.numpy(), general.numpy(), err_msg=f"operation {k}, number {n}")
+                grads = []
+                for y in (short, general):
+                    x.grad = None
+                    y.sum().backward()
+                    grads.append(x.grad.numpy())
+                np.testing.assert_array_equal(*grads, err_msg=f"gradient of operation {k}, number {n}")
+
+
 def test_a_float32_input_meeting_float64_gets_a_float32_gradient(device):
     a, b = _t([1.0, 2.0], np.float32, device=device), _t([3.0, 4.0], np.float64, device=device)
     (a * b + a / b).sum().backward()
