@@ -152,13 +152,15 @@ class Optimizer:
         """Inside a CUDA graph capture: a refresh to run before every launch of the graph, when the whole step can
         join the graph (every parameter taken by the kernel, its state and device scalars made by an eager step);
         else None, and the step runs as a host call between two graphs."""
+        if not self.kernel:  # RMSprop, Adagrad: the formula, whose Python numbers a graph would freeze
+            return None
         held, captured = self._scalars, []
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             backends = {p.backend for p in params}
             for p in params:
                 kernels, state = p.backend.kernels, self.state.get(p)
-                if not self.kernel or kernels is None or state is None or not self.state_made(group, state) or (
+                if kernels is None or state is None or not self.state_made(group, state) or (
                         not kernels.optimizer_fits(p.data, p.grad.data)) or (id(group), p.backend) not in held:
                     return None
             arrays = [(p, p.data, [v for v in self.state[p].values() if hasattr(v, "shape")]) for p in params]
@@ -167,19 +169,20 @@ class Optimizer:
         def refresh():
             name = type(self).__name__
             for group, backends, switches, arrays in captured:
-                if self.kernel_arguments(group)[1] != switches:
+                scalars, now = self.kernel_arguments(group)
+                if now != switches:
                     raise autograd.CaptureError(
                         f"gpugrad.compile: {name}'s structural hyperparameters (momentum on or off, nesterov, decoupled "
                         "weight decay) changed since its step was captured into a CUDA graph; compile the step again")
                 for p, data, state in arrays:
-                    now = self.state.get(p, {})
-                    if p.data is not data or any(all(v is not a for v in now.values()) for a in state):
+                    held_now = list(self.state.get(p, {}).values())
+                    if p.data is not data or any(all(v is not a for v in held_now) for a in state):
                         raise autograd.CaptureError(
                             f"gpugrad.compile: a parameter of shape {p.shape} or its {name} state was replaced since the "
                             "step was captured into a CUDA graph (load_state_dict, .data =); compile the step again")
                     mark_changed(p)
                 for backend in backends:
-                    self._device_scalars(group, backend, self.kernel_arguments(group)[0], write=True)
+                    self._device_scalars(group, backend, scalars, write=True)
         return refresh
 
     def reads_flag_first(self, group, states) -> bool:
