@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Python overhead per recorded op: gpugrad's forward + backward of one small op against the bare
 numpy calls that do the same arithmetic (the forward product and the two gradient products), and
-the lecture's whole training step on tiny arrays against the hand-written numpy step and against the
-same step on a minimal reverse-mode engine (the floor of any engine written in Python).
+the lecture's whole training step, on tiny arrays and at the lecture's size, against the hand-written
+numpy step and against the same step on a minimal reverse-mode engine (the floor of an engine in Python).
 
     python bench/op_overhead.py
 """
@@ -47,73 +47,78 @@ def main():
     print(f"overhead per recorded op, forward + backward: {rows[3][1] - rows[2][1]:.2f} us "
           f"(forward alone: {rows[1][1] - rows[0][1]:.2f} us)")
 
-    # The lecture's whole step (two matmuls, sigmoid, squared error, backward, SGD) on arrays so
-    # small (4 x 8-8-4) that the arithmetic is negligible: what is left is the framework's Python.
+    # The lecture's whole step (two matmuls, sigmoid, squared error, backward, SGD), first on arrays so
+    # small (4 x 8-8-4) that the arithmetic is negligible (what is left is the framework's Python), then
+    # at the lecture's size (64 x 1000-100-10), with the ratio to numpy within each round.
     # "minimal engine": the same step written as a user writes it, on the smallest reverse-mode engine
-    # below (no checks, hooks, autocast, capture or devices): the floor of any engine in Python.
+    # below (a tape; no checks, hooks, autocast, capture or devices): the floor of an engine in Python.
     from gpugrad.benchmark import _data, _init, gpugrad_setup, numpy_setup, written_setup
-    tiny = ([8, 8, 4], 4, False, "sse", "sigmoid", np.float32)
-    steps = {"numpy": numpy_setup(*tiny, 1e-3)[0], "gpugrad (F.mse_loss, optim.SGD)": gpugrad_setup(*tiny, "cpu", 1e-3)[0],
-             "gpugrad as written": written_setup(*tiny, "cpu", 1e-3)[0], "minimal engine as written": minimal_step(
-                 *_init(tiny[0], False, np.float32)[0], *_data(tiny[0], tiny[1], "sse", np.float32))}
-    times = {name: [] for name in steps}
-    for _ in range(5):  # interleaved rounds: the machine's speed drifts
-        for name, fn in steps.items():
-            times[name].append(time_us(fn))
-    print("the lecture's step at 4 x 8-8-4 (all overhead), medians of 5 interleaved rounds:")
-    for name, values in times.items():
-        print(f"  {name:34s} {statistics.median(values):7.1f} us")
+    for label, sizes, batch, number in (("4 x 8-8-4 (all overhead)", [8, 8, 4], 4, 2000),
+                                        ("64 x 1000-100-10 (the lecture's)", [1000, 100, 10], 64, 100)):
+        net = (sizes, batch, False, "sse", "sigmoid", np.float32)
+        steps = {"numpy": numpy_setup(*net, 1e-4)[0], "gpugrad (F.mse_loss, optim.SGD)": gpugrad_setup(*net, "cpu", 1e-4)[0],
+                 "gpugrad as written": written_setup(*net, "cpu", 1e-4)[0], "minimal engine as written": minimal_step(
+                     *_init(sizes, False, np.float32)[0], *_data(sizes, batch, "sse", np.float32))}
+        times = {name: [] for name in steps}
+        for _ in range(9):  # interleaved rounds: the machine's speed drifts
+            for name, fn in steps.items():
+                times[name].append(statistics.median(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6)
+        print(f"the lecture's step at {label}, float32, medians of 9 interleaved rounds:")
+        for name, values in times.items():
+            ratio = statistics.median([a / b for a, b in zip(values, times["numpy"])])
+            print(f"  {name:34s} {statistics.median(values):7.1f} us  / numpy {ratio:5.2f}")
 
 
 class _Node:
-    """The minimal engine: a node per op, its inputs and a backward closure, a topological sort."""
-    __slots__ = ("data", "grad", "parents", "backward")
+    """The minimal engine: a tape (Wengert list) of the nodes that need a gradient, each with its
+    inputs and a backward closure; backward walks the tape in reverse. No checks, hooks, dtypes or
+    devices; only the gradients something needs are computed (none for the data)."""
+    __slots__ = ("data", "grad", "requires", "parents", "backward")
+    tape = []
 
-    def __init__(self, data, parents=(), backward=None):
-        self.data, self.grad, self.parents, self.backward = data, None, parents, backward
+    def __init__(self, data, requires=False, parents=None, backward=None):
+        self.data, self.grad, self.requires, self.parents, self.backward = data, None, requires, parents, backward
+        if requires and parents is not None:
+            _Node.tape.append(self)
 
     def __matmul__(self, other):
-        return _Node(self.data @ other.data, (self, other), lambda g: (g @ other.data.T, self.data.T @ g))
+        a, b, da, db = self.data, other.data, self.requires, other.requires
+        return _Node(a @ b, da or db, (self, other), lambda g: (g @ b.T if da else None, a.T @ g if db else None))
 
     def __sub__(self, other):
-        return _Node(self.data - other.data, (self, other), lambda g: (g, -g))
+        da, db = self.requires, other.requires
+        return _Node(self.data - other.data, da or db, (self, other), lambda g: (g if da else None, -g if db else None))
 
     def square(self):
-        return _Node(self.data * self.data, (self,), lambda g: ((self.data + self.data) * g,))
+        a = self.data
+        return _Node(a * a, self.requires, (self,), lambda g: ((a + a) * g,))
 
     def sigmoid(self):
-        with np.errstate(over="ignore"):
-            y = 1 / (1 + np.exp(-self.data))
-        return _Node(y, (self,), lambda g: ((1 - y) * y * g,))
+        y = 1 / (1 + np.exp(-self.data))
+        return _Node(y, self.requires, (self,), lambda g: ((1 - y) * y * g,))
 
     def sum(self):
-        return _Node(self.data.sum(), (self,), lambda g: (np.broadcast_to(g, self.data.shape),))
+        shape = self.data.shape
+        return _Node(self.data.sum(), self.requires, (self,), lambda g: (np.broadcast_to(g, shape),))
 
     def backprop(self):
-        order, seen = [], set()
-        def visit(node):
-            if id(node) not in seen:
-                seen.add(id(node))
-                for parent in node.parents:
-                    visit(parent)
-                order.append(node)
-        visit(self)
         self.grad = np.ones_like(self.data)
-        for node in reversed(order):
-            if node.backward is not None:
-                for parent, g in zip(node.parents, node.backward(node.grad)):
+        for node in reversed(_Node.tape):
+            for parent, g in zip(node.parents, node.backward(node.grad)):
+                if g is not None:
                     parent.grad = g if parent.grad is None else parent.grad + g
+        _Node.tape.clear()
 
 
 def minimal_step(w1_np, w2_np, x_np, y_np):
-    w1, w2, x, y = _Node(w1_np), _Node(w2_np), _Node(x_np), _Node(y_np)
+    w1, w2, x, y = _Node(w1_np, True), _Node(w2_np, True), _Node(x_np), _Node(y_np)
 
     def step():
         loss = ((x @ w1).sigmoid() @ w2 - y).square().sum()
-        loss.backprop()
-        w1.data -= 1e-3 * w1.grad
-        w2.data -= 1e-3 * w2.grad
         w1.grad = w2.grad = None
+        loss.backprop()
+        w1.data -= 1e-4 * w1.grad
+        w2.data -= 1e-4 * w2.grad
     return step
 
 
