@@ -58,7 +58,8 @@ def main():
         net = (sizes, batch, False, "sse", "sigmoid", np.float32)
         steps = {"numpy": numpy_setup(*net, 1e-4)[0], "gpugrad (F.mse_loss, optim.SGD)": gpugrad_setup(*net, "cpu", 1e-4)[0],
                  "gpugrad as written": written_setup(*net, "cpu", 1e-4)[0], "minimal engine as written": minimal_step(
-                     *_init(sizes, False, np.float32)[0], *_data(sizes, batch, "sse", np.float32))}
+                     *_init(sizes, False, np.float32)[0], *_data(sizes, batch, "sse", np.float32)),
+                 "gpugrad as written, compiled": gpugrad.compile(written_setup(*net, "cpu", 1e-4)[0])}
         times = {name: [] for name in steps}
         for _ in range(9):  # interleaved rounds: the machine's speed drifts
             for name, fn in steps.items():
