@@ -36,7 +36,10 @@ import gpugrad.functional as F  # noqa: E402
 from gpugrad import nn, optim  # noqa: E402
 from gpugrad.backend import get_backend  # noqa: E402
 
-RESULTS: dict = {"sections": {}, "errors": {}}
+RESULTS: dict = {"sections": {}, "errors": {}, "skipped": {}}
+# NOTE: set by main: where results go after every section (a run cut short keeps what it measured), and the
+# time after which the remaining sections are skipped (--budget), so that the device's time goes to a rerun.
+RUN = {"out": None, "deadline": float("inf")}
 
 
 def section(name):
@@ -44,14 +47,28 @@ def section(name):
         def run(*args, **kwargs):
             started = time.time()
             print(f"\n== {name}", flush=True)
+            if started > RUN["deadline"]:
+                RESULTS["skipped"][name] = "the --budget was spent before this section"
+                print("   skipped: " + RESULTS["skipped"][name], flush=True)
+                return
             try:
                 RESULTS["sections"][name] = fn(*args, **kwargs)
             except Exception:
                 RESULTS["errors"][name] = traceback.format_exc()
                 print(RESULTS["errors"][name], flush=True)
             print(f"   ({time.time() - started:.1f} s)", flush=True)
+            save()
         return run
     return wrap
+
+
+def save() -> str:
+    """Write results.json and results.md into the output folder (after every section); returns the table."""
+    table = markdown()
+    if RUN["out"] is not None:
+        (RUN["out"] / "results.json").write_text(json.dumps(RESULTS, indent=2, default=float))
+        (RUN["out"] / "results.md").write_text(table + "\n")
+    return table
 
 
 def gpu_time(fn, warmup=3, repeat=20, inner=10):
@@ -109,15 +126,26 @@ def environment():
 @section("pytest -m gpu")
 def gpu_tests(out: Path):
     started = time.time()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
-    (out / "pytest_gpu.log").write_text(proc.stdout + proc.stderr)
-    summary = [line for line in proc.stdout.splitlines() if line.strip()][-1:] or ["(no output)"]
-    failed = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    limit = max(60.0, min(300.0, RUN["deadline"] - started))
+    # -v and unbuffered: a run cut short by the limit still shows each test that ran and how it ended
+    command = [sys.executable, "-m", "pytest", "-m", "gpu", "-v", "-p", "no:cacheprovider"]
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=limit,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        output, returncode = proc.stdout + proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as expired:  # keep what it printed: which tests ran, which failed
+        output = "".join(part.decode(errors="replace") if isinstance(part, bytes) else (part or "")
+                         for part in (expired.stdout, expired.stderr))
+        output += f"\n(timed out after {limit:.0f} s)\n"
+        returncode = None
+    (out / "pytest_gpu.log").write_text(output)
+    summary = [line for line in output.splitlines() if line.strip()][-1:] or ["(no output)"]
+    failed = [line for line in output.splitlines() if line.startswith(("FAILED", "ERROR"))] or \
+        [line for line in output.splitlines() if line.endswith("]") and (" FAILED " in line or " ERROR " in line)]
     print("   " + summary[0])
     for line in failed[:30]:
         print("   " + line)
-    return {"returncode": proc.returncode, "summary": summary[0], "failed": failed, "seconds": time.time() - started}
+    return {"returncode": returncode, "summary": summary[0], "failed": failed, "seconds": time.time() - started}
 
 
 @section("ceilings")
@@ -688,6 +716,7 @@ def markdown() -> str:
         lines += [f"- CPU-GPU loss curve: {lc['steps']} seeded SGD steps, max relative difference {lc['max_rel_diff']:.2e}", ""]
     for name, error in RESULTS["errors"].items():
         lines += [f"- ERROR in {name}: `{error.strip().splitlines()[-1]}`"]
+    lines += [f"- SKIPPED {name}: {why}" for name, why in RESULTS["skipped"].items()]
     return "\n".join(lines)
 
 
@@ -695,8 +724,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("device-check"))
     parser.add_argument("--skip-tests", action="store_true")
+    parser.add_argument("--budget", type=float, default=420.0,
+                        help="seconds; sections that would start later are skipped (default 420)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    RUN["out"], RUN["deadline"] = args.out, time.time() + args.budget
     environment()
     if not args.skip_tests:
         gpu_tests(args.out)
@@ -707,10 +739,7 @@ def main(argv=None):
     data_parallel(args.out)
     layers_against_torch()
     loss_curve()
-    (args.out / "results.json").write_text(json.dumps(RESULTS, indent=2, default=float))
-    table = markdown()
-    (args.out / "results.md").write_text(table + "\n")
-    print("\n" + table)
+    print("\n" + save())
     return 1 if RESULTS["errors"] else 0
 
 
