@@ -207,9 +207,10 @@ def test_direct_gemm_matches_numpy_for_every_layout(cuda, dtype):
 
 
 @pytest.mark.gpu
-def test_matmul_precision_switch(cuda):
+@pytest.mark.parametrize("shape", [(256, 256), (3, 256, 256)], ids=["2-D", "batched"])
+def test_matmul_precision_switch(cuda, shape):
     rng = np.random.default_rng(0)
-    a = gpugrad.tensor(rng.standard_normal((256, 256)).astype(np.float32), device=cuda)
+    a = gpugrad.tensor(rng.standard_normal(shape).astype(np.float32), device=cuda)
     exact = (a.double() @ a.double()).numpy()
     try:
         gpugrad.set_matmul_precision("high")
@@ -218,7 +219,27 @@ def test_matmul_precision_switch(cuda):
         gpugrad.set_matmul_precision("highest")
     full = (a @ a).numpy()
     assert np.abs(full - exact).max() / np.abs(exact).max() < 1e-5
-    assert np.abs(tf32 - exact).max() / np.abs(exact).max() < 1e-2
+    assert 1e-5 < np.abs(tf32 - exact).max() / np.abs(exact).max() < 1e-2  # TF32 rounds the operands to 10 bits
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batched_and_broadcast_products_match_numpy(cuda, dtype):
+    """Each a single cuBLAS call (strided batched where there is a batch): vectors, broadcast batches, transposed
+    views and strided operands."""
+    gpu = get_backend(cuda)
+    rng = np.random.default_rng(9)
+    cases = [((3,), (3, 5)), ((4, 3), (3,)), ((2, 4, 3), (3, 5)), ((4, 3), (2, 3, 5)), ((2, 4, 3), (2, 3, 5)),
+             ((2, 1, 4, 3), (1, 3, 3, 5)), ((2, 3, 4, 3), (3,)), ((2, 0, 3), (3, 5)), ((2, 4, 0), (0, 5))]
+    for shape_a, shape_b in cases:
+        a, b = rng.standard_normal(shape_a).astype(dtype), rng.standard_normal(shape_b).astype(dtype)
+        want = np.matmul(a.astype(np.float64), b.astype(np.float64))
+        for da in (gpu.asarray(a), gpu.xp.ascontiguousarray(gpu.asarray(np.swapaxes(a, -1, -2))).swapaxes(-1, -2)
+                   if a.ndim > 1 else gpu.asarray(a), gpu.xp.repeat(gpu.asarray(a), 2, axis=-1)[..., ::2]):
+            got = gpu.to_numpy(gpu.matmul(da, gpu.asarray(b))).astype(np.float64)
+            assert got.shape == want.shape, (shape_a, shape_b)
+            rtol = {np.float64: 1e-12, np.float32: 1e-5}[dtype]
+            assert np.abs(got - want).max(initial=0.0) <= rtol * max(np.abs(want).max(initial=0.0), 1.0), (shape_a, shape_b)
 
 
 @pytest.mark.gpu

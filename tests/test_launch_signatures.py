@@ -98,3 +98,28 @@ def test_a_captured_step_holds_the_optimizer_and_writes_each_new_learning_rate(r
     assert "was replaced" in capture.pop("state changed")
     assert capture.pop("rmsprop host calls") == 1  # no kernel: its update stays a host call between two graphs
     assert capture == {"graphs": 1, "host_calls": 0, "learning_rates_written": [0.05, 0.025, 0.0125]}
+
+
+def test_every_product_is_one_cublas_call_with_the_arguments_cublas_reads_as_meant():
+    """The GPU's matmul against numpy's on the stand-in, whose cuBLAS computes what cuBLAS's documentation
+    defines for the arguments it is given (operations, leading dimensions, batch strides): vectors, batches,
+    broadcasting, transposed views and strided operands in four dtypes are each one GemmEx or
+    GemmStridedBatchedEx (none left to cupy.matmul), none where the product is empty or sums over nothing
+    (zeros); the compute type follows
+    set_matmul_precision (TF32 under "high") for batched products too."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(STANDIN), str(ROOT)]))
+    done = subprocess.run([sys.executable, str(STANDIN / "drive_gemms.py")], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.splitlines()[-1])
+    tolerance = {"float32": 1e-5, "float64": 1e-12, "float16": 2e-3, "bfloat16": 2e-2}
+    assert len(report["cases"]) >= 300
+    for case in report["cases"]:
+        got, want = case["shape"]
+        assert got == want, case
+        assert case["error"] <= tolerance[case["dtype"]], case
+        inner = case["a"][0][-1]
+        assert len(case["gemms"]) == (1 if 0 not in want and inner else 0), case
+    exact, tf32 = report["compute"]["32F"], report["compute"]["TF32"]
+    assert report["precision"] == {"highest": [["gemmStridedBatchedEx", exact], ["gemmEx", exact]],
+                                   "high": [["gemmStridedBatchedEx", tf32], ["gemmEx", tf32]]}

@@ -27,13 +27,26 @@ _SCALARS = {np.float32: (np.ones(1, np.float32), np.zeros(1, np.float32)),
             np.float64: (np.ones(1, np.float64), np.zeros(1, np.float64))}
 
 
-def _gemm_operand(m):
-    """(operation, leading dimension) to read row-major ``m`` as cuBLAS's column-major transpose."""
-    if m.flags.c_contiguous:
-        return cublas.CUBLAS_OP_N, m.shape[1]
-    if m.flags.f_contiguous:
-        return cublas.CUBLAS_OP_T, m.shape[0]
-    return None
+def _matrices(m):
+    """(operation, leading dimension, batch stride) that read the matrices in the last two axes of row-major
+    ``m`` as cuBLAS's column-major transposes, every batch index one stride (in elements) further; None
+    where the layout does not fit (the caller copies)."""
+    item, (rows, cols), (row_step, col_step) = m.itemsize, m.shape[-2:], m.strides[-2:]
+    if (col_step == item or cols == 1) and (row_step == cols * item or rows == 1):
+        operation, leading = cublas.CUBLAS_OP_N, cols  # C order: cuBLAS sees the transpose
+    elif (row_step == item or rows == 1) and (col_step == rows * item or cols == 1):
+        operation, leading = cublas.CUBLAS_OP_T, rows  # a transposed view of C order: cuBLAS sees the matrix
+    else:
+        return None
+    stride = span = None
+    for n, step in zip(reversed(m.shape[:-2]), reversed(m.strides[:-2])):  # the batch axes, innermost first
+        if n == 1:
+            continue
+        if step % item or (span is not None and step != span):
+            return None  # not one stride over the whole batch
+        stride = step // item if stride is None else stride
+        span = step * n
+    return operation, max(leading, 1), stride or 0
 
 
 class CupyBackend(Backend):
@@ -49,7 +62,6 @@ class CupyBackend(Backend):
             self.cublas_handle = cupy.cuda.device.get_cublas_handle()
         _install_allocator()
         super().__init__()
-        self.apply_matmul_precision()
 
     # -- arrays, devices, random numbers ------------------------------------------------------
     def device_context(self):
@@ -67,31 +79,60 @@ class CupyBackend(Backend):
         self.device.synchronize()
 
     def matmul(self, a, b):
-        """a @ b through cuBLAS. 2-D operands (plain or transposed views) call cublasGemmEx directly,
-        which costs the host far less than ``cupy.matmul``; the rest goes through ``cupy.matmul``.
-        float16 accumulates in float32."""
+        """a @ b (numpy's rules: vectors, batches, broadcasting) through cuBLAS: one cublasGemmEx, or one
+        cublasGemmStridedBatchedEx for a batch, with the compute type this device's precision asks for (float16
+        and bfloat16 accumulate in float32; float32 in TF32 under ``set_matmul_precision("high")``). Operands in
+        C order or transposed views are read in place; other layouts and partly broadcast batches are copied."""
         types = _GEMM_TYPES.get(a.dtype)
-        if a.ndim != 2 or b.ndim != 2 or types is None or a.dtype != b.dtype or 0 in a.shape or 0 in b.shape:
-            return cupy.matmul(a, b)
-        op_b, op_a = _gemm_operand(b), _gemm_operand(a)
-        if op_a is None or op_b is None:
-            return cupy.matmul(a, b)
-        m, k = a.shape
-        if b.shape[0] != k:
+        if types is None or a.dtype != b.dtype or not a.ndim or not b.ndim:
+            return cupy.matmul(a, b)  # integers, and the errors of mixed dtypes and 0-d operands
+        a2 = a[None, :] if a.ndim == 1 else a  # vectors as matrices, as numpy does; their axis goes again below
+        b2 = b[:, None] if b.ndim == 1 else b
+        (m, k), n = a2.shape[-2:], b2.shape[-1]
+        if b2.shape[-2] != k:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned")
-        n = b.shape[1]
-        out = cupy.empty((m, n), dtype=a.dtype)
+        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        with self.device:
+            out = cupy.empty(batch + (m, n), dtype=a.dtype)
+            if not k:
+                out.fill(0)
+            elif out.size:
+                self._gemm(self._operand(a2, batch), self._operand(b2, batch), out, types)
+        if a.ndim == 1:
+            out = out[..., 0, :]
+        return out[..., 0] if b.ndim == 1 else out
+
+    @staticmethod
+    def _operand(x, batch):
+        """``x`` with its batch broadcast to ``batch`` in a layout cuBLAS reads: (array, layout)."""
+        own = x.shape[:-2]
+        if any(n != 1 for n in own) and (len(own) != len(batch) or own != batch):
+            x = cupy.broadcast_to(x, batch + x.shape[-2:])  # partly broadcast: a view with zero strides
+        layout = _matrices(x)
+        if layout is None:
+            x = cupy.ascontiguousarray(x)
+            layout = _matrices(x)
+        return x, layout
+
+    def _gemm(self, a, b, out, types):
+        (a, (op_a, ld_a, stride_a)), (b, (op_b, ld_b, stride_b)) = a, b
         data_type, compute_type, scalar_type = types
-        if a.dtype == np.float32 and self.matmul_precision == "high":
+        if out.dtype == np.float32 and self.matmul_precision == "high":
             compute_type = cublas.CUBLAS_COMPUTE_32F_FAST_TF32
         one, zero = _SCALARS[scalar_type]
+        (m, n), count = out.shape[-2:], out.size // (out.shape[-2] * out.shape[-1])
+        k = a.shape[-1]
         handle = self.cublas_handle  # CuPy's, or a captured step's own (gpugrad.capture.cuda)
         cublas.setStream(handle, cupy.cuda.get_current_stream().ptr)
         cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)  # alpha and beta live on the host
         # NOTE: row-major C = A B is column-major C^T = B^T A^T: pass B first, and swap m and n.
-        cublas.gemmEx(handle, op_b[0], op_a[0], n, m, k, one.ctypes.data, b.data.ptr, data_type, op_b[1],
-                      a.data.ptr, data_type, op_a[1], zero.ctypes.data, out.data.ptr, data_type, n, compute_type, -1)
-        return out
+        if out.ndim == 2:
+            cublas.gemmEx(handle, op_b, op_a, n, m, k, one.ctypes.data, b.data.ptr, data_type, ld_b, a.data.ptr,
+                          data_type, ld_a, zero.ctypes.data, out.data.ptr, data_type, n, compute_type, -1)
+        else:
+            cublas.gemmStridedBatchedEx(handle, op_b, op_a, n, m, k, one.ctypes.data, b.data.ptr, data_type, ld_b,
+                                        stride_b, a.data.ptr, data_type, ld_a, stride_a, zero.ctypes.data,
+                                        out.data.ptr, data_type, n, m * n, count, compute_type, -1)
 
     def seed(self, seed):
         with self.device:
@@ -117,13 +158,6 @@ class CupyBackend(Backend):
         with self.device:
             return self.rng.permutation(n)
 
-    def apply_matmul_precision(self):
-        from cupy._core import _routines_linalg as linalg
-        tf32 = self.matmul_precision == "high"
-        # NOTE: for cupy.matmul (batched products); the direct GEMM path reads matmul_precision itself.
-        compute_type = getattr(linalg, "COMPUTE_TYPE_TF32" if tf32 else "COMPUTE_TYPE_DEFAULT")
-        with self.device:
-            linalg.set_compute_type(np.float32, compute_type)
 
 
 # -- memory: a pool allocator that releases cached blocks and retries once before failing --------

@@ -61,10 +61,7 @@ class Backend:
                 unit.flags.writeable = False
         return unit
 
-    matmul_precision = "highest"  # shared by every backend; see gpugrad.set_matmul_precision
-
-    def apply_matmul_precision(self) -> None:
-        pass  # numpy computes float32 GEMMs in float32
+    matmul_precision = "highest"  # shared by every backend, read by the GPU's GEMM; see gpugrad.set_matmul_precision
 
     def scatter_add(self, target, index, values) -> None:
         self.xp.add.at(target, index, values)

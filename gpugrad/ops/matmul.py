@@ -1,6 +1,7 @@
 """Matrix products: ``a @ b`` with numpy's broadcasting rules, and the linear layer.
 
-On the GPU both go through cuBLAS (``cupy.matmul`` is strided-batched GEMM). Batched gradients
+On the GPU both go through cuBLAS (the device object's GEMM: one GemmEx, or one GemmStridedBatchedEx for
+a batch, in the compute type ``set_matmul_precision`` asks for). Batched gradients
 swap only the last two axes, and sum back over broadcast batch dimensions.
 """
 from __future__ import annotations
@@ -222,9 +223,7 @@ def set_matmul_precision(precision: str) -> None:
 
     The CPU always computes float32 GEMMs in float32.
     """
-    from ..backend import Backend, all_backends
+    from ..backend import Backend
     if precision not in _PRECISIONS:
         raise ValueError(f"set_matmul_precision: expected one of {_PRECISIONS}, got {precision!r}")
     Backend.matmul_precision = precision
-    for backend in all_backends():
-        backend.apply_matmul_precision()

@@ -1,7 +1,7 @@
 """A stand-in for CuPy on the CPU, for tests/test_launch_signatures.py only: arrays are numpy arrays of a
-CuPy-named type, kernels, streams, graphs and cuBLAS calls are no-ops, and every kernel launch is
-recorded with the types of its arguments (``CALLS``). It checks glue (what the launch wrappers pass),
-never a result."""
+CuPy-named type, kernels, streams and graphs are no-ops, and every kernel launch is recorded with the
+types of its arguments (``CALLS``). It checks glue (what the launch wrappers pass), never a kernel's
+result; cuBLAS's GEMMs compute (``cuda/cublas.py``), so the arguments of each GEMM are checked by its result."""
 import numpy as _np
 import functools as _functools
 from numpy import *  # noqa

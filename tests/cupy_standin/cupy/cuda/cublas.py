@@ -1,6 +1,58 @@
-CUBLAS_COMPUTE_32F = CUBLAS_COMPUTE_64F = CUBLAS_COMPUTE_32F_FAST_TF32 = CUBLAS_OP_N = CUBLAS_OP_T = CUBLAS_POINTER_MODE_HOST = 0
-def setPointerMode(*a): pass
-def gemmEx(*a): pass
+"""cuBLAS's GEMMs as its documentation defines them (column-major, op(A) and op(B), leading dimensions,
+strides between the matrices of a batch, alpha and beta read through host pointers), computed with numpy
+on the memory the pointers name: what gpugrad passes is checked by what comes out."""
+import ctypes
+
+import numpy as np
+
+CUBLAS_OP_N, CUBLAS_OP_T = 0, 1
+CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_64F, CUBLAS_COMPUTE_32F_FAST_TF32 = 68, 70, 77
+CUBLAS_POINTER_MODE_HOST = 0
+GEMMS = []  # (function, compute type) per call
+
+
+def _dtype(code):
+    if code == 14:
+        import ml_dtypes
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype({0: np.float32, 1: np.float64, 2: np.float16}[code])
+
+
+def _matrix(pointer, code, rows, cols, ld, op, writeable=False):
+    """The column-major ``rows`` x ``cols`` matrix op(X) stored at ``pointer`` with leading dimension ``ld``."""
+    dtype = _dtype(code)
+    stored_rows, stored_cols = (rows, cols) if op == CUBLAS_OP_N else (cols, rows)
+    assert ld >= max(1, stored_rows), f"leading dimension {ld} < {stored_rows} rows"
+    count = ld * (stored_cols - 1) + stored_rows
+    memory = np.frombuffer((ctypes.c_char * (count * dtype.itemsize)).from_address(pointer), dtype=dtype)
+    stored = np.lib.stride_tricks.as_strided(memory, (stored_rows, stored_cols), (dtype.itemsize, ld * dtype.itemsize),
+                                             writeable=writeable)
+    return stored if op == CUBLAS_OP_N else stored.T
+
+
+def _scalar(pointer, compute):
+    return (ctypes.c_double if compute == CUBLAS_COMPUTE_64F else ctypes.c_float).from_address(pointer).value
+
+
+def gemmEx(handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C, Ctype, ldc, compute, algo):
+    gemmStridedBatchedEx(handle, transa, transb, m, n, k, alpha, A, Atype, lda, 0, B, Btype, ldb, 0, beta, C, Ctype,
+                         ldc, 0, 1, compute, algo)
+    GEMMS[-1] = ("gemmEx", compute)
+
+
+def gemmStridedBatchedEx(handle, transa, transb, m, n, k, alpha, A, Atype, lda, strideA, B, Btype, ldb, strideB,
+                         beta, C, Ctype, ldc, strideC, batchCount, compute, algo):
+    GEMMS.append(("gemmStridedBatchedEx", compute))
+    a_size, b_size, c_size = (_dtype(code).itemsize for code in (Atype, Btype, Ctype))
+    alpha, beta = _scalar(alpha, compute), _scalar(beta, compute)
+    for i in range(batchCount):
+        a = _matrix(A + i * strideA * a_size, Atype, m, k, lda, transa).astype(np.float64)
+        b = _matrix(B + i * strideB * b_size, Btype, k, n, ldb, transb).astype(np.float64)
+        c = _matrix(C + i * strideC * c_size, Ctype, m, n, ldc, CUBLAS_OP_N, writeable=True)
+        c[...] = alpha * (a @ b) + (beta * c.astype(np.float64) if beta else 0)
+
+
+def setPointerMode(handle, mode): assert mode == CUBLAS_POINTER_MODE_HOST
 def create(): return 1
 def destroy(h): pass
 def setStream(h, s): pass
