@@ -94,13 +94,13 @@ def _combine(higher, lower):
 
 
 def result_type(*operands) -> np.dtype:
-    """The dtype of an elementwise op on ``operands`` (tensors, arrays, numpy or Python numbers)."""
+    """The dtype of an elementwise op on ``operands`` (tensors, numpy scalars or Python numbers)."""
     groups = [None, None, None]  # dimensioned, 0-d, Python numbers
     for value in operands:
         if isinstance(value, numbers.Number) and not isinstance(value, np.generic):
             group, dtype = 2, _python_number_dtype(value)
         else:
-            data = getattr(value, "data", value) if not isinstance(value, np.generic) else value
+            data = value if isinstance(value, np.generic) else value.data
             group, dtype = (1 if data.ndim == 0 else 0), np.dtype(data.dtype)
         groups[group] = dtype if groups[group] is None else promote_types(groups[group], dtype)
     return _combine(groups[0], _combine(groups[1], groups[2]))

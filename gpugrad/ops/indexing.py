@@ -16,7 +16,9 @@ ValuesIndices = collections.namedtuple("ValuesIndices", ["values", "indices"])
 
 
 def _index(index, x, op):
-    data = getattr(index, "data", index)
+    # NOTE: a tensor's array, or the index itself: an array's own .data is its buffer (numpy's memoryview,
+    # CuPy's MemoryPointer), never the values
+    data = index.data if isinstance(index, type(x)) else index
     data = x.backend.asarray(data) if not isinstance(data, type(x.data)) else data
     if data.dtype.kind not in "iu":
         raise TypeError(f"{op}: index must be integers, got dtype {data.dtype}")
