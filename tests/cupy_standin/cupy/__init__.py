@@ -1,16 +1,20 @@
 """A stand-in for CuPy on the CPU, for tests/test_launch_signatures.py only: arrays are numpy arrays of a
 CuPy-named type, kernels, streams and graphs are no-ops, and every kernel launch is recorded with the
-types of its arguments (``CALLS``). It checks glue (what the launch wrappers pass), never a kernel's
-result; cuBLAS's GEMMs compute (``cuda/cublas.py``), so the arguments of each GEMM are checked by its result."""
+types of its arguments (``CALLS``). It checks glue (what the launch wrappers pass); cuBLAS's GEMMs
+(``cuda/cublas.py``) and the activation, epilogue, cross-entropy and layer-norm kernels (``_kernels.py``)
+compute from the memory their arguments point at, so their glue is checked by the result too."""
 import numpy as _np
 import functools as _functools
 from numpy import *  # noqa
 from . import cuda  # noqa
+from . import _kernels
 import importlib as _il
 random = _il.import_module("cupy.random")
 
 
 def _rewrap(value):
+    if isinstance(value, _np.generic):  # CuPy returns 0-d arrays where numpy returns scalars
+        return _np.asarray(value).view(ndarray)
     if isinstance(value, _np.ndarray) and not isinstance(value, ndarray):
         return value.view(ndarray)
     if isinstance(value, tuple):
@@ -61,7 +65,9 @@ class RawModule:
     def __init__(self, code, options, name_expressions): self.options = options
     def compile(self): pass
     def get_function(self, name):
-        def launch(grid, block, args): CALLS.append((name, [_tag(a) for a in args]))
+        def launch(grid, block, args):
+            CALLS.append((name, [_tag(a) for a in args]))
+            _kernels.run(name, args)  # what the kernel computes, where emulated (cupy/_kernels.py)
         return launch
 class _Pool:
     def malloc(self, n): return None
