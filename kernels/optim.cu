@@ -48,6 +48,7 @@ template <typename C> __device__ __forceinline__ C inverse_of(const float* scale
     return scale != nullptr ? (C)(1.0f / *scale) : (C)1;
 }
 
+// Constants such as 1 - beta1 are computed in double and rounded once, as the xp formulas and PyTorch do.
 // SGD (PyTorch's form): d = g + wd p; momentum: buf = first ? d : m buf + (1 - dampening) d;
 // d = nesterov ? d + m buf : buf; p -= lr d. Bit i of first_mask: parameter i's first momentum step.
 // scalars: {lr, momentum, dampening, weight_decay} in device memory (a captured step reads each replay's values).
@@ -65,7 +66,7 @@ __global__ void sgd_step(GPUGRAD_SIGNATURE, int first_mask, const double* __rest
         C d = gradient(grad, i, scale, inverse);
         if (weight_decay != 0.0) d = d + (C)weight_decay * p;
         if (momentum != 0.0) {
-            C m = mask ? d : (C)momentum * load(a, i) + ((C)1 - (C)dampening) * d;
+            C m = mask ? d : (C)momentum * load(a, i) + (C)(1.0 - dampening) * d;
             store(a, i, m);
             d = nesterov ? d + (C)momentum * m : m;
         }
@@ -91,11 +92,11 @@ __global__ void adam_step(GPUGRAD_SIGNATURE, int first_mask, const double* __res
         C p = load(param, i);
         C g = gradient(grad, i, scale, inverse);
         if (weight_decay != 0.0) {
-            if (decoupled) p = p * ((C)1 - (C)lr * (C)weight_decay);
+            if (decoupled) p = p * (C)(1.0 - lr * weight_decay);
             else g = g + (C)weight_decay * p;
         }
-        C m = (C)beta1 * load(a, i) + ((C)1 - (C)beta1) * g;
-        C v = (C)beta2 * load(b, i) + ((C)1 - (C)beta2) * (g * g);
+        C m = (C)beta1 * load(a, i) + (C)(1.0 - beta1) * g;
+        C v = (C)beta2 * load(b, i) + (C)(1.0 - beta2) * (g * g);
         store(a, i, m);
         store(b, i, v);
         store(param, i, p - (C)step_size * (m / (sqrt(v) / (C)bias2_sqrt + (C)eps)));
