@@ -257,24 +257,33 @@ def test_unscale_then_clip_then_step_matches_pytorch(device):
 @pytest.mark.gpu
 def test_a_float16_step_with_the_scaler_never_reads_the_device(cuda):
     """After the first step, unscale, the optimizer's skip and the scale's update run under a CUDA stream
-    capture, which refuses any copy to the host or synchronization."""
+    capture, which refuses any copy to the host or synchronization. The steps as on the CPU: the float16
+    gradients of the first two overflow (65536 * 2 and 32768 * 2 pass float16's 65504), so both are skipped and
+    the scale backs off twice; the captured third step updates."""
     import cupy
     for kind, hyper in (("AdamW", dict(lr=1e-3)), ("SGD", dict(lr=0.1, momentum=0.9))):
-        p = gpugrad.tensor(np.ones(1000, np.float32), requires_grad=True, device="cuda")
-        opt, scaler = getattr(optim, kind)([p], **hyper), gpugrad.GradScaler()
-        stream = cupy.cuda.Stream(non_blocking=True)  # one stream: its memory pool blocks are reused in the capture
-        for step in range(3):
-            with stream:
-                scaler.scale((p.half() * 2).float().sum()).backward()
-                if step == 2:
-                    stream.begin_capture()
-                scaler.step(opt)
-                scaler.update()
-                if step == 2:
-                    stream.end_capture().launch(stream=stream)
-            stream.synchronize()
-            opt.zero_grad()
-        assert scaler.get_scale() == 65536.0 and float(p.numpy()[0]) < 1.0
+        results = {}
+        for device in ("cpu", cuda):
+            p = gpugrad.tensor(np.ones(1000, np.float32), requires_grad=True, device=device)
+            opt, scaler = getattr(optim, kind)([p], **hyper), gpugrad.GradScaler()
+            stream = cupy.cuda.Stream(non_blocking=True)  # one stream: its pool's blocks are reused in the capture
+            for step in range(3):
+                with stream:
+                    with np.errstate(over="ignore"):  # the float16 overflow the scaler is for
+                        scaler.scale((p.half() * 2).float().sum()).backward()
+                    capture = step == 2 and device != "cpu"
+                    if capture:
+                        stream.begin_capture()
+                    scaler.step(opt)
+                    scaler.update()
+                    if capture:
+                        stream.end_capture().launch(stream=stream)
+                stream.synchronize()
+                opt.zero_grad()
+            results[device] = (scaler.get_scale(), p.numpy())
+        assert results["cpu"][0] == results[cuda][0] == 16384.0
+        np.testing.assert_allclose(results[cuda][1], results["cpu"][1], rtol=1e-6)
+        assert results[cuda][1][0] < 1.0
 
 
 def test_scaler_state_dict_round_trip_and_checks():
