@@ -35,6 +35,8 @@ class ndarray(_np.ndarray):
             raise RuntimeError("cupy stand-in: ndarray.set (a host-to-device copy) while a stream captures")
         SETS.append(_np.array(arr))
         self[...] = arr
+    def get(self, stream=None):
+        return _np.asarray(self).view(_np.ndarray).copy()
     @property
     def data(self):
         class _D: ptr = self.ctypes.data; device_id = 0
@@ -67,7 +69,7 @@ class RawModule:
     def get_function(self, name):
         def launch(grid, block, args):
             CALLS.append((name, [_tag(a) for a in args]))
-            _kernels.run(name, args)  # what the kernel computes, where emulated (cupy/_kernels.py)
+            _kernels.run(name, grid, args)  # what the kernel computes (cupy/_kernels.py)
         return launch
 class _Pool:
     def malloc(self, n): return None

@@ -1,9 +1,9 @@
-"""What some of gpugrad's kernels compute, in numpy, read from and written to the memory their pointer arguments
-name (as a kernel reads it: ``n`` elements from the pointer, whatever the array's shape or strides): the
-activations, the linear layer's bias + activation epilogue, softmax + cross-entropy and layer norm, written
-from kernels/*.cu (the functors of common.cuh), not from gpugrad's Python formulas. With them the stand-in
-checks a launch's glue by its result: which buffer is read or written, the counts and sizes passed. The
-optimizer, scaler and dropout kernels stay no-ops here."""
+"""What gpugrad's kernels compute, in numpy, read from and written to the memory their pointer arguments name
+(as a kernel reads it: ``n`` elements from the pointer, whatever the array's shape or strides): every kernel
+of kernels/*.cu (activations, the linear layer's epilogue, softmax + cross-entropy, layer norm, dropout's
+counter-based draws, the optimizer steps, the loss scaler), written from the .cu files, not from gpugrad's
+Python formulas. With them the stand-in checks a launch's glue by its result: which buffer is read or
+written, the counts, sizes and slots passed."""
 import ctypes
 
 import numpy as np
@@ -155,15 +155,145 @@ def layer_norm_bwd(args):
     _raw(dx, rows * cols).reshape(rows, cols)[...] = _raw(rstd, rows)[:, None] * (d - mean_d - h * mean_dh)
 
 
-KERNELS = {"bias_act_fwd": bias_act_fwd, "bias_act_bwd": bias_act_bwd, "column_sum": column_sum,
+def _flag(pointer):
+    value = _raw(pointer, 1)
+    return value is not None and value[0] != 0
+
+
+def _slots(args, grid):
+    """(param, grad, a, b, n, step) of the slots a multi-tensor launch covers (blockIdx.y < grid's y), and the rest."""
+    return [args[6 * i:6 * i + 6] for i in range(grid[1])], args[48:]
+
+
+def _gradient(grad, n, scale, compute):
+    g = _raw(grad, n)
+    if not isinstance(scale, np.ndarray):
+        return g.astype(compute)
+    g[...] = g.astype(compute) * compute.type(np.float32(1) / _raw(scale, 1)[0])  # written back, rounded to T
+    return g.astype(compute)
+
+
+def sgd_step(args, grid):
+    slots, (first_mask, scalars, nesterov, found_inf, scale) = _slots(args, grid)
+    if _flag(found_inf):
+        return
+    lr, momentum, dampening, weight_decay = _raw(scalars, 4)
+    for i, (param, grad, a, b, n, step) in enumerate(slots):
+        n, compute = int(n), _compute(param.dtype)
+        p = _raw(param, n)
+        value, d = p.astype(compute), _gradient(grad, n, scale, compute)
+        if weight_decay:
+            d = d + compute.type(weight_decay) * value
+        if momentum:
+            buf = _raw(a, n)
+            m = d if (int(first_mask) >> i) & 1 else compute.type(momentum) * buf.astype(compute) + \
+                compute.type(1.0 - dampening) * d
+            buf[...] = m
+            d = d + compute.type(momentum) * m if nesterov else m
+        p[...] = value - compute.type(lr) * d
+
+
+def adam_step(args, grid):
+    slots, (first_mask, scalars, decoupled, found_inf, scale) = _slots(args, grid)
+    if _flag(found_inf):
+        return
+    lr, beta1, beta2, eps, weight_decay = _raw(scalars, 5)
+    for param, grad, a, b, n, step in slots:
+        n, compute = int(n), _compute(param.dtype)
+        t = float(_raw(step, 1)[0])
+        step_size, bias2_sqrt = lr / (1 - beta1 ** t), np.sqrt(1 - beta2 ** t)
+        p, m_buf, v_buf = _raw(param, n), _raw(a, n), _raw(b, n)
+        value, g = p.astype(compute), _gradient(grad, n, scale, compute)
+        if weight_decay:
+            if decoupled:
+                value = value * compute.type(1.0 - lr * weight_decay)
+            else:
+                g = g + compute.type(weight_decay) * value
+        m = compute.type(beta1) * m_buf.astype(compute) + compute.type(1.0 - beta1) * g
+        v = compute.type(beta2) * v_buf.astype(compute) + compute.type(1.0 - beta2) * (g * g)
+        m_buf[...], v_buf[...] = m, v
+        p[...] = value - compute.type(step_size) * (m / (np.sqrt(v) / compute.type(bias2_sqrt) + compute.type(eps)))
+
+
+def count_steps(args, grid):
+    *steps, count, found_inf = args
+    if not _flag(found_inf):
+        for step in steps[:int(count)]:
+            _raw(step, 1)[0] += 1
+
+
+def unscale_check(args, grid):
+    scale, found_inf, write = args[16:]
+    inverse = np.float32(1) / _raw(scale, 1)[0]
+    for i in range(grid[1]):
+        grad, n = args[2 * i], int(args[2 * i + 1])
+        g = _raw(grad, n)
+        value = g.astype(_compute(g.dtype)) * _compute(g.dtype).type(inverse)
+        if not np.all(np.isfinite(value)):
+            _raw(found_inf, 1)[0] = 1
+        if write:
+            g[...] = value
+
+
+def update_scale(args, grid):
+    scale, tracker, found_inf, growth, backoff, interval = args
+    s, count = _raw(scale, 1), _raw(tracker, 1)
+    if _raw(found_inf, 1)[0] != 0:
+        s[0], count[0] = s[0] * np.float32(backoff), 0
+        return
+    successful = int(count[0]) + 1
+    if successful == int(interval):
+        grown = s[0] * np.float32(growth)
+        if np.isfinite(grown):
+            s[0] = grown
+        successful = 0
+    count[0] = successful
+
+
+def _uniform01(seed, counters):
+    """splitmix64(seed, counter) to 24 bits in [0, 1), as dropout.cu draws them."""
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + np.uint64(0x9E3779B97F4A7C15) * (counters + np.uint64(1))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return (z >> np.uint64(40)).astype(np.float32) * np.float32(1 / 16777216)
+
+
+def dropout_fwd(args, grid):
+    x, y, scaled_mask, n, p, scale, state, code, act_param, activated = args
+    n, compute = int(n), _compute(x.dtype)
+    seed, offset = _raw(state, 2)
+    keep = np.where(_uniform01(seed, offset + np.arange(n, dtype=np.uint64)) >= np.float32(p),
+                    compute.type(scale), compute.type(0))
+    _raw(scaled_mask, n)[...] = keep
+    value = _raw(x, n).astype(compute)
+    if int(code):
+        out = _raw(activated, n)
+        out[...] = _forward(int(code), value, float(act_param))  # rounded to T, as unfused
+        value = out.astype(compute)
+    _raw(y, n)[...] = value * keep
+
+
+def dropout_advance(args, grid):
+    state, n = args
+    _raw(state, 2)[1] += np.uint64(int(n))
+
+
+KERNELS = {"sgd_step": sgd_step, "adam_step": adam_step, "count_steps": count_steps, "unscale_check": unscale_check,
+           "update_scale": update_scale, "dropout_fwd": dropout_fwd, "dropout_advance": dropout_advance}
+KERNELS.update({"bias_act_fwd": bias_act_fwd, "bias_act_bwd": bias_act_bwd, "column_sum": column_sum,
            "bias_act_bwd_small": bias_act_bwd_small, "softmax_xent_fwd": softmax_xent_fwd,
-           "layer_norm_fwd": layer_norm_fwd, "layer_norm_bwd": layer_norm_bwd}
+           "layer_norm_fwd": layer_norm_fwd, "layer_norm_bwd": layer_norm_bwd})
+_GRIDDED = {"sgd_step", "adam_step", "count_steps", "unscale_check", "update_scale", "dropout_fwd", "dropout_advance"}
 
 
-def run(expression, args):
+def run(expression, grid, args):
     """Compute what kernel ``expression`` (e.g. "sigmoid_fwd<float>") does with ``args``, where emulated."""
     family = expression.split("<")[0]
-    if family in KERNELS:
+    if family in _GRIDDED:
+        KERNELS[family](args, tuple(grid) + (1,) * (3 - len(grid)))
+    elif family in KERNELS:
         KERNELS[family](args)
     elif family.rsplit("_", 1)[0] in CODES:
         activation(family, args)
