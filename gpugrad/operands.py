@@ -88,7 +88,7 @@ def as_tensor_like(values, op):
     out = []
     for value in arrays:
         if not isinstance(value, _Tensor):  # a Python number takes the result's dtype
-            out.append(_Tensor._make(backend.xp.asarray(value, dtype=dtype), False))
+            out.append(_Tensor._make(backend.constant(value, dtype), False))
         elif promotes and value.data.dtype != dtype:
             out.append(shape_ops.Cast(dtype)(value) if value.requires_grad else
                        _Tensor._make(value.data.astype(dtype), False))

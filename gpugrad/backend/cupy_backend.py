@@ -71,6 +71,12 @@ class CupyBackend(Backend):
         with self.device:
             return cupy.asarray(data, dtype=dtype)
 
+    def constant(self, value, dtype):
+        # NOTE: filled on the device (the number is a kernel argument), not copied from the host: inside a
+        # captured step a host-to-device copy would be a graph node reading a staging buffer CuPy reuses
+        with self.device:
+            return cupy.full((), value, dtype=dtype)
+
     def to_numpy(self, array):
         check_host_read("a host read of a tensor (.item(), .numpy(), float(), bool(), print)")
         return cupy.asnumpy(array) if not isinstance(array, np.ndarray) else array

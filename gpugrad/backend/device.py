@@ -39,6 +39,10 @@ class Backend:
     def asarray(self, data, dtype=None):
         return self.xp.asarray(data, dtype=dtype)
 
+    def constant(self, value, dtype):
+        """A 0-d array holding the Python number ``value``."""
+        return self.xp.asarray(value, dtype=dtype)
+
     def to_numpy(self, array) -> np.ndarray:
         check_host_read("a host read of a tensor (.item(), .numpy(), float(), bool(), print)")
         return np.asarray(array)
