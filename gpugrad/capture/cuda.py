@@ -56,7 +56,8 @@ class GraphTape:
             set_workspace(self.handle, self.workspace.ptr, _WORKSPACE)
         self.steps = []  # graph launches and host calls, in order
         self.refreshers = []  # what brings the device scalars of the optimizers in the graphs up to date
-        self.written = {}
+        self.made = set()  # addresses of the capture's allocations (its arrays, not the caller's)
+        self.seen = {}  # id -> arrays from before the capture that an op read or an in-place change wrote
         self.paused = False
         self._context = None
         _tapes.add(self)
@@ -75,11 +76,16 @@ class GraphTape:
         self.stream.wait_event(self._outside.record())  # the capture starts after what was queued
         self._allocator = cupy.cuda.get_allocator()
         stack.enter_context(self.stream)
-        stack.enter_context(cupy.cuda.using_allocator(self.pool.malloc))
+        stack.enter_context(cupy.cuda.using_allocator(self._malloc))
         self._handle, backend.cublas_handle = backend.cublas_handle, self.handle
         backend.rand = backend.randn = _refuse_random  # NOTE: instance attributes, removed by stop()
         self._context = stack
         self.stream.begin_capture()
+
+    def _malloc(self, size):
+        memory = self.pool.malloc(size)
+        self.made.add(memory.ptr)
+        return memory
 
     def _end_segment(self):
         graph = self.stream.end_capture()
@@ -120,6 +126,12 @@ class GraphTape:
             self._outside.wait_event(self.stream.record())  # later work waits for the capture run
 
     def arrays(self, *arrays):
+        for array in arrays:  # what the first replay's check must restore: arrays in memory it did not allocate
+            if array.data.mem.ptr not in self.made:
+                root = array
+                while root.base is not None:
+                    root = root.base
+                self.seen[id(root)] = root
         return arrays
 
     @staticmethod
@@ -127,7 +139,7 @@ class GraphTape:
         return array.base is not None
 
     def static_copy(self, array):
-        with self.backend.device, cupy.cuda.using_allocator(self.pool.malloc):
+        with self.backend.device, cupy.cuda.using_allocator(self._malloc):
             return array.copy()
 
     traced = plain = staticmethod(lambda array: array)
@@ -152,7 +164,9 @@ class GraphTape:
         return None if array is None else array.copy()
 
     def touched(self):
-        return {}  # what the graphs read is not known on the host: the check watches results, gradients, optimizers
+        """The arrays from before the capture that its ops read or its in-place changes (Tensor API) wrote, by id:
+        the first replay's check restores them between its two runs (raw writes into other arrays are not seen)."""
+        return dict(self.seen)
 
     def rng_state(self):  # the fused dropout's (seed, offset): the check's eager run must not move it
         state = getattr(self.backend, "dropout_state", None)
