@@ -7,7 +7,7 @@ import numpy as _np
 import functools as _functools
 from numpy import *  # noqa
 from . import cuda  # noqa
-from . import _kernels
+from . import _graphs, _kernels
 import importlib as _il
 random = _il.import_module("cupy.random")
 
@@ -27,7 +27,85 @@ def _wrapfn(fn):
     def call(*a, **k):
         return _rewrap(fn(*a, **k))
     return call
+import weakref as _weakref
+_ROOTS = _weakref.WeakValueDictionary()  # id -> the numpy arrays whose memory device arrays use
+
+
+def _root(array):
+    while array.base is not None:
+        array = array.base
+    return array
+
+
+def _method(name, in_place=False):
+    """An array method that computes or writes: run, and recorded while a stream captures (cupy/_graphs.py)."""
+    base = getattr(_np.ndarray, name)
+
+    def method(self, *args, **kwargs):
+        with _graphs.quiet():
+            result = base(self, *args, **kwargs)
+        wrapped = result if in_place else _rewrap(result)
+        if _graphs.recording():
+            def again():
+                redone = base(self, *args, **kwargs)
+                if not in_place:
+                    _graphs.copy_back(wrapped, redone)
+            _graphs.record(again)
+        return wrapped
+    method.__name__ = name
+    return method
+
+
 class ndarray(_np.ndarray):
+    def __array_finalize__(self, obj):
+        if not isinstance(self.base, ndarray):
+            _graphs.OWNERS[id(self)] = self
+            root = _root(self)
+            if id(root) not in _ROOTS:  # new memory: the allocator in use (using_allocator) hands it out
+                _ROOTS[id(root)] = root
+                from .cuda import _allocators, _next
+                if _allocators and _allocators[-1] is not None:
+                    _next[0] = root.ctypes.data
+                    _allocators[-1](root.nbytes)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        call = dict(kwargs)
+        out = kwargs.get("out")
+        if out is not None:
+            call["out"] = tuple(_graphs.plain(o) for o in out)
+        with _graphs.quiet():
+            result = getattr(ufunc, method)(*_graphs.plain(inputs), **call)
+        if method == "at":
+            wrapped = None
+        elif out is not None:
+            wrapped = out[0] if len(out) == 1 else tuple(out)
+        else:
+            wrapped = _rewrap(result)
+        if _graphs.recording():
+            def again():
+                redone = getattr(ufunc, method)(*_graphs.plain(inputs), **call)
+                if out is None and method != "at":
+                    _graphs.copy_back(wrapped, redone)
+            _graphs.record(again)
+        return wrapped
+
+    def __array_function__(self, func, types, args, kwargs):
+        with _graphs.quiet():
+            result = super().__array_function__(func, types, args, kwargs)
+        wrapped = _rewrap(result)
+        if _graphs.recording():
+            def again():
+                _graphs.copy_back(wrapped, _np.ndarray.__array_function__(self, func, types, args, kwargs))
+            _graphs.record(again)
+        return wrapped
+
+    for _name in ("astype", "copy", "reshape", "ravel", "flatten", "take", "repeat", "argmax", "argmin", "cumsum",
+                  "dot", "round", "__getitem__"):
+        locals()[_name] = _method(_name)
+    for _name in ("fill", "__setitem__", "sort"):
+        locals()[_name] = _method(_name, in_place=True)
+    del _name
+
     def set(self, arr, stream=None):
         from .cuda import _current
         import builtins
@@ -39,15 +117,27 @@ class ndarray(_np.ndarray):
         return _np.asarray(self).view(_np.ndarray).copy()
     @property
     def data(self):
-        class _D: ptr = self.ctypes.data; device_id = 0
+        _graphs.keep(self)
+        class _M: ptr = _root(self).ctypes.data  # the allocation's start, as MemoryPointer.mem.ptr
+        class _D: ptr = self.ctypes.data; device_id = 0; mem = _M
         return _D()
 def _wrap(a): return _np.asarray(a).view(ndarray)
-def asarray(a, dtype=None): return _wrap(_np.asarray(a, dtype=dtype))
+def asarray(a, dtype=None):
+    if not isinstance(a, ndarray):
+        _graphs.refuse_host_copy(f"cupy.asarray of a {type(a).__name__}")
+    return _wrap(_np.asarray(a, dtype=dtype))
+
+
+def _filled(array, value):
+    if _graphs.recording():  # a memset node: each launch fills again
+        _graphs.record(lambda: array.view(_np.ndarray).fill(value))
+    return array
 def empty_like(a, *k, **kw): return _wrap(_np.empty_like(a, *k, **kw))
-def zeros_like(a, *k, **kw): return _wrap(_np.zeros_like(a, *k, **kw))
+def zeros_like(a, *k, **kw): return _filled(_wrap(_np.zeros_like(_graphs.plain(a), *k, **kw)), 0)
 def empty(*a, **k): return _wrap(_np.empty(*a, **k))
-def zeros(*a, **k): return _wrap(_np.zeros(*a, **k))
-def ones(*a, **k): return _wrap(_np.ones(*a, **k))
+def full(shape, value, dtype=None): return _filled(_wrap(_np.full(shape, value, dtype=dtype)), value)
+def zeros(*a, **k): return _filled(_wrap(_np.zeros(*a, **k)), 0)
+def ones(*a, **k): return _filled(_wrap(_np.ones(*a, **k)), 1)
 def ascontiguousarray(a): return _wrap(_np.ascontiguousarray(a))
 def asnumpy(a): return _np.asarray(a).view(_np.ndarray).copy()
 def matmul(a, b): return _wrap(_np.matmul(a, b))
@@ -70,6 +160,8 @@ class RawModule:
         def launch(grid, block, args):
             CALLS.append((name, [_tag(a) for a in args]))
             _kernels.run(name, grid, args)  # what the kernel computes (cupy/_kernels.py)
+            if _graphs.recording():
+                _graphs.record(lambda: _kernels.run(name, grid, args))
         return launch
 class _Pool:
     def malloc(self, n): return None
@@ -82,6 +174,7 @@ def get_default_memory_pool(): return _pool
 for _name in dir(_np):
     _obj = getattr(_np, _name)
     if callable(_obj) and not isinstance(_obj, type) and _name not in globals().get("_KEEP", ()) and not _name.startswith("_"):
-        if _name in ("asarray", "empty_like", "zeros_like", "empty", "zeros", "ones", "ascontiguousarray", "asnumpy", "matmul"):
+        if _name in ("asarray", "empty_like", "zeros_like", "empty", "zeros", "ones", "full", "ascontiguousarray", "asnumpy",
+                     "matmul"):
             continue
         globals()[_name] = _wrapfn(_obj) if not isinstance(_obj, _np.ufunc) else _obj

@@ -18,7 +18,10 @@ class Event:
 
 
 class Graph:
-    def launch(self, stream=None): pass
+    def __init__(self, operations): self.operations = operations
+    def launch(self, stream=None):
+        for operation in self.operations:
+            operation()
 
 
 class Stream:
@@ -27,8 +30,14 @@ class Stream:
     def __exit__(self, *a): _current.pop(); return False
     def record(self, event=None): return Event()
     def wait_event(self, event): pass
-    def begin_capture(self, mode=None): self._capturing = True
-    def end_capture(self): self._capturing = False; return Graph()
+    def begin_capture(self, mode=None):
+        from .. import _graphs
+        _graphs.begin()
+        self._capturing = True
+    def end_capture(self):
+        from .. import _graphs
+        self._capturing = False
+        return Graph(_graphs.end())
     def is_capturing(self): return self._capturing
     def synchronize(self): pass
 
@@ -39,9 +48,13 @@ _null = Stream()
 def get_current_stream(): return _current[-1] if _current else _null
 
 
+_allocators = []  # using_allocator's, innermost last
+_next = [0]  # the address of the array whose memory the stand-in's pool "allocates" now
+
+
 class MemoryPool:
     def malloc(self, n):
-        class _P: ptr = 0
+        class _P: ptr = _next[0]
         return _P()
     def used_bytes(self): return 0
 
@@ -50,4 +63,9 @@ def get_allocator(): return None
 
 
 @_contextlib.contextmanager
-def using_allocator(allocator=None): yield
+def using_allocator(allocator=None):
+    _allocators.append(allocator)  # called for each new array's memory (cupy/__init__.py, __array_finalize__)
+    try:
+        yield
+    finally:
+        _allocators.pop()

@@ -43,6 +43,16 @@ def gemmEx(handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb,
 def gemmStridedBatchedEx(handle, transa, transb, m, n, k, alpha, A, Atype, lda, strideA, B, Btype, ldb, strideB,
                          beta, C, Ctype, ldc, strideC, batchCount, compute, algo):
     GEMMS.append(("gemmStridedBatchedEx", compute))
+    from .. import _graphs
+    if _graphs.recording():
+        _graphs.record(lambda: _gemm(transa, transb, m, n, k, alpha, A, Atype, lda, strideA, B, Btype, ldb, strideB,
+                                     beta, C, Ctype, ldc, strideC, batchCount, compute))
+    _gemm(transa, transb, m, n, k, alpha, A, Atype, lda, strideA, B, Btype, ldb, strideB, beta, C, Ctype, ldc,
+          strideC, batchCount, compute)
+
+
+def _gemm(transa, transb, m, n, k, alpha, A, Atype, lda, strideA, B, Btype, ldb, strideB, beta, C, Ctype, ldc,
+          strideC, batchCount, compute):
     a_size, b_size, c_size = (_dtype(code).itemsize for code in (Atype, Btype, Ctype))
     alpha, beta = _scalar(alpha, compute), _scalar(beta, compute)
     for i in range(batchCount):
