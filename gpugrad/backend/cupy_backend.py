@@ -75,6 +75,8 @@ class CupyBackend(Backend):
         # NOTE: filled on the device (the number is a kernel argument), not copied from the host: inside a
         # captured step a host-to-device copy would be a graph node reading a staging buffer CuPy reuses
         with self.device:
+            if dtype == BFLOAT16:  # from float64: one rounding, as numpy's (ml_dtypes') conversion
+                return cupy.full((), value, dtype=np.float64).astype(dtype)
             return cupy.full((), value, dtype=dtype)
 
     def to_numpy(self, array):
@@ -163,7 +165,6 @@ class CupyBackend(Backend):
     def permutation(self, n):
         with self.device:
             return self.rng.permutation(n)
-
 
 
 # -- memory: a pool allocator that releases cached blocks and retries once before failing --------
