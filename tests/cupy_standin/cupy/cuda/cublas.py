@@ -30,6 +30,15 @@ def _matrix(pointer, code, rows, cols, ld, op, writeable=False):
     return stored if op == CUBLAS_OP_N else stored.T
 
 
+def _operand(matrix, compute):
+    """The operand as the compute type reads it, in float64: TF32 keeps 10 bits of float32's mantissa (nearest)."""
+    if compute == CUBLAS_COMPUTE_32F_FAST_TF32 and matrix.dtype == np.float32:
+        bits = np.ascontiguousarray(matrix).view(np.uint32)
+        bits = (bits + np.uint32(0x0FFF) + ((bits >> np.uint32(13)) & np.uint32(1))) & np.uint32(0xFFFFE000)
+        return bits.view(np.float32).astype(np.float64)
+    return matrix.astype(np.float64)
+
+
 def _scalar(pointer, compute):
     return (ctypes.c_double if compute == CUBLAS_COMPUTE_64F else ctypes.c_float).from_address(pointer).value
 
@@ -56,8 +65,8 @@ def _gemm(transa, transb, m, n, k, alpha, A, Atype, lda, strideA, B, Btype, ldb,
     a_size, b_size, c_size = (_dtype(code).itemsize for code in (Atype, Btype, Ctype))
     alpha, beta = _scalar(alpha, compute), _scalar(beta, compute)
     for i in range(batchCount):
-        a = _matrix(A + i * strideA * a_size, Atype, m, k, lda, transa).astype(np.float64)
-        b = _matrix(B + i * strideB * b_size, Btype, k, n, ldb, transb).astype(np.float64)
+        a = _operand(_matrix(A + i * strideA * a_size, Atype, m, k, lda, transa), compute)
+        b = _operand(_matrix(B + i * strideB * b_size, Btype, k, n, ldb, transb), compute)
         c = _matrix(C + i * strideC * c_size, Ctype, m, n, ldc, CUBLAS_OP_N, writeable=True)
         c[...] = alpha * (a @ b) + (beta * c.astype(np.float64) if beta else 0)
 
