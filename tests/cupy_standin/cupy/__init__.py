@@ -1,8 +1,8 @@
 """A stand-in for CuPy on the CPU, for tests/test_launch_signatures.py only: arrays are numpy arrays of a
-CuPy-named type, kernels, streams and graphs are no-ops, and every kernel launch is recorded with the
-types of its arguments (``CALLS``). It checks glue (what the launch wrappers pass); cuBLAS's GEMMs
-(``cuda/cublas.py``) and the activation, epilogue, cross-entropy and layer-norm kernels (``_kernels.py``)
-compute from the memory their arguments point at, so their glue is checked by the result too."""
+CuPy-named type; every kernel launch is recorded with the types of its arguments (``CALLS``) and computed
+in numpy from the memory its arguments point at (``_kernels.py``), as are cuBLAS's GEMMs (``cuda/cublas.py``);
+stream capture records what runs and a graph's launch redoes it (``_graphs.py``). It checks glue -- what
+gpugrad passes to kernels, cuBLAS and CUDA graphs -- by the results, never what a GPU computes."""
 import numpy as _np
 import functools as _functools
 from numpy import *  # noqa
@@ -27,7 +27,9 @@ def _wrapfn(fn):
     def call(*a, **k):
         return _rewrap(fn(*a, **k))
     return call
-import weakref as _weakref
+
+
+import weakref as _weakref  # noqa: E402
 _ROOTS = _weakref.WeakValueDictionary()  # id -> the numpy arrays whose memory device arrays use
 
 
