@@ -140,8 +140,7 @@ class Optimizer:
         entry = held.get(key)
         if entry is None:  # NOTE: the host array stays referenced: CuPy copies it to the device asynchronously
             host = np.array(values, np.float64)
-            with backend.device_context():  # on the parameters' GPU, not the current one
-                entry = held[key] = [backend.xp.asarray(host), values, host]
+            entry = held[key] = [backend.asarray(host), values, host]  # on the parameters' GPU, not the current one
         elif entry[1] != values and (write if write is not None else not autograd.capturing()):
             entry[2] = np.array(values, np.float64)
             entry[0].set(entry[2])
