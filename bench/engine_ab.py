@@ -28,11 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def written_step(G, sizes, batch, dtype):
+    """The written step on tree ``G``, on the arrays of ``shared_arrays()`` (both trees and numpy share them)."""
     from gpugrad.benchmark import _data, _init
     weights, _ = _init(sizes, False, dtype)
     x, y = _data(sizes, batch, "sse", dtype)
-    X, Y = G.tensor(x), G.tensor(y)
-    w1, w2 = (G.tensor(w, requires_grad=True) for w in weights)
+    X, Y = G.from_numpy(x), G.from_numpy(y)
+    w1, w2 = (G.from_numpy(w).requires_grad_() for w in weights)
     F = importlib.import_module(G.__name__ + ".functional")
 
     def step():
@@ -53,15 +54,16 @@ def main(argv=None):
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     import gpugrad
-    from gpugrad.benchmark import numpy_setup
+    from gpugrad.benchmark import numpy_setup, shared_arrays
     folder = Path(tempfile.mkdtemp())
     shutil.copytree(Path(args.other) / "gpugrad", folder / "gpugrad_other")
     sys.path.insert(0, str(folder))
     other = importlib.import_module("gpugrad_other")
     dtype = np.dtype(args.dtype)
     sizes, batch = ([8, 8, 4], 4) if args.tiny else ([1000, 100, 10], 64)
-    steps = {"numpy": numpy_setup(sizes, batch, False, "sse", "sigmoid", dtype, 1e-4)[0],
-             "other": written_step(other, sizes, batch, dtype), "this": written_step(gpugrad, sizes, batch, dtype)}
+    with shared_arrays():  # one set of arrays for all three (shared_arrays says why)
+        steps = {"numpy": numpy_setup(sizes, batch, False, "sse", "sigmoid", dtype, 1e-4)[0],
+                 "other": written_step(other, sizes, batch, dtype), "this": written_step(gpugrad, sizes, batch, dtype)}
     for step in steps.values():
         for _ in range(100):
             step()

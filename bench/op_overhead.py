@@ -52,22 +52,30 @@ def main():
     # at the lecture's size (64 x 1000-100-10), with the ratio to numpy within each round.
     # "minimal engine": the same step written as a user writes it, on the smallest reverse-mode engine
     # below (a tape; no checks, hooks, autocast, capture or devices): the floor of an engine in Python.
-    from gpugrad.benchmark import _data, _init, gpugrad_setup, numpy_setup, written_setup
-    for label, sizes, batch, number in (("4 x 8-8-4 (all overhead)", [8, 8, 4], 4, 2000),
-                                        ("64 x 1000-100-10 (the lecture's)", [1000, 100, 10], 64, 100)):
+    # Every candidate of a run works on the same arrays (gpugrad.benchmark.shared_arrays says why); the
+    # lecture's size is run on three sets of arrays (three addresses of the weights).
+    from gpugrad.benchmark import _data, _init, gpugrad_setup, numpy_setup, shared_arrays, written_setup
+    for label, sizes, batch, number, sets in (("4 x 8-8-4 (all overhead)", [8, 8, 4], 4, 2000, 1),
+                                              ("64 x 1000-100-10 (the lecture's)", [1000, 100, 10], 64, 100, 3)):
         net = (sizes, batch, False, "sse", "sigmoid", np.float32)
-        steps = {"numpy": numpy_setup(*net, 1e-4)[0], "gpugrad (F.mse_loss, optim.SGD)": gpugrad_setup(*net, "cpu", 1e-4)[0],
-                 "gpugrad as written": written_setup(*net, "cpu", 1e-4)[0], "minimal engine as written": minimal_step(
-                     *_init(sizes, False, np.float32)[0], *_data(sizes, batch, "sse", np.float32)),
-                 "gpugrad as written, compiled": gpugrad.compile(written_setup(*net, "cpu", 1e-4)[0])}
-        times = {name: [] for name in steps}
-        for _ in range(9):  # interleaved rounds: the machine's speed drifts
-            for name, fn in steps.items():
-                times[name].append(statistics.median(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6)
-        print(f"the lecture's step at {label}, float32, medians of 9 interleaved rounds:")
-        for name, values in times.items():
-            ratio = statistics.median([a / b for a, b in zip(values, times["numpy"])])
-            print(f"  {name:34s} {statistics.median(values):7.1f} us  / numpy {ratio:5.2f}")
+        for _ in range(sets):
+            with shared_arrays():
+                steps = {"numpy": numpy_setup(*net, 1e-4)[0],
+                         "gpugrad (F.mse_loss, optim.SGD)": gpugrad_setup(*net, "cpu", 1e-4)[0],
+                         "gpugrad as written": written_setup(*net, "cpu", 1e-4)[0],
+                         "minimal engine as written": minimal_step(*_init(sizes, False, np.float32)[0],
+                                                                   *_data(sizes, batch, "sse", np.float32)),
+                         "gpugrad as written, compiled": gpugrad.compile(written_setup(*net, "cpu", 1e-4)[0])}
+                address = _init(sizes, False, np.float32)[0][0].ctypes.data
+            times = {name: [] for name in steps}
+            for _ in range(9):  # interleaved rounds: the machine's speed drifts
+                for name, fn in steps.items():
+                    times[name].append(statistics.median(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6)
+            print(f"the lecture's step at {label}, float32, medians of 9 interleaved rounds "
+                  f"(w1 at {address % 4096} mod 4096):")
+            for name, values in times.items():
+                ratio = statistics.median([a / b for a, b in zip(values, times["numpy"])])
+                print(f"  {name:34s} {statistics.median(values):7.1f} us  / numpy {ratio:5.2f}")
 
 
 class _Node:

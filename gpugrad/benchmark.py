@@ -9,10 +9,10 @@ at batch 256 (cross-entropy, SGD), and on the GPU 4 layers of 4096 at batch 4096
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -43,18 +43,51 @@ def add_arguments(parser):
 
 # -- the step, four ways --------------------------------------------------------------------------
 
+_shared = None  # {arguments: arrays} while shared_arrays() is open
+
+
+@contextlib.contextmanager
+def shared_arrays():
+    """Inside, CPU candidates share their weights and data (numpy updates them in place, gpugrad wraps them with
+    ``from_numpy``): a step's time on a 2-core CPU depends on where its weights lie (numpy's lecture step took
+    267 or 357 us by their address alone), so candidates with copies of their own compare addresses too."""
+    global _shared
+    previous, _shared = _shared, {}
+    try:
+        yield
+    finally:
+        _shared = previous
+
+
+def _tensor(array, device, requires_grad=False):
+    import gpugrad
+    if _shared is not None and device == "cpu":
+        return gpugrad.from_numpy(array).requires_grad_(requires_grad)
+    return gpugrad.tensor(array, device=device, requires_grad=requires_grad)
+
+
 def _init(sizes, biases, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    weights = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(dtype) for a, b in zip(sizes[:-1], sizes[1:])]
-    bias = [np.zeros(b, dtype) for b in sizes[1:]] if biases else None
-    return weights, bias
+    key = ("init", tuple(sizes), biases, np.dtype(dtype), seed)
+    if _shared is None or key not in _shared:
+        rng = np.random.default_rng(seed)
+        weights = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(dtype) for a, b in zip(sizes[:-1], sizes[1:])]
+        made = weights, [np.zeros(b, dtype) for b in sizes[1:]] if biases else None
+        if _shared is None:
+            return made
+        _shared[key] = made
+    return _shared[key]
 
 
 def _data(sizes, batch, loss, dtype, seed=1):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, sizes[0])).astype(dtype)
-    y = rng.standard_normal((batch, sizes[-1])).astype(dtype) if loss == "sse" else rng.integers(0, sizes[-1], batch)
-    return x, y
+    key = ("data", tuple(sizes), batch, loss, np.dtype(dtype), seed)
+    if _shared is None or key not in _shared:
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((batch, sizes[0])).astype(dtype)
+        made = x, rng.standard_normal((batch, sizes[-1])).astype(dtype) if loss == "sse" else rng.integers(0, sizes[-1], batch)
+        if _shared is None:
+            return made
+        _shared[key] = made
+    return _shared[key]
 
 
 def numpy_step(state, x, y, activation, loss_kind, lr):
@@ -104,10 +137,9 @@ def gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr
     from gpugrad import optim
     weights, bias = _init(sizes, biases, dtype)
     x, y = _data(sizes, batch, loss_kind, dtype)
-    X = gpugrad.tensor(x, device=device)
-    Y = gpugrad.tensor(y, device=device)
+    X, Y = _tensor(x, device), _tensor(y, device)
     if loss_kind == "sse":  # the lecture's own program: weights (D_in, H), h = act(X W1), y = h W2
-        W = [gpugrad.tensor(w, device=device, requires_grad=True) for w in weights]
+        W = [_tensor(w, device, requires_grad=True) for w in weights]
         opt = optim.SGD(W, lr=lr)
         act = F.sigmoid if activation == "sigmoid" else F.relu
 
@@ -120,7 +152,7 @@ def gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr
             return F.mse_loss(h, Y, reduction="sum")  # L = sum((y_pred - y)^2), the lecture's loss
         return _training_step(lecture_loss, opt, precision), gpugrad.get_backend(device).synchronize
     W = [gpugrad.tensor(w.T.copy(), device=device, requires_grad=True) for w in weights]  # (out, in) as nn.Linear
-    B = [gpugrad.tensor(b, device=device, requires_grad=True) for b in bias] if bias else [None] * len(W)
+    B = [_tensor(b, device, requires_grad=True) for b in bias] if bias else [None] * len(W)
     opt = optim.SGD(W + [b for b in B if b is not None], lr=lr)
     last = len(W) - 1
 
@@ -163,8 +195,8 @@ def written_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr
     import gpugrad.functional as F
     weights, _ = _init(sizes, False, dtype)
     x, y = _data(sizes, batch, loss_kind, dtype)
-    X, Y = gpugrad.tensor(x, device=device), gpugrad.tensor(y, device=device)
-    w1, w2 = (gpugrad.tensor(w, device=device, requires_grad=True) for w in weights)
+    X, Y = _tensor(x, device), _tensor(y, device)
+    w1, w2 = (_tensor(w, device, requires_grad=True) for w in weights)
     act = F.sigmoid if activation == "sigmoid" else F.relu
 
     def step():
@@ -235,53 +267,6 @@ def _loss_value(loss):
     return float(loss.item() if hasattr(loss, "item") else loss)
 
 
-def measure(candidates, rounds, seconds, warmup, pause=0.25, per_step=False):
-    """Median-ready times: each round runs every candidate once, in a rotated order, with a pause
-    before each so that thread pools still spinning from the last one (OpenMP in PyTorch's CPU
-    build keeps its threads busy for a while) do not slow down the next.
-
-    Each candidate runs about ``seconds`` per round (as many steps as its warm-up says fit): on
-    the CPU the first steps after switching candidates run slower (caches, sleeping BLAS
-    threads), and 30 ms rounds of the lecture's net measured gpugrad 5% slower against numpy
-    than 150 ms rounds did.
-
-    A round's figure is its mean step time, or with ``per_step`` (the CPU, where a step ends when
-    it returns) the median of its steps' own times: on a shared machine a burst of stolen time
-    lands on a few steps of one candidate's round and moves that round's mean by several percent,
-    not its median. Returns ``({name: [figure per round]}, {name: [mean step per round]})``."""
-    steps = {}
-    for name, (step, sync) in candidates.items():
-        for _ in range(warmup):
-            step()
-        sync()
-        start = time.perf_counter()
-        step()
-        sync()
-        steps[name] = max(1, min(5000, round(seconds / max(time.perf_counter() - start, 1e-7))))
-    times = {name: [] for name in candidates}
-    means = {name: [] for name in candidates}
-    names = list(candidates)
-    clock = time.perf_counter
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            step, sync, n = *candidates[name], steps[name]
-            time.sleep(pause)
-            sync()
-            each = [0.0] * n if per_step else None
-            start = clock()
-            for i in range(n):
-                if per_step:
-                    t0 = clock()
-                    step()
-                    each[i] = clock() - t0
-                else:
-                    step()
-            sync()
-            means[name].append((clock() - start) / n)
-            times[name].append(statistics.median(each) if per_step else means[name][-1])
-    return times, means
-
-
 def loss_difference(model, activation, dtype, impl, device, steps=5, precision="fp32"):
     """Largest relative |loss difference| over ``steps`` steps from the same start: ``impl`` ("gpugrad",
     "written" or "torch") on ``device`` against hand-written numpy on the CPU (numpy's own row: 0)."""
@@ -301,7 +286,7 @@ def loss_difference(model, activation, dtype, impl, device, steps=5, precision="
 
 def run(args) -> int:
     from .backend import CudaUnavailableError, get_backend
-    from .bench_report import matmul_ceiling_gflops, plot, print_table
+    from .bench_report import matmul_ceiling_gflops, measure, plot, print_table
     devices = [d.strip() for d in args.device.split(",")] if args.device else ["cpu"]
     if args.device is None:
         try:
@@ -342,15 +327,16 @@ def run(args) -> int:
                 print("(skipping the large model on the CPU: it is a GPU benchmark)")
                 continue
             common = (sizes, batch, biases, loss_kind, args.activation, dtype, device, lr, args.precision)
-            candidates = {"gpugrad": gpugrad_setup(*common)}
-            if args.compile:
-                candidates["compiled"] = compiled_setup(*common)
-            if model == "lecture":
-                candidates["written"] = written_setup(sizes, batch, biases, loss_kind, args.activation, dtype, device, lr)
-            if device == "cpu":
-                candidates["numpy"] = numpy_setup(sizes, batch, biases, loss_kind, args.activation, dtype, lr)
-            if torch is not None and (device == "cpu" or torch.cuda.is_available()):
-                candidates["torch"] = torch_setup(*common[:6], "cpu" if device == "cpu" else "cuda", lr, args.precision)
+            with shared_arrays():  # the CPU candidates on the same memory (shared_arrays says why)
+                candidates = {"gpugrad": gpugrad_setup(*common)}
+                if args.compile:
+                    candidates["compiled"] = compiled_setup(*common)
+                if model == "lecture":
+                    candidates["written"] = written_setup(sizes, batch, biases, loss_kind, args.activation, dtype, device, lr)
+                if device == "cpu":
+                    candidates["numpy"] = numpy_setup(sizes, batch, biases, loss_kind, args.activation, dtype, lr)
+                if torch is not None and (device == "cpu" or torch.cuda.is_available()):
+                    candidates["torch"] = torch_setup(*common[:6], "cpu" if device == "cpu" else "cuda", lr, args.precision)
             flops = step_flops(sizes, batch)
             per_step = device == "cpu"
             times, means = measure(candidates, rounds, 0.02 if args.quick else 0.15, warmup=2 if args.quick else 5,

@@ -67,3 +67,20 @@ def test_bench_plot_writes_a_png_or_says_why(tmp_path):
         assert "no plot: matplotlib is not installed" in result.stdout and not plot.exists()
     else:
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cpu_candidates_share_their_arrays_inside_shared_arrays_and_only_there():
+    from gpugrad.benchmark import _init, gpugrad_setup, numpy_setup, shared_arrays, written_setup
+    net = ([6, 5, 3], 4, False, "sse", "sigmoid", np.float32)
+    with shared_arrays():
+        steps = [numpy_setup(*net, 1e-2)[0], gpugrad_setup(*net, "cpu", 1e-2)[0], written_setup(*net, "cpu", 1e-2)[0]]
+        w1 = _init(net[0], False, np.float32)[0][0]
+    address, start = w1.ctypes.data, w1.copy()
+    changes = []
+    for step in steps:  # each candidate's update lands in the one array, in place
+        before = w1.copy()
+        step()
+        changes.append(float(np.abs(w1 - before).max()))
+    assert w1.ctypes.data == address and min(changes) > 0, changes
+    alone = _init(net[0], False, np.float32)[0][0]  # outside: a fresh copy, the same values as at the start
+    assert not np.shares_memory(alone, w1) and np.array_equal(alone, start)
