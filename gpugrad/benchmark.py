@@ -66,28 +66,29 @@ def _tensor(array, device, requires_grad=False):
     return gpugrad.tensor(array, device=device, requires_grad=requires_grad)
 
 
-def _init(sizes, biases, dtype, seed=0):
-    key = ("init", tuple(sizes), biases, np.dtype(dtype), seed)
-    if _shared is None or key not in _shared:
-        rng = np.random.default_rng(seed)
-        weights = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(dtype) for a, b in zip(sizes[:-1], sizes[1:])]
-        made = weights, [np.zeros(b, dtype) for b in sizes[1:]] if biases else None
-        if _shared is None:
-            return made
-        _shared[key] = made
+def _arrays(key, make):
+    """``make()``; inside ``shared_arrays()``, what it made for ``key`` the first time."""
+    if _shared is None:
+        return make()
+    if key not in _shared:
+        _shared[key] = make()
     return _shared[key]
+
+
+def _init(sizes, biases, dtype, seed=0):
+    def make():
+        rng = np.random.default_rng(seed)
+        return ([(rng.standard_normal((a, b)) / np.sqrt(a)).astype(dtype) for a, b in zip(sizes[:-1], sizes[1:])],
+                [np.zeros(b, dtype) for b in sizes[1:]] if biases else None)
+    return _arrays(("init", tuple(sizes), biases, np.dtype(dtype), seed), make)
 
 
 def _data(sizes, batch, loss, dtype, seed=1):
-    key = ("data", tuple(sizes), batch, loss, np.dtype(dtype), seed)
-    if _shared is None or key not in _shared:
+    def make():
         rng = np.random.default_rng(seed)
         x = rng.standard_normal((batch, sizes[0])).astype(dtype)
-        made = x, rng.standard_normal((batch, sizes[-1])).astype(dtype) if loss == "sse" else rng.integers(0, sizes[-1], batch)
-        if _shared is None:
-            return made
-        _shared[key] = made
-    return _shared[key]
+        return x, rng.standard_normal((batch, sizes[-1])).astype(dtype) if loss == "sse" else rng.integers(0, sizes[-1], batch)
+    return _arrays(("data", tuple(sizes), batch, loss, np.dtype(dtype), seed), make)
 
 
 def numpy_step(state, x, y, activation, loss_kind, lr):
