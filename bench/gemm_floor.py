@@ -30,7 +30,8 @@ tensors = [(torch.from_numpy(a), torch.from_numpy(b)) for _, a, b in products]  
 times = {}
 for _ in range(7):
     for lib in ("numpy", "torch"):
-        time.sleep(0.25)  # NOTE: the other library's thread pool spins on after its last call (OpenMP: 200 ms)
+        time.sleep(0.25)  # NOTE: the other library's threads spin on after its last call; alternating without
+        # a pause made the pools contend (PyTorch's GEMMs at half speed)
         for (name, a, b), (ta, tb) in zip(products, tensors):
             call = (lambda: a @ b) if lib == "numpy" else (lambda: ta @ tb)
             times.setdefault((name, lib), []).append(timeit.timeit(call, number=20) / 20)
