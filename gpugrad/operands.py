@@ -46,7 +46,7 @@ def as_tensor_like(values, op):
         tensor = a if number is b else b
         if (number.__class__ is float or number.__class__ is int) and isinstance(tensor, _Tensor) and (
                 tensor.data.__class__ is np.ndarray and tensor.data.dtype.kind == "f"):
-            number = _Tensor._make(np.asarray(number, tensor.data.dtype), False)  # PyTorch's rule: the tensor's dtype
+            number = _Tensor._make(_CPU.constant(number, tensor.data.dtype), False)  # PyTorch's rule: the tensor's dtype
             return [tensor, number] if tensor is a else [number, tensor]
     elif n > 2 and all(isinstance(v, _Tensor) and v.data.__class__ is np.ndarray for v in values) and len(
             {v.data.dtype for v in values}) == 1 and (promotes != "float" or is_float(values[0].data.dtype)):
