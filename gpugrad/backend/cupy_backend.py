@@ -3,6 +3,8 @@
 """
 from __future__ import annotations
 
+import contextlib
+
 import cupy
 import numpy as np
 from cupy.cuda import cublas
@@ -17,12 +19,13 @@ class GPUOutOfMemoryError(MemoryError):
     """A GPU allocation failed even after the memory pool's free blocks were released."""
 
 
-# cuBLAS: (cudaDataType, cublasComputeType_t, scalar type) per dtype; host scalars for alpha and beta.
-_GEMM_TYPES = {np.dtype(np.float16): (cupy.cuda.runtime.CUDA_R_16F, cublas.CUBLAS_COMPUTE_32F, np.float32),
-               np.dtype(np.float32): (cupy.cuda.runtime.CUDA_R_32F, cublas.CUBLAS_COMPUTE_32F, np.float32),
-               **({BFLOAT16: (cupy.cuda.runtime.CUDA_R_16BF, cublas.CUBLAS_COMPUTE_32F, np.float32)}
-                  if BFLOAT16 is not None else {}),
-               np.dtype(np.float64): (cupy.cuda.runtime.CUDA_R_64F, cublas.CUBLAS_COMPUTE_64F, np.float64)}
+# cuBLAS: (cudaDataType, cublasComputeType_t) per dtype; host scalars for alpha and beta, float64 for the 64-bit
+# compute type, else float32.
+_GEMM_TYPES = {np.dtype(np.float16): (cupy.cuda.runtime.CUDA_R_16F, cublas.CUBLAS_COMPUTE_32F),
+               np.dtype(np.float32): (cupy.cuda.runtime.CUDA_R_32F, cublas.CUBLAS_COMPUTE_32F),
+               **({BFLOAT16: (cupy.cuda.runtime.CUDA_R_16BF, cublas.CUBLAS_COMPUTE_32F)} if BFLOAT16 is not None else {}),
+               np.dtype(np.float64): (cupy.cuda.runtime.CUDA_R_64F, cublas.CUBLAS_COMPUTE_64F)}
+GEMM_ITEMSIZE = {types[0]: dtype.itemsize for dtype, types in _GEMM_TYPES.items()}  # cudaDataType -> bytes
 _SCALARS = {np.float32: (np.ones(1, np.float32), np.zeros(1, np.float32)),
             np.float64: (np.ones(1, np.float64), np.zeros(1, np.float64))}
 
@@ -60,12 +63,24 @@ class CupyBackend(Backend):
         self.device = cupy.cuda.Device(index)
         with self.device:
             self.cublas_handle = cupy.cuda.device.get_cublas_handle()
+        self.blas = cublas  # CuPy's bindings; a captured step swaps in its own handle and gpugrad.cuda.cublas
+        self.gemm_log = None  # a set while recording_gemms() collects the signatures of the GEMMs run
         _install_allocator()
         super().__init__()
 
     # -- arrays, devices, random numbers ------------------------------------------------------
     def device_context(self):
         return self.device
+
+    @contextlib.contextmanager
+    def recording_gemms(self):
+        """Collects the signatures (``gemm`` arguments without pointers) of the GEMMs run inside: a captured step
+        runs each once on its own cuBLAS handle before the capture begins (``gpugrad.capture.cuda``)."""
+        outer, self.gemm_log = self.gemm_log, set()
+        try:
+            yield self.gemm_log
+        finally:
+            self.gemm_log = outer
 
     def asarray(self, data, dtype=None):
         with self.device:
@@ -124,23 +139,15 @@ class CupyBackend(Backend):
 
     def _gemm(self, a, b, out, types):
         (a, (op_a, ld_a, stride_a)), (b, (op_b, ld_b, stride_b)) = a, b
-        data_type, compute_type, scalar_type = types
+        data_type, compute_type = types
         if out.dtype == np.float32 and self.matmul_precision == "high":
             compute_type = cublas.CUBLAS_COMPUTE_32F_FAST_TF32
-        one, zero = _SCALARS[scalar_type]
         (m, n), count = out.shape[-2:], out.size // (out.shape[-2] * out.shape[-1])
-        k = a.shape[-1]
-        handle = self.cublas_handle  # CuPy's, or a captured step's own (gpugrad.capture.cuda)
-        cublas.setStream(handle, cupy.cuda.get_current_stream().ptr)
-        cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)  # alpha and beta live on the host
         # NOTE: row-major C = A B is column-major C^T = B^T A^T: pass B first, and swap m and n.
-        if out.ndim == 2:
-            cublas.gemmEx(handle, op_b, op_a, n, m, k, one.ctypes.data, b.data.ptr, data_type, ld_b, a.data.ptr,
-                          data_type, ld_a, zero.ctypes.data, out.data.ptr, data_type, n, compute_type, -1)
-        else:
-            cublas.gemmStridedBatchedEx(handle, op_b, op_a, n, m, k, one.ctypes.data, b.data.ptr, data_type, ld_b,
-                                        stride_b, a.data.ptr, data_type, ld_a, stride_a, zero.ctypes.data,
-                                        out.data.ptr, data_type, n, m * n, count, compute_type, -1)
+        shape = (op_b, op_a, n, m, a.shape[-1], data_type, ld_b, ld_a, stride_b, stride_a, count, compute_type)
+        if self.gemm_log is not None:
+            self.gemm_log.add(shape)
+        gemm(self.blas, self.cublas_handle, shape, b.data.ptr, a.data.ptr, out.data.ptr)
 
     def seed(self, seed):
         with self.device:
@@ -165,6 +172,23 @@ class CupyBackend(Backend):
     def permutation(self, n):
         with self.device:
             return self.rng.permutation(n)
+
+
+def gemm(blas, handle, shape, b, a, out):
+    """One cuBLAS GEMM of ``shape`` (``CupyBackend._gemm``'s signature) on device pointers, through ``blas``: CuPy's
+    bindings (which bind ``handle`` to the current stream at each call) or ``gpugrad.cuda.cublas`` (a captured
+    step's handle, bound to its stream once)."""
+    op_b, op_a, n, m, k, data_type, ld_b, ld_a, stride_b, stride_a, count, compute_type = shape
+    one, zero = _SCALARS[np.float64 if compute_type == cublas.CUBLAS_COMPUTE_64F else np.float32]
+    if blas is cublas:  # CuPy's handle, which CuPy's own routines may leave in device pointer mode
+        cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)  # alpha and beta live on the host
+    if count == 1:
+        blas.gemmEx(handle, op_b, op_a, n, m, k, one.ctypes.data, b, data_type, ld_b, a, data_type, ld_a,
+                    zero.ctypes.data, out, data_type, n, compute_type, -1)
+    else:
+        blas.gemmStridedBatchedEx(handle, op_b, op_a, n, m, k, one.ctypes.data, b, data_type, ld_b, stride_b, a,
+                                  data_type, ld_a, stride_a, zero.ctypes.data, out, data_type, n, m * n, count,
+                                  compute_type, -1)
 
 
 # -- memory: a pool allocator that releases cached blocks and retries once before failing --------

@@ -35,6 +35,10 @@ class Backend:
     def device_context(self):
         return contextlib.nullcontext()
 
+    def recording_gemms(self):
+        """The GEMM signatures run inside, which a GPU capture runs once before it begins; none on the CPU."""
+        return contextlib.nullcontext(())
+
     # -- arrays -------------------------------------------------------------------------------
     def asarray(self, data, dtype=None):
         return self.xp.asarray(data, dtype=dtype)

@@ -56,6 +56,7 @@ class CompiledStep:
         self.device = None if device is None else get_backend(device)
         self._captures = collections.OrderedDict()  # signature -> _Capture, least recently used first
         self._eager_calls = collections.Counter()
+        self._gemms = {}  # signature -> the GEMM shapes of its last eager call
         self.__wrapped__ = fn
 
     def __call__(self, *args, **kwargs):
@@ -71,8 +72,11 @@ class CompiledStep:
             # buffers are set up outside the capture's memory pool.
             if self._eager_calls[key] < (self.warmup if backend.kind == "cpu" else max(self.warmup, 1)):
                 self._eager_calls[key] += 1
-                return self.fn(*args)
-            capture = _Capture(backend, checked=not self.check)
+                with backend.recording_gemms() as gemms:  # a GPU capture runs each shape once before it begins
+                    result = self.fn(*args)
+                self._gemms[key] = gemms
+                return result
+            capture = _Capture(backend, checked=not self.check, gemms=self._gemms.pop(key, ()))
             result = capture.record(self.fn, args)
             self._captures[key] = capture
             if len(self._captures) > self.cache_size:
@@ -138,13 +142,13 @@ def _tensors(obj):
 class _Capture:
     """One input signature's capture: the device tape, the step's inputs and outputs, what it changes."""
 
-    def __init__(self, backend, checked):
+    def __init__(self, backend, checked, gemms=()):
         if backend.kind == "cpu":
             from .cpu import Tape
             self.tape = Tape(backend)
         else:
             from .cuda import GraphTape
-            self.tape = GraphTape(backend)
+            self.tape = GraphTape(backend, gemms)
         self.checked = checked
         self.leaves, self.optimizers, self.others, self.inputs, self.grads = {}, {}, {}, [], []
 
@@ -185,8 +189,15 @@ class _Capture:
         tape.start()
         try:
             result = fn(*call_args)
-        finally:
+        except BaseException as error:
+            try:
+                tape.stop(failed=True)  # the capture ends, its graph is dropped unlaunched
+            except Exception:  # NOTE: the step's error stays the one raised; this one is its __context__
+                raise error
+            raise
+        else:
             tape.stop()
+        finally:
             autograd.step_capture = None
         mine = {id(t) for t in call_args}  # the capture's own input tensors: their gradients are not the caller's
         for t in self.leaves.values():

@@ -325,7 +325,7 @@ class Tape:
         backend.rand = lambda shape, dtype: self.random("random", shape, dtype)
         backend.randn = lambda shape, dtype: self.random("standard_normal", shape, dtype)
 
-    def stop(self):
+    def stop(self, failed=False):  # a failed step's tape is dropped with its capture: nothing to undo
         global _tape
         _tape = None
         for name in ("xp", "rand", "randn"):

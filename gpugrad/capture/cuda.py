@@ -8,8 +8,11 @@ they changed) before every launch, and Adam's step count is counted on the devic
 parameter no kernel takes, a GradScaler's step, a first step that makes the state) the step ends a
 segment and runs as a host call between two graphs, its fused kernel launched as in eager mode.
 Memory: the graphs' arrays come from a memory pool of their own, which no other allocation uses, so
-nothing outside reuses memory a graph writes; GEMMs go through a cuBLAS handle of the capture's own,
-bound to the capture stream, with a workspace from that pool. Dropout draws its mask in its kernel from a
+nothing outside reuses memory a graph writes. GEMMs go through a cuBLAS handle of the capture's own, called
+through ``gpugrad.cuda.cublas`` (CuPy's cuBLAS bindings refuse to run while a stream captures), bound once to
+the capture stream with a workspace from that pool, and each GEMM shape of the eager warm-up call runs once
+on it before the capture begins. A capture that fails ends the capture, discards the graph unlaunched and
+raises the step's own error. Dropout draws its mask in its kernel from a
 counter in device memory, so each replay draws anew; other random draws inside a captured GPU step
 are refused (CuPy's generator advances on the host: each replay would repeat the captured draws).
 """
@@ -22,6 +25,8 @@ import cupy
 from cupy.cuda import cublas
 
 from ..autograd import CaptureError
+from ..backend.cupy_backend import GEMM_ITEMSIZE, gemm
+from ..cuda import cublas as capture_blas
 
 _WORKSPACE = 32 * 1024 * 1024  # cuBLAS's recommended workspace for Hopper is 32 MiB
 _tapes = weakref.WeakSet()  # live captures, whose pools gpugrad.cuda.memory_allocated counts
@@ -43,17 +48,18 @@ class GraphTape:
     exact = False  # within float32 rounding: the same kernels, but reductions may add in another order
     host = staticmethod(cupy.asnumpy)
 
-    def __init__(self, backend):
-        self.backend = backend
+    def __init__(self, backend, gemms=()):
+        self.backend, self.gemms = backend, tuple(gemms)  # the GEMM signatures of the eager warm-up call
         with backend.device:
             self.pool = cupy.cuda.MemoryPool()
             self.stream = cupy.cuda.Stream(non_blocking=True)
-            self.handle = cublas.create()
             self.workspace = self.pool.malloc(_WORKSPACE)
-        cublas.setStream(self.handle, self.stream.ptr)
-        set_workspace = getattr(cublas, "setWorkspace", None)  # NOTE: in CuPy's cuBLAS bindings since v13
-        if set_workspace is not None:  # a workspace of its own: cuBLAS allocates nothing while the stream captures
-            set_workspace(self.handle, self.workspace.ptr, _WORKSPACE)
+            self.handle = capture_blas.create()
+        # NOTE: bound once, never per GEMM: the stream first (binding a stream resets the workspace), then a workspace
+        # from the capture's pool, so cuBLAS allocates nothing while the stream captures
+        capture_blas.setStream(self.handle, self.stream.ptr)
+        capture_blas.setWorkspace(self.handle, self.workspace.ptr, _WORKSPACE)
+        capture_blas.setPointerMode(self.handle, cublas.CUBLAS_POINTER_MODE_HOST)  # alpha, beta baked into the graph
         self.steps = []  # graph launches and host calls, in order
         self.refreshers = []  # what brings the device scalars of the optimizers in the graphs up to date
         self.made = set()  # addresses of the capture's allocations (its arrays, not the caller's)
@@ -64,7 +70,7 @@ class GraphTape:
 
     def __del__(self):
         try:
-            cublas.destroy(self.handle)
+            capture_blas.destroy(self.handle)
         except Exception:  # interpreter shutdown
             pass
 
@@ -76,11 +82,26 @@ class GraphTape:
         self.stream.wait_event(self._outside.record())  # the capture starts after what was queued
         self._allocator = cupy.cuda.get_allocator()
         stack.enter_context(self.stream)
+        self._warm_up()
         stack.enter_context(cupy.cuda.using_allocator(self._malloc))
-        self._handle, backend.cublas_handle = backend.cublas_handle, self.handle
-        backend.rand = backend.randn = _refuse_random  # NOTE: instance attributes, removed by stop()
+        stack.callback(setattr, backend, "blas", backend.blas)
+        stack.callback(setattr, backend, "cublas_handle", backend.cublas_handle)
+        backend.blas, backend.cublas_handle = capture_blas, self.handle
+        backend.rand = backend.randn = _refuse_random  # NOTE: instance attributes, removed when the capture ends
+        stack.callback(lambda: [backend.__dict__.pop(name, None) for name in ("rand", "randn")])
         self._context = stack
         self.stream.begin_capture()
+
+    def _warm_up(self):
+        """Each GEMM shape of the warm-up call, once on the capture's handle and stream, before the capture:
+        cuBLAS picks its kernels and loads them now, not inside the graph (operands: scratch memory)."""
+        for shape in self.gemms:
+            op_b, op_a, n, m, k, data_type, ld_b, ld_a, stride_b, stride_a, count, _ = shape
+            item = GEMM_ITEMSIZE[data_type]
+            span_b = stride_b * (count - 1) + ld_b * (k if op_b == cublas.CUBLAS_OP_N else n)
+            span_a = stride_a * (count - 1) + ld_a * (m if op_a == cublas.CUBLAS_OP_N else k)
+            b, a, out = (self.pool.malloc(max(size, 1) * item) for size in (span_b, span_a, n * m * count))
+            gemm(capture_blas, self.handle, shape, b.ptr, a.ptr, out.ptr)
 
     def _malloc(self, size):
         memory = self.pool.malloc(size)
@@ -113,15 +134,16 @@ class GraphTape:
     def guard(self, check):
         pass  # a value check would need a host read: on a GPU it is skipped inside a captured step
 
-    def stop(self):
-        backend = self.backend
+    def stop(self, failed=False):
+        """End the capture: its last segment is launched (nothing ran while capturing), or, when the step failed,
+        discarded unlaunched. Raises what ending the capture raised, after the device state is put back."""
         try:
             if self.stream.is_capturing():
-                self._end_segment()
+                if failed:
+                    self.stream.end_capture()  # NOTE: dropped, never launched: the failed step's work does not run
+                else:
+                    self._end_segment()
         finally:
-            backend.cublas_handle = self._handle
-            for name in ("rand", "randn"):
-                backend.__dict__.pop(name, None)
             self._context.close()
             self._outside.wait_event(self.stream.record())  # later work waits for the capture run
 

@@ -33,22 +33,22 @@ def main():
         for shape_a, shape_b in cases:
             for name_a, a, da in layouts(rng, shape_a, dtype):
                 for name_b, b, db in layouts(rng, shape_b, dtype):
-                    cublas.GEMMS.clear()
+                    cublas._GEMMS.clear()
                     got = np.asarray(gpu.matmul(da, db)).astype(np.float64)
                     want = np.matmul(a.astype(np.float64), b.astype(np.float64))
                     scale = max(np.abs(want).max(initial=0.0), 1.0)
                     out.append({"dtype": np.dtype(dtype).name, "a": [list(shape_a), name_a], "b": [list(shape_b), name_b],
                                 "shape": [list(got.shape), list(want.shape)],
                                 "error": float(np.abs(got - want).max(initial=0.0) / scale) if got.shape == want.shape else None,
-                                "gemms": [list(g) for g in cublas.GEMMS]})
+                                "gemms": [list(g) for g in cublas._GEMMS]})
     a = cupy.asarray(rng.standard_normal((2, 4, 3)).astype(np.float32))
     precision = {}
     for setting in ("highest", "high"):
         gpugrad.set_matmul_precision(setting)
-        cublas.GEMMS.clear()
+        cublas._GEMMS.clear()
         gpu.matmul(a, a.swapaxes(-1, -2))
         gpu.matmul(a[0], a[0].T)
-        precision[setting] = [list(g) for g in cublas.GEMMS]
+        precision[setting] = [list(g) for g in cublas._GEMMS]
     gpugrad.set_matmul_precision("highest")
     print(json.dumps({"cases": out, "precision": precision,
                       "compute": {"32F": cublas.CUBLAS_COMPUTE_32F, "TF32": cublas.CUBLAS_COMPUTE_32F_FAST_TF32}}))

@@ -9,6 +9,7 @@ def set_allocator(f): pass
 
 # -- added for the capture smoke test: streams, graphs, pools, allocators (no-ops on the CPU) --
 import contextlib as _contextlib
+import numpy as _np
 _current = []
 
 
@@ -24,8 +25,16 @@ class Graph:
             operation()
 
 
+import itertools as _itertools
+import weakref as _weakref
+_streams = _weakref.WeakValueDictionary()  # pointer -> stream (cuBLAS's stand-ins look up the stream a handle runs on)
+_stream_ids = _itertools.count(0x7000)
+
+
 class Stream:
-    def __init__(self, null=False, non_blocking=False): self.ptr, self._capturing = 1234, False
+    def __init__(self, null=False, non_blocking=False):
+        self.ptr, self._capturing = (0 if null else next(_stream_ids)), False
+        _streams[self.ptr] = self
     def __enter__(self): _current.append(self); return self
     def __exit__(self, *a): _current.pop(); return False
     def record(self, event=None): return Event()
@@ -42,20 +51,27 @@ class Stream:
     def synchronize(self): pass
 
 
-_null = Stream()
+_null = Stream(null=True)
 
 
 def get_current_stream(): return _current[-1] if _current else _null
 
 
 _allocators = []  # using_allocator's, innermost last
-_next = [0]  # the address of the array whose memory the stand-in's pool "allocates" now
+_next = [None]  # the address of the array whose memory the stand-in's pool "allocates" now (None: a plain malloc)
+
+
+class _Memory:  # a MemoryPointer: a plain malloc gets memory of its own (a workspace, scratch operands)
+    def __init__(self, size):
+        if _next[0] is None:
+            self._buffer = _np.empty(max(size, 1) + 255, _np.uint8)
+            self.ptr = (self._buffer.ctypes.data + 255) // 256 * 256  # aligned as CuPy's pool aligns
+        else:
+            self.ptr = _next[0]
 
 
 class MemoryPool:
-    def malloc(self, n):
-        class _P: ptr = _next[0]
-        return _P()
+    def malloc(self, n): return _Memory(n)
     def used_bytes(self): return 0
 
 

@@ -1,21 +1,24 @@
-"""cuBLAS's GEMMs as its documentation defines them (column-major, op(A) and op(B), leading dimensions,
-strides between the matrices of a batch, alpha and beta read through host pointers), computed with numpy
-on the memory the pointers name: what gpugrad passes is checked by what comes out."""
-import ctypes
+"""CuPy's cuBLAS bindings (``cupy_backends/cuda/libs/cublas.pyx``): GEMMs as cuBLAS's documentation defines
+them (column-major, op(A) and op(B), leading dimensions, strides between the matrices of a batch, alpha and beta
+read through host pointers), computed with numpy on the memory the pointers name: what gpugrad passes is
+checked by what comes out. As in CuPy 14, ``setStream`` and every routine (which binds the handle to the
+current stream first, ``_setStream``) raise NotImplementedError while that stream captures; CuPy has no
+``setWorkspace``."""
+import ctypes as _ctypes
 
-import numpy as np
+import numpy as _np
 
 CUBLAS_OP_N, CUBLAS_OP_T = 0, 1
 CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_64F, CUBLAS_COMPUTE_32F_FAST_TF32 = 68, 70, 77
 CUBLAS_POINTER_MODE_HOST = 0
-GEMMS = []  # (function, compute type) per call
+_GEMMS = []  # (function, compute type) per call
 
 
 def _dtype(code):
     if code == 14:
         import ml_dtypes
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype({0: np.float32, 1: np.float64, 2: np.float16}[code])
+        return _np.dtype(ml_dtypes.bfloat16)
+    return _np.dtype({0: _np.float32, 1: _np.float64, 2: _np.float16}[code])
 
 
 def _matrix(pointer, code, rows, cols, ld, op, writeable=False):
@@ -24,38 +27,35 @@ def _matrix(pointer, code, rows, cols, ld, op, writeable=False):
     stored_rows, stored_cols = (rows, cols) if op == CUBLAS_OP_N else (cols, rows)
     assert ld >= max(1, stored_rows), f"leading dimension {ld} < {stored_rows} rows"
     count = ld * (stored_cols - 1) + stored_rows
-    memory = np.frombuffer((ctypes.c_char * (count * dtype.itemsize)).from_address(pointer), dtype=dtype)
-    stored = np.lib.stride_tricks.as_strided(memory, (stored_rows, stored_cols), (dtype.itemsize, ld * dtype.itemsize),
+    memory = _np.frombuffer((_ctypes.c_char * (count * dtype.itemsize)).from_address(pointer), dtype=dtype)
+    stored = _np.lib.stride_tricks.as_strided(memory, (stored_rows, stored_cols), (dtype.itemsize, ld * dtype.itemsize),
                                              writeable=writeable)
     return stored if op == CUBLAS_OP_N else stored.T
 
 
 def _operand(matrix, compute):
     """The operand as the compute type reads it, in float64: TF32 keeps 10 bits of float32's mantissa (nearest)."""
-    if compute == CUBLAS_COMPUTE_32F_FAST_TF32 and matrix.dtype == np.float32:
-        bits = np.ascontiguousarray(matrix).view(np.uint32)
-        bits = (bits + np.uint32(0x0FFF) + ((bits >> np.uint32(13)) & np.uint32(1))) & np.uint32(0xFFFFE000)
-        return bits.view(np.float32).astype(np.float64)
-    return matrix.astype(np.float64)
+    if compute == CUBLAS_COMPUTE_32F_FAST_TF32 and matrix.dtype == _np.float32:
+        bits = _np.ascontiguousarray(matrix).view(_np.uint32)
+        bits = (bits + _np.uint32(0x0FFF) + ((bits >> _np.uint32(13)) & _np.uint32(1))) & _np.uint32(0xFFFFE000)
+        return bits.view(_np.float32).astype(_np.float64)
+    return matrix.astype(_np.float64)
 
 
 def _scalar(pointer, compute):
-    return (ctypes.c_double if compute == CUBLAS_COMPUTE_64F else ctypes.c_float).from_address(pointer).value
+    return (_ctypes.c_double if compute == CUBLAS_COMPUTE_64F else _ctypes.c_float).from_address(pointer).value
 
 
 def gemmEx(handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C, Ctype, ldc, compute, algo):
     gemmStridedBatchedEx(handle, transa, transb, m, n, k, alpha, A, Atype, lda, 0, B, Btype, ldb, 0, beta, C, Ctype,
                          ldc, 0, 1, compute, algo)
-    GEMMS[-1] = ("gemmEx", compute)
+    _GEMMS[-1] = ("gemmEx", compute)
 
 
 def gemmStridedBatchedEx(handle, transa, transb, m, n, k, alpha, A, Atype, lda, strideA, B, Btype, ldb, strideB,
                          beta, C, Ctype, ldc, strideC, batchCount, compute, algo):
-    GEMMS.append(("gemmStridedBatchedEx", compute))
-    from .. import _graphs
-    if _graphs.recording():
-        _graphs.record(lambda: _gemm(transa, transb, m, n, k, alpha, A, Atype, lda, strideA, B, Btype, ldb, strideB,
-                                     beta, C, Ctype, ldc, strideC, batchCount, compute))
+    _setStream(handle)
+    _GEMMS.append(("gemmStridedBatchedEx", compute))
     _gemm(transa, transb, m, n, k, alpha, A, Atype, lda, strideA, B, Btype, ldb, strideB, beta, C, Ctype, ldc,
           strideC, batchCount, compute)
 
@@ -68,11 +68,21 @@ def _gemm(transa, transb, m, n, k, alpha, A, Atype, lda, strideA, B, Btype, ldb,
         a = _operand(_matrix(A + i * strideA * a_size, Atype, m, k, lda, transa), compute)
         b = _operand(_matrix(B + i * strideB * b_size, Btype, k, n, ldb, transb), compute)
         c = _matrix(C + i * strideC * c_size, Ctype, m, n, ldc, CUBLAS_OP_N, writeable=True)
-        c[...] = alpha * (a @ b) + (beta * c.astype(np.float64) if beta else 0)
+        with _np.errstate(all="ignore"):  # a warm-up GEMM reads scratch memory
+            c[...] = alpha * (a @ b) + (beta * c.astype(_np.float64) if beta else 0)
 
 
 def setPointerMode(handle, mode): assert mode == CUBLAS_POINTER_MODE_HOST
 def create(): return 1
 def destroy(h): pass
-def setStream(h, s): pass
-def setWorkspace(h, p, n): pass
+
+
+def setStream(handle, stream):
+    from .runtime import streamIsCapturing
+    if streamIsCapturing(stream):
+        raise NotImplementedError("calling cuBLAS API during stream capture is currently unsupported")
+
+
+def _setStream(handle):
+    from . import get_current_stream
+    setStream(handle, get_current_stream().ptr)
