@@ -53,13 +53,13 @@ def main():
     schedule = optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
     run = gpugrad.compile(lambda x, y: (opt.zero_grad(), F.cross_entropy(model(x), y).backward(), opt.step()),
                           check=False)  # the stand-in's graphs do nothing: no eager check possible
-    cupy.SETS.clear()
+    cupy._SETS.clear()
     for _ in range(4):
         run(data, target)
         schedule.step()
     steps = [s for capture in run._captures.values() for s in capture.tape.steps]
     capture = {"graphs": sum(not callable(s) for s in steps), "host_calls": sum(callable(s) for s in steps),
-               "learning_rates_written": [float(values[0]) for values in cupy.SETS if values.shape == (4,)]}
+               "learning_rates_written": [float(values[0]) for values in cupy._SETS if values.shape == (4,)]}
     for change in ("momentum", "state"):  # what the graph cannot follow is refused, not replayed stale
         if change == "momentum":
             opt.param_groups[0]["momentum"] = 0.0
@@ -79,7 +79,7 @@ def main():
     for _ in range(3):
         run(data, target)
     capture["rmsprop host calls"] = sum(callable(s) for c in run._captures.values() for s in c.tape.steps)
-    launches = {(name, tuple(tags)) for name, tags in cupy.CALLS}
+    launches = {(name, tuple(tags)) for name, tags in cupy._CALLS}
     print(json.dumps({"launches": sorted([name, list(tags)] for name, tags in launches), "kernels": KERNELS,
                       "options": list(compile_options(True)), "capture": capture}))
 

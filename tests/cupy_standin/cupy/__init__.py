@@ -1,11 +1,12 @@
 """A stand-in for CuPy on the CPU, for tests/test_launch_signatures.py only: arrays are numpy arrays of a
-CuPy-named type; every kernel launch is recorded with the types of its arguments (``CALLS``) and computed
+CuPy-named type; every kernel launch is recorded with the types of its arguments (``_CALLS``) and computed
 in numpy from the memory its arguments point at (``_kernels.py``), as are cuBLAS's GEMMs (``cuda/cublas.py``);
 stream capture records what runs and a graph's launch redoes it (``_graphs.py``). It checks glue -- what
 gpugrad passes to kernels, cuBLAS and CUDA graphs -- by the results, never what a GPU computes."""
 import numpy as _np
 import functools as _functools
-from numpy import *  # noqa
+from ._cupy_names import NAMES as _NAMES
+globals().update({_n: getattr(_np, _n) for _n in _NAMES if hasattr(_np, _n)})  # numpy's, where CuPy has the name
 from . import cuda  # noqa
 from . import _graphs, _kernels
 import importlib as _il
@@ -68,7 +69,10 @@ class ndarray(_np.ndarray):
                 from .cuda import _allocators, _next
                 if _allocators and _allocators[-1] is not None:
                     _next[0] = root.ctypes.data
-                    _allocators[-1](root.nbytes)
+                    try:
+                        _allocators[-1](root.nbytes)
+                    finally:
+                        _next[0] = None
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         call = dict(kwargs)
@@ -113,7 +117,7 @@ class ndarray(_np.ndarray):
         import builtins
         if builtins.any(st._capturing for st in _current):
             raise RuntimeError("cupy stand-in: ndarray.set (a host-to-device copy) while a stream captures")
-        SETS.append(_np.array(arr))
+        _SETS.append(_np.array(arr))
         self[...] = arr
     def get(self, stream=None):
         return _np.asarray(self).view(_np.ndarray).copy()
@@ -143,8 +147,8 @@ def ones(*a, **k): return _filled(_wrap(_np.ones(*a, **k)), 1)
 def ascontiguousarray(a): return _wrap(_np.ascontiguousarray(a))
 def asnumpy(a): return _np.asarray(a).view(_np.ndarray).copy()
 def matmul(a, b): return _wrap(_np.matmul(a, b))
-CALLS = []  # (kernel name expression, [argument type tags]) per launch
-SETS = []  # host arrays written into device arrays with ndarray.set
+_CALLS = []  # (kernel name expression, [argument type tags]) per launch
+_SETS = []  # host arrays written into device arrays with ndarray.set
 
 
 def _tag(value):
@@ -160,7 +164,7 @@ class RawModule:
     def compile(self): pass
     def get_function(self, name):
         def launch(grid, block, args):
-            CALLS.append((name, [_tag(a) for a in args]))
+            _CALLS.append((name, [_tag(a) for a in args]))
             _kernels.run(name, grid, args)  # what the kernel computes (cupy/_kernels.py)
             if _graphs.recording():
                 _graphs.record(lambda: _kernels.run(name, grid, args))
@@ -173,10 +177,25 @@ class _Pool:
 _pool = _Pool()
 def get_default_memory_pool(): return _pool
 
-for _name in dir(_np):
-    _obj = getattr(_np, _name)
-    if callable(_obj) and not isinstance(_obj, type) and _name not in globals().get("_KEEP", ()) and not _name.startswith("_"):
+for _name in sorted(_NAMES):
+    _obj = getattr(_np, _name, None)
+    if callable(_obj) and not isinstance(_obj, type):
         if _name in ("asarray", "empty_like", "zeros_like", "empty", "zeros", "ones", "full", "ascontiguousarray", "asnumpy",
                      "matmul"):
             continue
         globals()[_name] = _wrapfn(_obj) if not isinstance(_obj, _np.ufunc) else _obj
+del _name, _obj
+
+
+_einsum = einsum  # noqa: F821 -- numpy's, wrapped above
+
+
+def einsum(subscripts, *operands, **kwargs):
+    """CuPy's einsum contracts each pair of operands with cupy.matmul, through its cuBLAS bindings, which refuse while
+    the stream captures (cupy/linalg/_einsum.py, reduced_binary_einsum); a pair without a contraction multiplies."""
+    inputs, _, output = subscripts.replace(" ", "").partition("->")
+    specs = inputs.split(",")
+    contracted = {c for c in "".join(specs) if [c in s for s in specs].count(True) > 1 and c not in output}
+    if contracted and operands[0].dtype.kind in "fcV":
+        cuda.cublas._setStream(cuda.device.get_cublas_handle())
+    return _einsum(subscripts, *operands, **kwargs)
