@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 
-from ..autograd import Function, sum_to
+from ..autograd import CaptureError, Function, capturing, sum_to
 from ..dtypes import LOW_FLOATS, accumulator, working
 from .activation import activation_param, apply_backward, apply_forward
 
@@ -179,9 +179,22 @@ class Einsum(Function):
             if len(spec) != a.ndim or len(set(spec)) != len(spec):
                 raise ValueError(f"einsum: subscripts {spec!r} for an operand of shape {tuple(a.shape)} (one letter "
                                  "per axis; repeated letters in one operand are not supported)")
+        if self.backend.kind == "cuda" and capturing() and self._contracts():
+            raise CaptureError(
+                f"einsum({','.join(self.specs)}->{self.output}) inside a step captured on a GPU: CuPy's einsum contracts "
+                "through its cuBLAS bindings, which refuse to run while a stream captures; write the product with "
+                "matmul (@), or run the step eagerly (gpugrad.compile(fn, enabled=False))")
         self.saved = operands
         result = self.backend.xp.einsum(",".join(self.specs) + "->" + self.output, *[working(a) for a in operands])
         return result.astype(operands[0].dtype, copy=False)  # float16 and bfloat16 computed in float32
+
+    def _contracts(self) -> bool:
+        """Whether the forward or a gradient's einsum sums over a letter that two operands share (CuPy: a GEMM)."""
+        def contracts(specs, output):
+            return any(c not in output and sum(c in s for s in specs) > 1 for c in set("".join(specs)))
+        backward = [[self.output] + self.specs[:i] + self.specs[i + 1:] for i in range(len(self.specs))]
+        return contracts(self.specs, self.output) or any(contracts(specs, spec) for specs, spec in
+                                                         zip(backward, self.specs))
 
     def backward(self, grad_output):
         xp, grads = self.backend.xp, []
