@@ -268,7 +268,11 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
         scaler.step(opt)
         scaler.update()
         return loss
-    step_once = capture.compile(train_step, enabled=config.compile)
+    def eagerly(error):  # the step is the library's: a capture that fails is the capture's fault, not the run's
+        cause = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        log(f"gpugrad train: the step could not be captured ({type(error).__name__}: {cause[:200]}); "
+            "running it eagerly from here on")
+    step_once = capture.compile(train_step, enabled=config.compile, fallback=eagerly)
 
     run_started = time.perf_counter()
     # NOTE: numpy's overflow warnings are silenced: a non-finite loss is caught below, in one line.

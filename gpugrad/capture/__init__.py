@@ -28,24 +28,26 @@ class CaptureMismatchError(CaptureError):
 
 
 def compile(fn=None, *, enabled: bool = True, check: bool = True, warmup: int = 1, cache_size: int = 8,
-            device=None):
+            device=None, fallback=None):
     """Capture ``fn`` (a training or inference step taking tensors) once per input signature and replay it.
 
     ``enabled=False`` runs ``fn`` eagerly every time (debugging); ``check=False`` skips the comparison of
     the first replay with an eager run; ``warmup`` eager calls per signature come before the capture
     (optimizer state, kernel compilation); at most ``cache_size`` captures are kept (least recently used
-    dropped); ``device`` is where a step without tensor arguments runs (else the arguments' device).
+    dropped); ``device`` is where a step without tensor arguments runs (else the arguments' device);
+    ``fallback(error)``, if given, is called when a capture fails, and the step runs eagerly from then on (that
+    call included) instead of raising: for a step of the library's own, whose failure is the capture's.
     The tensors a replay returns are overwritten by the next call: ``.item()`` or ``.clone()`` to keep them.
     The function's Python runs once, at the capture: Python numbers it reads are constants of the capture
     (an optimizer's param_groups are read at every replay). Usable as a decorator, with or without arguments.
     """
     if fn is None:
-        return lambda f: CompiledStep(f, enabled, check, warmup, cache_size, device)
-    return CompiledStep(fn, enabled, check, warmup, cache_size, device)
+        return lambda f: CompiledStep(f, enabled, check, warmup, cache_size, device, fallback)
+    return CompiledStep(fn, enabled, check, warmup, cache_size, device, fallback)
 
 
 class CompiledStep:
-    def __init__(self, fn, enabled=True, check=True, warmup=1, cache_size=8, device=None):
+    def __init__(self, fn, enabled=True, check=True, warmup=1, cache_size=8, device=None, fallback=None):
         if not callable(fn):
             raise TypeError(f"gpugrad.compile: expected a function, got {type(fn).__name__}")
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
@@ -54,6 +56,7 @@ class CompiledStep:
             raise ValueError(f"gpugrad.compile: cache_size must be an integer >= 1, got {cache_size!r}")
         self.fn, self.enabled, self.check, self.warmup, self.cache_size = fn, bool(enabled), bool(check), warmup, cache_size
         self.device = None if device is None else get_backend(device)
+        self.fallback = fallback
         self._captures = collections.OrderedDict()  # signature -> _Capture, least recently used first
         self._eager_calls = collections.Counter()
         self._gemms = {}  # signature -> the GEMM shapes of its last eager call
@@ -77,7 +80,14 @@ class CompiledStep:
                 self._gemms[key] = gemms
                 return result
             capture = _Capture(backend, checked=not self.check, gemms=self._gemms.pop(key, ()))
-            result = capture.record(self.fn, args)
+            try:
+                result = capture.record(self.fn, args)
+            except Exception as error:
+                if self.fallback is None:
+                    raise
+                self.fallback(error)
+                self.enabled = False
+                return self.fn(*args)
             self._captures[key] = capture
             if len(self._captures) > self.cache_size:
                 self._captures.popitem(last=False)
@@ -186,16 +196,16 @@ class _Capture:
                 self.inputs.append((i, buffer))
                 call_args[i] = Tensor._make(tape.traced(buffer), a.requires_grad)
         autograd.step_capture = self
-        tape.start()
         try:
-            result = fn(*call_args)
-        except BaseException as error:
+            tape.start()
             try:
-                tape.stop(failed=True)  # the capture ends, its graph is dropped unlaunched
-            except Exception:  # NOTE: the step's error stays the one raised; this one is its __context__
-                raise error
-            raise
-        else:
+                result = fn(*call_args)
+            except BaseException as error:
+                try:
+                    tape.stop(failed=True)  # the capture ends, its graph is dropped unlaunched
+                except Exception:  # NOTE: the step's error stays the one raised; this one is its __context__
+                    raise error
+                raise
             tape.stop()
         finally:
             autograd.step_capture = None

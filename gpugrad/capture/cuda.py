@@ -76,21 +76,22 @@ class GraphTape:
 
     # -- capture ------------------------------------------------------------------------------
     def start(self):
-        backend, stack = self.backend, contextlib.ExitStack()
-        stack.enter_context(backend.device)
-        self._outside = cupy.cuda.get_current_stream()
-        self.stream.wait_event(self._outside.record())  # the capture starts after what was queued
-        self._allocator = cupy.cuda.get_allocator()
-        stack.enter_context(self.stream)
-        self._warm_up()
-        stack.enter_context(cupy.cuda.using_allocator(self._malloc))
-        stack.callback(setattr, backend, "blas", backend.blas)
-        stack.callback(setattr, backend, "cublas_handle", backend.cublas_handle)
-        backend.blas, backend.cublas_handle = capture_blas, self.handle
-        backend.rand = backend.randn = _refuse_random  # NOTE: instance attributes, removed when the capture ends
-        stack.callback(lambda: [backend.__dict__.pop(name, None) for name in ("rand", "randn")])
-        self._context = stack
-        self.stream.begin_capture()
+        backend = self.backend
+        with contextlib.ExitStack() as stack:  # NOTE: unwound here if starting fails; else by stop()
+            stack.enter_context(backend.device)
+            self._outside = cupy.cuda.get_current_stream()
+            self.stream.wait_event(self._outside.record())  # the capture starts after what was queued
+            self._allocator = cupy.cuda.get_allocator()
+            stack.enter_context(self.stream)
+            self._warm_up()
+            stack.enter_context(cupy.cuda.using_allocator(self._malloc))
+            stack.callback(setattr, backend, "blas", backend.blas)
+            stack.callback(setattr, backend, "cublas_handle", backend.cublas_handle)
+            backend.blas, backend.cublas_handle = capture_blas, self.handle
+            backend.rand = backend.randn = _refuse_random  # NOTE: instance attributes, removed when the capture ends
+            stack.callback(lambda: [backend.__dict__.pop(name, None) for name in ("rand", "randn")])
+            self.stream.begin_capture()
+            self._context = stack.pop_all()
 
     def _warm_up(self):
         """Each GEMM shape of the warm-up call, once on the capture's handle and stream, before the capture:

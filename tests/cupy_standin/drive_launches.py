@@ -6,6 +6,7 @@ import json
 import numpy as np
 
 import cupy
+from cuda.pathfinder import _libcublas
 import gpugrad
 import gpugrad.functional as F
 from gpugrad import nn, optim
@@ -54,12 +55,16 @@ def main():
     run = gpugrad.compile(lambda x, y: (opt.zero_grad(), F.cross_entropy(model(x), y).backward(), opt.step()),
                           check=False)  # the stand-in's graphs do nothing: no eager check possible
     cupy._SETS.clear()
+    blas_calls = len(_libcublas.CALLS)
     for _ in range(4):
         run(data, target)
         schedule.step()
     steps = [s for capture in run._captures.values() for s in capture.tape.steps]
+    handle = next(iter(run._captures.values())).tape.handle
     capture = {"graphs": sum(not callable(s) for s in steps), "host_calls": sum(callable(s) for s in steps),
-               "learning_rates_written": [float(values[0]) for values in cupy._SETS if values.shape == (4,)]}
+               "learning_rates_written": [float(values[0]) for values in cupy._SETS if values.shape == (4,)],
+               "capture handle": [name for name, h in _libcublas.CALLS[blas_calls:] if h == handle],
+               "other handles": [name for name, h in _libcublas.CALLS[blas_calls:] if h != handle]}
     for change in ("momentum", "state"):  # what the graph cannot follow is refused, not replayed stale
         if change == "momentum":
             opt.param_groups[0]["momentum"] = 0.0
