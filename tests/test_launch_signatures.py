@@ -149,3 +149,24 @@ def test_the_gpu_tests_pass_on_the_standin_where_it_computes():
         or summary
     passed = int(summary.split(" passed")[0].split()[-1])
     assert passed >= 540, summary
+
+
+def test_the_source_compiled_holds_the_header_so_cupys_cache_key_follows_it(tmp_path):
+    """CuPy keys its on-disk kernel cache by the source text and options, not by the headers the source includes:
+    the source gpugrad compiles has common.cuh written into it, so a change to the header alone is a new key."""
+    for f in kernel_dir().iterdir():
+        if f.suffix in (".cu", ".cuh"):
+            (tmp_path / f.name).write_text(f.read_text())
+    script = ("import sys, gpugrad.backend as b; from pathlib import Path; b.kernel_dir = lambda: Path(sys.argv[1]); "
+              "from gpugrad.cuda import kernels; print(repr(kernels._compile('activation', True).code))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(STANDIN), str(ROOT)]))
+
+    def compiled_source():
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=env,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+    before = compiled_source()
+    assert '#include \\"common.cuh\\"' not in before and "Compute" in before
+    (tmp_path / "common.cuh").write_text((tmp_path / "common.cuh").read_text() + "\n// a change to the header alone\n")
+    assert compiled_source() != before

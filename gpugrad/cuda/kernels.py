@@ -46,7 +46,8 @@ def compile_options(half: bool = True) -> tuple:
     """nvcc/NVRTC options: the activation codes from the Python table, and exact a*b+c rounding."""
     from ..backend import kernel_dir
     codes = tuple(f"-DGPUGRAD_ACT_{name.upper()}={a.code}" for name, a in ACTIVATIONS.items())
-    # NOTE: -fmad=false keeps a*b+c rounded as numpy rounds it, so CPU-GPU parity holds to the ulp.
+    # NOTE: -fmad=false keeps a*b+c rounded as numpy rounds it, so CPU-GPU parity holds to the ulp for normal
+    # numbers; CuPy adds -ftz=true (cupy/cuda/compiler.py), so float32 subnormals flush to zero on a GPU.
     return ("-std=c++17", "-fmad=false", f"-I{kernel_dir()}") + codes + (
         _cuda_include_dirs() if half else ("-DGPUGRAD_NO_HALF",))
 
@@ -65,9 +66,17 @@ def _cuda_include_dirs() -> tuple:
     return tuple(f"-I{folder}" for folder in found[:2])
 
 
-def _compile(module_name: str, half: bool):
+def kernel_source(module_name: str) -> str:
+    """``kernels/<module_name>.cu`` with ``common.cuh`` written in place of its include: CuPy's on-disk cache is keyed
+    by the source text (and options), not by the headers it includes, so a change to the header alone must change
+    the source, or a stale binary is loaded."""
     from ..backend import kernel_dir
-    source = (kernel_dir() / f"{module_name}.cu").read_text()
+    header = (kernel_dir() / "common.cuh").read_text()
+    return (kernel_dir() / f"{module_name}.cu").read_text().replace('#include "common.cuh"', header)
+
+
+def _compile(module_name: str, half: bool):
+    source = kernel_source(module_name)
     names = [n for n in KERNELS[module_name] if half or ("__half" not in n and "bfloat16" not in n)]
     module = cupy.RawModule(code=source, options=compile_options(half), name_expressions=names)
     module.compile()

@@ -160,7 +160,7 @@ def _tag(value):
 
 
 class RawModule:
-    def __init__(self, code, options, name_expressions): self.options = options
+    def __init__(self, code, options, name_expressions): self.code, self.options = code, options
     def compile(self): pass
     def get_function(self, name):
         def launch(grid, block, args):
