@@ -1,4 +1,4 @@
-"""Reverse-mode autodiff: ``Function`` nodes, grad mode, and the backward engine.
+"""Reverse-mode autodiff: ``Function`` nodes and the backward engine (grad mode: ``grad_mode``).
 
 A ``Function`` computes its outputs from input arrays in ``forward`` and keeps (in ``saved``) only
 what ``backward`` needs. Outputs hold their creator; the creator holds its outputs by weakref, so
@@ -14,52 +14,14 @@ not tracked, as with PyTorch's ``.data``.
 """
 from __future__ import annotations
 
-import contextlib
 import heapq
 import itertools
-import threading
 import weakref
 
 import numpy as np
 
 from .dtypes import accumulator
-
-
-class _State(threading.local):
-    enabled = True  # a class default: every new thread starts with grad mode on
-
-
-_state = _State()
-
-
-def is_grad_enabled() -> bool:
-    return _state.enabled
-
-
-class _GradMode(contextlib.ContextDecorator):
-    enabled = True
-
-    def _recreate_cm(self):  # a fresh instance per decorated call: recursion and threads nest correctly
-        return type(self)()
-
-    def __enter__(self):
-        self._previous = is_grad_enabled()
-        _state.enabled = self.enabled
-        return self
-
-    def __exit__(self, *exc_info):
-        _state.enabled = self._previous
-        return False
-
-
-class no_grad(_GradMode):
-    """Context manager and decorator: operations inside record no graph."""
-    enabled = False
-
-
-class enable_grad(_GradMode):
-    """Context manager and decorator: turn recording back on inside ``no_grad``."""
-    enabled = True
+from .grad_mode import _state, enable_grad, is_grad_enabled, no_grad  # noqa: F401 -- re-exported
 
 
 _FREED = object()
@@ -184,15 +146,22 @@ class Function:
                 first, second = _as_tensor_like(inputs, self)
                 a, b = first.data, second.data
                 self.backend = first.backend
-            outputs = self.forward(a, b) if step_capture is None else self.forward(*step_capture.arrays(a, b))
+            if self.backend is _cpu:
+                outputs = self.forward(a, b) if step_capture is None else self.forward(*step_capture.arrays(a, b))
+            else:
+                outputs = self._forward_on_device((a, b))
             tensors = (first, second)
             needs = (first.requires_grad, second.requires_grad)
             record = needs[0] or needs[1]
         elif n == 1 and isinstance(first := inputs[0], _tensor_type) and (self.promotes != "float" or (
                 first.data.dtype.kind == "f")):
             a = first.data
-            self.backend = _cpu if a.__class__ is np.ndarray else first.backend
-            outputs = self.forward(a) if step_capture is None else self.forward(*step_capture.arrays(a))
+            if a.__class__ is np.ndarray:
+                self.backend = _cpu
+                outputs = self.forward(a) if step_capture is None else self.forward(*step_capture.arrays(a))
+            else:
+                self.backend = first.backend
+                outputs = self._forward_on_device((a,))
             tensors = inputs
             record = first.requires_grad
             needs = (record,)
@@ -200,8 +169,7 @@ class Function:
             tensors = _as_tensor_like(inputs, self)
             first = tensors[0]
             self.backend = first.backend
-            outputs = self.forward(*[t.data for t in tensors]) if step_capture is None else \
-                self.forward(*step_capture.arrays(*[t.data for t in tensors]))
+            outputs = self._forward_on_device([t.data for t in tensors])
             needs = tuple([t.requires_grad for t in tensors])
             record = True in needs
         if outputs.__class__ is not tuple:  # the common case: one output
@@ -230,6 +198,11 @@ class Function:
         else:
             self.saved = None
         return results
+
+    def _forward_on_device(self, arrays):
+        """``forward`` inside the device's context (a GPU's: cuda:1 tensors launch on GPU 1)."""
+        with self.backend.device_context():
+            return self.forward(*arrays) if step_capture is None else self.forward(*step_capture.arrays(*arrays))
 
     def check_versions(self) -> None:
         """Raise if a tensor that backward needs was changed in place since it was saved."""
@@ -261,11 +234,16 @@ def _as_array(y):
 
 
 def run_backward(root, grad, retain_graph: bool, capture: dict | None = None) -> None:
-    """Accumulate d(root)/d(leaf) into every leaf that requires grad.
+    """Accumulate d(root)/d(leaf) into every leaf that requires grad, inside the root's device context.
 
     With ``capture`` (a dict), nothing is written to ``.grad``: the gradient of every tensor of the
     graph, leaves and intermediates, goes into ``capture[id(tensor)] = (tensor, gradient)``.
     """
+    with root.backend.device_context():
+        _backward(root, grad, retain_graph, capture)
+
+
+def _backward(root, grad, retain_graph, capture):
     # NOTE: pending maps id(tensor) -> summed gradient. The tensors themselves stay alive: the root
     # holds its creator, every function holds its inputs. Serials are unique: the heap never
     # compares two functions.
