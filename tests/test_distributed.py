@@ -233,3 +233,38 @@ def test_ddp_under_autocast_reduces_float32_gradients(low):
         results.append(np.concatenate([p.numpy().ravel() for p in model.parameters()]))
         del net
     np.testing.assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.gpu
+def test_nccl_broadcasts_bfloat16_and_bool_as_bits_and_refuses_their_all_reduce(cuda):
+    """cupyx.distributed gives NCCL no bfloat16 and no bool (TypeError 'Unknown dtype'): a DDP's first broadcast of a
+    bfloat16 model or a bool buffer failed. Broadcasts move the bits as a same-size type NCCL has; an all-reduce, which must
+    add, is refused with the fix."""
+    import cupy
+    from gpugrad.distributed.nccl import NCCLCommunicator
+    comm = NCCLCommunicator(0, 1, 0)
+    dtypes = [np.dtype(bool), np.dtype(np.float32)] + ([np.dtype(gpugrad.bfloat16)] if gpugrad.bfloat16 else [])
+    for dtype in dtypes:
+        array = cupy.asarray(np.arange(6).reshape(2, 3).astype(dtype))
+        assert comm.broadcast(array, 0) is array and array.dtype == dtype
+    if gpugrad.bfloat16 is not None:
+        with pytest.raises(DistributedError, match=r"cannot all-reduce bfloat16 \(shape \(4,\)\)"):
+            comm.all_reduce(cupy.asarray(np.ones(4, gpugrad.bfloat16)))
+
+
+@pytest.mark.gpu
+def test_nccl_rendezvous_goes_through_mpi_only_under_an_mpi_launcher_of_the_jobs_size(cuda, tmp_path):
+    """use_mpi=True whenever mpi4py imported: under a RANK/WORLD_SIZE launcher each process was an MPI world of one,
+    made its own NCCL id, and NcclCommunicator waited forever. Under mpiexec -n 2 (in real ranks), MPI's world
+    has 2 processes: yes for a job of 2, no for a job of 3, no without an MPI launcher's variables."""
+    _mpi()
+    script = tmp_path / "rank.py"
+    script.write_text("import json\nfrom gpugrad.distributed.nccl import use_mpi\n"
+                      "print(json.dumps([use_mpi(2), use_mpi(3), use_mpi(2, {'RANK': '0', 'WORLD_SIZE': '2'})]))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "cupy_standin"), str(ROOT)])}
+    done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [json.loads(line) for line in done.stdout.splitlines()] == [[True, False, False]] * 2
+    assert not __import__("gpugrad.distributed.nccl", fromlist=["use_mpi"]).use_mpi(
+        2, {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"})

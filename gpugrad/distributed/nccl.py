@@ -1,8 +1,11 @@
 """NCCL through ``cupyx.distributed`` for CuPy arrays, one GPU per rank (rank i on ``cuda:local_rank``).
 
-The rendezvous goes through MPI when mpi4py is there (``use_mpi=True``), else through CuPy's TCP store
-at ``MASTER_ADDR:MASTER_PORT``. Collectives run on a stream of the communicator's own; an async
-all-reduce's handle makes the current stream wait for it (no host synchronization).
+The rendezvous goes through MPI (``use_mpi=True``) only when an MPI launcher started the job and MPI's world is
+the job's (under a RANK / WORLD_SIZE launcher each process would be an MPI world of one, make its own NCCL id and
+wait forever); else through CuPy's TCP store at ``MASTER_ADDR:MASTER_PORT``. Collectives run on a stream of the
+communicator's own; an async all-reduce's handle makes the current stream wait for it (no host synchronization).
+``cupyx.distributed`` knows no bfloat16 or bool (``cupyx/distributed/_nccl_comm.py``, ``_nccl_dtypes``): their
+broadcasts move the bits as a same-size type NCCL has; their all-reduces are refused with the fix.
 """
 from __future__ import annotations
 
@@ -11,6 +14,25 @@ import os
 import cupy
 
 from . import DistributedError, _check_op
+
+
+# the dtypes cupyx.distributed hands to NCCL (by dtype.char, as _nccl_comm.py's _nccl_dtypes); others travel as bits
+_NCCL_DTYPES = frozenset("bBiIlLqQefdFD")
+# NOTE: NCCL has no 16-bit integer type; a broadcast copies bytes whatever the type, so float16 carries 2-byte bits
+_SAME_SIZE = {1: "u1", 2: "f2", 4: "u4", 8: "u8"}
+
+
+def use_mpi(size: int, environ=None) -> bool:
+    """Whether NCCL's rendezvous may go through MPI: an MPI launcher (Open MPI's or MPICH's variables) started this
+    job, mpi4py imports, and MPI's world has the job's ``size`` processes."""
+    env = os.environ if environ is None else environ
+    if not ("OMPI_COMM_WORLD_SIZE" in env or "PMI_SIZE" in env):
+        return False  # NOTE: checked before importing mpi4py.MPI, which would make this process an MPI world of one
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return False
+    return MPI.COMM_WORLD.Get_size() == size
 
 
 class _NCCLHandle:
@@ -40,18 +62,17 @@ class NCCLCommunicator:
         self.rank, self.size, self.local_rank = rank, size, local_rank
         self.device = cupy.cuda.Device(local_rank)
         self.device.use()
-        try:
-            import mpi4py  # noqa: F401
-            use_mpi = True
-        except ImportError:
-            use_mpi = False
         self.comm = cupyx.distributed.init_process_group(
             size, rank, backend="nccl", host=os.environ.get("MASTER_ADDR"),
-            port=int(os.environ["MASTER_PORT"]) if "MASTER_PORT" in os.environ else None, use_mpi=use_mpi)
+            port=int(os.environ["MASTER_PORT"]) if "MASTER_PORT" in os.environ else None, use_mpi=use_mpi(size))
         self.stream = cupy.cuda.Stream(non_blocking=True)
 
     def all_reduce_async(self, array, op="sum"):
         _check_op(op)
+        if array.dtype.char not in _NCCL_DTYPES:
+            raise DistributedError(f"gpugrad.distributed: NCCL (cupyx.distributed) cannot all-reduce {array.dtype} "
+                                   f"(shape {tuple(array.shape)}); keep parameters and gradients in float32 and train "
+                                   "in bfloat16 under gpugrad.autocast, or use backend='mpi'")
         self.stream.wait_event(cupy.cuda.get_current_stream().record())  # after the gradient is written
         self.comm.all_reduce(array, array, op="sum", stream=self.stream)
         return _NCCLHandle(self.stream.record(), array, 1.0 / self.size if op == "mean" else None)
@@ -61,7 +82,8 @@ class NCCLCommunicator:
         return array
 
     def broadcast(self, array, root=0):
-        self.comm.broadcast(array, root, stream=cupy.cuda.get_current_stream())
+        bits = array if array.dtype.char in _NCCL_DTYPES else array.view(_SAME_SIZE[array.dtype.itemsize])
+        self.comm.broadcast(bits, root, stream=cupy.cuda.get_current_stream())
         return array
 
     def barrier(self):

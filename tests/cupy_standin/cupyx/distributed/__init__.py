@@ -1,7 +1,32 @@
+"""``cupyx.distributed`` (``cupyx/distributed/_init.py``, ``_nccl_comm.py``): one process's communicator whose
+collectives leave the array as it is (a world of one), refusing, as CuPy's NCCL backend does, the dtypes NCCL is not
+given (``_nccl_dtypes``: no bool, no bfloat16), non-contiguous arrays and unknown ops. ``init_process_group``'s
+``use_mpi`` is kept in ``_LAST`` for tests."""
+_NCCL_DTYPES = "bBiIlLqQefdFD"
+_LAST = {}
+
+
+def _check(array):
+    if array.dtype.char not in _NCCL_DTYPES:
+        raise TypeError(f"Unknown dtype {array.dtype} for NCCL")
+    if not array.flags.c_contiguous and not array.flags.f_contiguous:
+        raise RuntimeError("NCCL requires arrays to be either c- or f-contiguous")
+
+
 class _Comm:
-    def all_reduce(self, a, b, op="sum", stream=None): pass
-    def broadcast(self, a, root=0, stream=None): pass
+    def all_reduce(self, in_array, out_array, op="sum", stream=None):
+        if op not in ("sum", "prod", "max", "min"):
+            raise RuntimeError(f"Unknown op {op} for NCCL")
+        _check(in_array)
+        _check(out_array)
+
+    def broadcast(self, in_out_array, root=0, stream=None):
+        _check(in_out_array)
+
     def barrier(self): pass
+
+
 def init_process_group(n_devices, rank, *, backend="nccl", host=None, port=None, use_mpi=False):
     assert backend == "nccl" and n_devices >= 1
+    _LAST.update(n_devices=n_devices, rank=rank, use_mpi=use_mpi)
     return _Comm()
