@@ -1,19 +1,20 @@
 #!/usr/bin/env python
 """The device check: everything that proves gpugrad on a real NVIDIA GPU, in one command.
 
-    python bench/device_check.py --out DIR
+    timeout -k 10 540 python bench/device_check.py --out $OUT --budget 330 2>&1 | tee $OUT/console.log
 
-Prints the environment, runs ``pytest -m gpu``, measures the two ceilings (device-to-device copy,
-SGEMM and TF32 GEMM at 4096^3), the bandwidth of each fused kernel against the generic CuPy
-sequence it replaces, MLP training steps (gpugrad eager and compiled on cuda, PyTorch eager, its
-captured step (torch.cuda.graph) and torch.compile(mode="reduce-overhead"), JAX's jit, gpugrad on cpu),
-bfloat16 autocast against float32 on the GEMM-bound 4 x 4096 model (gpugrad and PyTorch), the small
-MLP under bfloat16 autocast (compiled, against PyTorch's captured autocast step) and float16 with the
-loss scaler, data parallel on one card (NCCL at world size 1, two MPI ranks sharing it, the
-duplicate-GPU refusal), the layers added for PyTorch users against PyTorch's, and the CPU-GPU loss
-curve of one seeded run. Writes results.json and results.md into DIR after every section (a run cut
-short keeps what it measured; --budget skips the sections that would start after it) and prints the
-table last. Needs only what the device machine has (no network).
+In the order that gets the most truth from a lease cut short: the environment; ``pytest -m gpu`` as two
+processes (the compile and train tests apart), each under its own limit; the CPU-GPU loss curve of one seeded run;
+the two ceilings (device-to-device copy, SGEMM and TF32 GEMM at 4096^3) and each fused kernel's bandwidth against
+the generic CuPy sequence it replaces; MLP training steps (gpugrad eager and compiled, PyTorch eager and captured,
+JAX's jit, gpugrad on the CPU); bfloat16 autocast against float32 on the GEMM-bound 4 x 4096 model and the small
+MLP under autocast (bfloat16 compiled against PyTorch's captured step, float16 with the scaler), where a runner
+that fails loses its row, not the section; the layers added for PyTorch users against PyTorch's; data parallel on
+one card (NCCL at world size 1, two MPI ranks sharing it, the duplicate-GPU refusal); torch.compile last. Each
+section runs in a process of its own, killed at its limit (a hang or a sticky CUDA error costs that section
+alone). Writes results.json and results.md into --out after every section (at most five files there, the pytest
+logs included); sections that would start after --budget are skipped, and the last may run GRACE seconds past it.
+Needs only what the device machine has (no network).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -40,27 +42,22 @@ from gpugrad import nn, optim  # noqa: E402
 from gpugrad.backend import get_backend  # noqa: E402
 
 RESULTS: dict = {"sections": {}, "errors": {}, "skipped": {}}
-# NOTE: set by main: where results go after every section (a run cut short keeps what it measured), and the
-# time after which the remaining sections are skipped (--budget), so that the device's time goes to a rerun.
-RUN = {"out": None, "deadline": float("inf")}
+# NOTE: set by main: where results go after every section (a run cut short keeps what it measured)
+RUN = {"out": None}
 
 
 def section(name):
+    """A measured section: run in its own process (main's run_section), what it returns or raises kept in RESULTS."""
     def wrap(fn):
         def run(*args, **kwargs):
             started = time.time()
             print(f"\n== {name}", flush=True)
-            if started > RUN["deadline"]:
-                RESULTS["skipped"][name] = "the --budget was spent before this section"
-                print("   skipped: " + RESULTS["skipped"][name], flush=True)
-                return
             try:
                 RESULTS["sections"][name] = fn(*args, **kwargs)
             except Exception:
                 RESULTS["errors"][name] = traceback.format_exc()
                 print(RESULTS["errors"][name], flush=True)
             print(f"   ({time.time() - started:.1f} s)", flush=True)
-            save()
         return run
     return wrap
 
@@ -126,12 +123,17 @@ def environment():
     return info
 
 
-@section("pytest -m gpu")
-def gpu_tests(out: Path):
+# NOTE: the compile and train tests in a process of their own: a capture that hangs or leaves a sticky CUDA error
+# there must not cost the rest of the GPU tests
+CAPTURE_TESTS = ["tests/test_compile.py", "tests/test_training.py", "tests/test_capture_failures.py"]
+
+
+def gpu_tests(out: Path, which: str, limit: float):
+    """``pytest -m gpu`` over the capture tests ("capture") or all the others ("ops"), under ``limit`` seconds."""
     started = time.time()
-    limit = max(60.0, min(300.0, RUN["deadline"] - started))
+    paths = CAPTURE_TESTS if which == "capture" else ["tests", "bench"] + [f"--ignore={p}" for p in CAPTURE_TESTS]
     # -v and unbuffered: a run cut short by the limit still shows each test that ran and how it ended
-    command = [sys.executable, "-m", "pytest", "-m", "gpu", "-v", "-p", "no:cacheprovider"]
+    command = [sys.executable, "-m", "pytest", "-m", "gpu", "-v", "-p", "no:cacheprovider", *paths]
     try:
         proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=limit,
                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -141,7 +143,7 @@ def gpu_tests(out: Path):
                          for part in (expired.stdout, expired.stderr))
         output += f"\n(timed out after {limit:.0f} s)\n"
         returncode = None
-    (out / "pytest_gpu.log").write_text(output)
+    (out / f"pytest_gpu_{which}.log").write_text(output)
     summary = [line for line in output.splitlines() if line.strip()][-1:] or ["(no output)"]
     failed = [line for line in output.splitlines() if line.startswith(("FAILED", "ERROR"))] or \
         [line for line in output.splitlines() if line.endswith("]") and (" FAILED " in line or " ERROR " in line)]
@@ -385,8 +387,6 @@ def mlp_steps(rounds=5):
         if torch is not None:
             runners["torch cuda"] = (_torch_setup(sizes, batch, "cuda"), torch_sync)
             runners["torch cuda graph"] = (_torch_graph_setup(sizes, batch), torch_sync)
-            if batch <= 512:  # compilation takes a while: the small model only
-                runners["torch.compile reduce-overhead"] = (_torch_compile_setup(sizes, batch), torch_sync)
         try:
             runners["jax jit"] = _jax_setup(sizes, batch)
         except ImportError:
@@ -445,17 +445,29 @@ def _gemm_sum_ms(sizes, batch, dtype=np.float32):
     return total
 
 
-def _interleaved_medians(runners, rounds, steps):
-    """{name: median ms per step}: every runner (step, sync) warmed up, then timed in interleaved rounds."""
-    for step, sync in runners.values():
-        for _ in range(3):
-            step()
-        sync()
-    times = {name: [] for name in runners}
+def _interleaved_medians(runners, rounds, steps, label):
+    """{name: median ms per step}: each runner (make, sync) made and warmed up alone (one that fails loses its row,
+    with its error recorded under ``label``, not the section), then all timed in interleaved rounds."""
+    ready = {}
+    for name, (make, sync) in runners.items():
+        try:
+            step = make()
+            for _ in range(3):
+                step()
+            sync()
+            ready[name] = (step, sync)
+        except Exception as error:
+            RESULTS["errors"][f"{label}: {name}"] = f"{type(error).__name__}: {error}"
+            print(f"   {name}: ERROR {type(error).__name__}: {error}", flush=True)
+    times = {name: [] for name in ready}
     for _ in range(rounds):
-        for name, (step, sync) in runners.items():
+        for name, (step, sync) in ready.items():
             times[name].append(_wall_per_step(step, sync, steps))
     return {name: statistics.median(v) for name, v in times.items()}
+
+
+def _ratio(medians, a, b):
+    return medians[a] / medians[b] if a in medians and b in medians else None
 
 
 @section("mixed precision")
@@ -465,23 +477,26 @@ def mixed_precision(rounds=5, steps=5):
     import torch
     sizes, batch = [4096] * 5, 4096
     cuda_sync = lambda: cupy.cuda.Device().synchronize()  # noqa: E731
-    runners = {"gpugrad fp32": (_gpugrad_setup(sizes, batch, "cuda"), cuda_sync),
-               "gpugrad bf16": (_gpugrad_setup(sizes, batch, "cuda", low="bfloat16"), cuda_sync),
-               "gpugrad bf16 compiled": (_gpugrad_setup(sizes, batch, "cuda", compiled=True, low="bfloat16"), cuda_sync),
-               "torch fp32": (_torch_setup(sizes, batch, "cuda"), torch.cuda.synchronize),
-               "torch bf16 autocast": (_torch_setup(sizes, batch, "cuda", low="bfloat16"), torch.cuda.synchronize)}
-    medians = _interleaved_medians(runners, rounds, steps)
+    runners = {"gpugrad fp32": (lambda: _gpugrad_setup(sizes, batch, "cuda"), cuda_sync),
+               "gpugrad bf16": (lambda: _gpugrad_setup(sizes, batch, "cuda", low="bfloat16"), cuda_sync),
+               "gpugrad bf16 compiled": (lambda: _gpugrad_setup(sizes, batch, "cuda", compiled=True, low="bfloat16"),
+                                         cuda_sync),
+               "torch fp32": (lambda: _torch_setup(sizes, batch, "cuda"), torch.cuda.synchronize),
+               "torch bf16 autocast": (lambda: _torch_setup(sizes, batch, "cuda", low="bfloat16"),
+                                       torch.cuda.synchronize)}
+    medians = _interleaved_medians(runners, rounds, steps, "mixed precision")
     flops = 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    table = {name: {"ms": ms, "TFLOPs": flops / ms / 1e9, "over_torch_bf16": ms / medians["torch bf16 autocast"]}
+    table = {name: {"ms": ms, "TFLOPs": flops / ms / 1e9, "over_torch_bf16": _ratio(medians, name, "torch bf16 autocast")}
              for name, ms in medians.items()}
     for name, r in table.items():
-        print(f"   {name}: {r['ms']:.3f} ms, {r['TFLOPs']:.1f} TFLOP/s, / torch bf16 {r['over_torch_bf16']:.2f}")
+        print(f"   {name}: {r['ms']:.3f} ms, {r['TFLOPs']:.1f} TFLOP/s, / torch bf16 {r['over_torch_bf16']}")
     # the issue's bars: <= 1.0x PyTorch's autocast, >= 5x faster than float32, within 1.3x of the bf16 GEMMs alone
     gemms = _gemm_sum_ms(sizes, batch, gpugrad.bfloat16)
-    table["bars"] = {"bf16_over_torch_bf16": table["gpugrad bf16"]["over_torch_bf16"],
-                     "fp32_over_bf16": medians["gpugrad fp32"] / medians["gpugrad bf16"],
-                     "bf16_gemm_sum_ms": gemms, "bf16_over_gemm_sum": medians["gpugrad bf16"] / gemms}
-    print("   bars: " + ", ".join(f"{k} {v:.2f}" for k, v in table["bars"].items()))
+    table["bars"] = {"bf16_over_torch_bf16": _ratio(medians, "gpugrad bf16", "torch bf16 autocast"),
+                     "fp32_over_bf16": _ratio(medians, "gpugrad fp32", "gpugrad bf16"),
+                     "bf16_gemm_sum_ms": gemms,
+                     "bf16_over_gemm_sum": medians["gpugrad bf16"] / gemms if "gpugrad bf16" in medians else None}
+    print("   bars: " + ", ".join(f"{k} {v}" for k, v in table["bars"].items()))
     return table
 
 
@@ -513,22 +528,25 @@ def small_mlp_autocast(rounds=5, steps=20):
     import torch
     sizes, batch = [784, 1024, 1024, 10], 512
     cuda_sync = lambda: cupy.cuda.Device().synchronize()  # noqa: E731
-    runners = {"gpugrad bf16": (_gpugrad_setup(sizes, batch, "cuda", low="bfloat16"), cuda_sync),
-               "gpugrad bf16 compiled": (_gpugrad_setup(sizes, batch, "cuda", compiled=True, low="bfloat16"), cuda_sync),
-               "torch bf16 autocast": (_torch_setup(sizes, batch, "cuda", low="bfloat16"), torch.cuda.synchronize),
-               "torch bf16 autocast cuda graph": (_torch_graph_setup(sizes, batch, low="bfloat16"),
-                                                  torch.cuda.synchronize),
-               "gpugrad fp16+scaler": (_gpugrad_setup(sizes, batch, "cuda", low="float16", scaler=True), cuda_sync),
-               "gpugrad fp16+scaler compiled": (_gpugrad_setup(sizes, batch, "cuda", compiled=True, low="float16",
-                                                               scaler=True), cuda_sync),
-               "torch fp16 autocast+scaler": (_torch_setup(sizes, batch, "cuda", low="float16", scaler=True),
-                                              torch.cuda.synchronize)}
-    medians = _interleaved_medians(runners, rounds, steps)
+    sync = torch.cuda.synchronize
+    runners = {"gpugrad bf16": (lambda: _gpugrad_setup(sizes, batch, "cuda", low="bfloat16"), cuda_sync),
+               "gpugrad bf16 compiled": (lambda: _gpugrad_setup(sizes, batch, "cuda", compiled=True, low="bfloat16"),
+                                         cuda_sync),
+               "torch bf16 autocast": (lambda: _torch_setup(sizes, batch, "cuda", low="bfloat16"), sync),
+               "torch bf16 autocast cuda graph": (lambda: _torch_graph_setup(sizes, batch, low="bfloat16"), sync),
+               "gpugrad fp16+scaler": (lambda: _gpugrad_setup(sizes, batch, "cuda", low="float16", scaler=True),
+                                       cuda_sync),
+               "gpugrad fp16+scaler compiled": (lambda: _gpugrad_setup(sizes, batch, "cuda", compiled=True,
+                                                                       low="float16", scaler=True), cuda_sync),
+               "torch fp16 autocast+scaler": (lambda: _torch_setup(sizes, batch, "cuda", low="float16", scaler=True),
+                                              sync)}
+    medians = _interleaved_medians(runners, rounds, steps, "small MLP under autocast")
     table = {name: {"ms": ms} for name, ms in medians.items()}
-    table["bf16 compiled / torch bf16 cuda graph"] = medians["gpugrad bf16 compiled"] / medians["torch bf16 autocast cuda graph"]
-    table["fp16+scaler / torch fp16+scaler"] = medians["gpugrad fp16+scaler"] / medians["torch fp16 autocast+scaler"]
+    table["bf16 compiled / torch bf16 cuda graph"] = _ratio(medians, "gpugrad bf16 compiled",
+                                                            "torch bf16 autocast cuda graph")
+    table["fp16+scaler / torch fp16+scaler"] = _ratio(medians, "gpugrad fp16+scaler", "torch fp16 autocast+scaler")
     for name, r in table.items():
-        print(f"   {name}: " + (f"{r['ms']:.3f} ms" if isinstance(r, dict) else f"{r:.2f}"))
+        print(f"   {name}: " + (f"{r['ms']:.3f} ms" if isinstance(r, dict) else f"{r}"))
     return table
 
 
@@ -667,14 +685,36 @@ def loss_curve(steps=100):
     return {"steps": steps, "max_rel_diff": rel, "cpu_first_last": [cpu[0], cpu[-1]], "cuda_first_last": [gpu[0], gpu[-1]]}
 
 
+@section("torch.compile")
+def torch_compile(rounds=5, steps=50):
+    """The small MLP: gpugrad compiled against torch.compile(mode="reduce-overhead"), last (it compiles for minutes
+    where it works at all, and a hang or a sticky error there must not cost the other sections)."""
+    import cupy
+    import torch
+    sizes, batch = [784, 1024, 1024, 10], 512
+    runners = {"gpugrad cuda compiled": (lambda: _gpugrad_setup(sizes, batch, "cuda", compiled=True),
+                                         lambda: cupy.cuda.Device().synchronize()),
+               "torch.compile reduce-overhead": (lambda: _torch_compile_setup(sizes, batch), torch.cuda.synchronize)}
+    medians = _interleaved_medians(runners, rounds, steps, "torch.compile")
+    table = {name: {"ms": ms} for name, ms in medians.items()}
+    table["gpugrad compiled / torch.compile"] = _ratio(medians, "gpugrad cuda compiled", "torch.compile reduce-overhead")
+    print("   " + ", ".join(f"{k}: {v}" for k, v in table.items()))
+    return table
+
+
+def _f(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def markdown() -> str:
     s = RESULTS["sections"]
     env = s.get("environment", {})
     lines = [f"## Device check: {env.get('gpu', '?')} ({env.get('date', '?')})", "",
              f"driver {env.get('driver')}, CUDA runtime {env.get('cuda_runtime')}, cupy {env.get('cupy')}, "
              f"numpy {env.get('numpy')}, torch {env.get('torch')}, Python {env.get('python')}", ""]
-    if "pytest -m gpu" in s:
-        lines += [f"- `pytest -m gpu`: {s['pytest -m gpu']['summary']}", ""]
+    for name in ("pytest -m gpu", "pytest -m gpu (capture and train)"):
+        if name in s:
+            lines += [f"- `{name}`: {s[name]['summary']}", ""]
     c = s.get("ceilings")
     if c:
         lines += [f"- Ceilings: copy {c['copy_GBps']:.0f} GB/s (read + write; {c.get('kernel_copy_GBps', 0):.0f} GB/s "
@@ -701,13 +741,14 @@ def markdown() -> str:
     mp = s.get("mixed precision")
     if mp:
         lines += ["| 4 x 4096 @4096, SGD | ms per step | TFLOP/s | / torch bf16 autocast |", "|---|---|---|---|"]
-        lines += [f"| {name} | {r['ms']:.3f} | {r['TFLOPs']:.1f} | {r['over_torch_bf16']:.2f} |" for name, r in mp.items()]
+        lines += [f"| {name} | {r['ms']:.3f} | {r['TFLOPs']:.1f} | {_f(r['over_torch_bf16'])} |" for name, r in mp.items()
+                  if name != "bars"]
         lines.append("")
     small = s.get("small MLP under autocast")
     if small:
         lines += ["| 784-1024-1024-10 @512 under autocast | ms per step |", "|---|---|"]
         lines += [f"| {name} | {r['ms']:.3f} |" for name, r in small.items() if isinstance(r, dict)]
-        lines += [f"| {name} | ratio {r:.2f} |" for name, r in small.items() if not isinstance(r, dict)]
+        lines += [f"| {name} | ratio {_f(r)} |" for name, r in small.items() if not isinstance(r, dict)]
         lines.append("")
     dp = s.get("data parallel")
     if dp:
@@ -723,6 +764,12 @@ def markdown() -> str:
             lines.append(f"| {name} | {r['gpugrad_ms']:.3f} | {r['torch_ms']:.3f} | {r['gpugrad_over_torch']:.2f} | "
                          f"{r['max_abs_diff']:.1e} |")
         lines.append("")
+    tc = s.get("torch.compile")
+    if tc:
+        lines += ["| 784-1024-1024-10 @512, float32 | ms per step |", "|---|---|"]
+        lines += [f"| {name} | {r['ms']:.3f} |" if isinstance(r, dict) else f"| {name} | ratio {_f(r)} |"
+                  for name, r in tc.items()]
+        lines.append("")
     lc = s.get("CPU-GPU loss curve")
     if lc:
         lines += [f"- CPU-GPU loss curve: {lc['steps']} seeded SGD steps, max relative difference {lc['max_rel_diff']:.2e}", ""]
@@ -732,26 +779,74 @@ def markdown() -> str:
     return "\n".join(lines)
 
 
+# The sections in the order that gets the most truth from a lease cut short, each with the seconds it may take: its
+# own process (a hang, a crash or a sticky CUDA error costs that section alone), killed at its limit.
+PLAN = [("environment", 60), ("pytest -m gpu", 200), ("pytest -m gpu (capture and train)", 150),
+        ("CPU-GPU loss curve", 60), ("ceilings", 60), ("fused kernels", 90), ("MLP training steps", 120),
+        ("mixed precision", 90), ("small MLP under autocast", 90), ("layers and ops against PyTorch", 90),
+        ("data parallel", 90), ("torch.compile", 180)]
+GRACE = 150  # seconds a section started before the --budget's end may run past it
+
+
+def _functions():
+    return {"environment": environment, "CPU-GPU loss curve": loss_curve, "ceilings": ceilings,
+            "fused kernels": kernels, "MLP training steps": mlp_steps, "mixed precision": mixed_precision,
+            "small MLP under autocast": small_mlp_autocast, "layers and ops against PyTorch": layers_against_torch,
+            "data parallel": data_parallel, "torch.compile": torch_compile}
+
+
+def run_section(name, out: Path, limit: float):
+    """One section: the GPU tests as pytest processes, every other one as this script with --section, in a process of
+    its own under ``limit`` seconds; what it measured (or its error) goes into RESULTS."""
+    started = time.time()
+    if name.startswith("pytest"):
+        print(f"\n== {name}", flush=True)
+        RESULTS["sections"][name] = gpu_tests(out, "capture" if "capture" in name else "ops", limit)
+        return
+    with tempfile.TemporaryDirectory() as scratch:  # the section's results and files, never in --out's few files
+        try:
+            subprocess.run([sys.executable, str(Path(__file__).resolve()), "--section", name, "--out", scratch],
+                           timeout=limit, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            piece = Path(scratch) / "section.json"
+            if not piece.exists():
+                raise RuntimeError("the section's process ended without results (a crash)")
+            found = json.loads(piece.read_text())
+            for kind in ("sections", "errors"):
+                RESULTS[kind].update(found[kind])
+        except subprocess.TimeoutExpired:
+            RESULTS["errors"][name] = f"TimeoutError: the section's process was killed after {limit:.0f} s"
+        except Exception as error:
+            RESULTS["errors"][name] = f"{type(error).__name__}: {error}"
+    if name in RESULTS["errors"]:
+        print("   " + RESULTS["errors"][name].strip().splitlines()[-1], flush=True)
+    print(f"   ({time.time() - started:.1f} s in all)", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("device-check"))
     parser.add_argument("--skip-tests", action="store_true")
     parser.add_argument("--budget", type=float, default=420.0,
                         help="seconds; sections that would start later are skipped (default 420)")
+    parser.add_argument("--section", help=argparse.SUPPRESS)  # one section, in the process run_section starts
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    RUN["out"], RUN["deadline"] = args.out, time.time() + args.budget
-    environment()
-    if not args.skip_tests:
-        gpu_tests(args.out)
-    ceilings()
-    kernels()
-    mlp_steps()
-    mixed_precision()
-    small_mlp_autocast()
-    data_parallel(args.out)
-    layers_against_torch()
-    loss_curve()
+    if args.section:
+        function = _functions()[args.section]
+        function(args.out) if args.section == "data parallel" else function()
+        (args.out / "section.json").write_text(json.dumps(RESULTS, default=float))
+        return 0
+    RUN["out"], deadline = args.out, time.time() + args.budget
+    for name, limit in PLAN:
+        if name.startswith("pytest") and args.skip_tests:
+            continue
+        now = time.time()
+        if now > deadline:
+            RESULTS["skipped"][name] = "the --budget was spent before this section"
+            print(f"\n== {name}\n   skipped: " + RESULTS["skipped"][name], flush=True)
+        else:
+            run_section(name, args.out, min(limit, deadline + GRACE - now))
+        save()
     print("\n" + save())
     return 1 if RESULTS["errors"] or RESULTS["skipped"] else 0
 
