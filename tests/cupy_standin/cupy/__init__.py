@@ -2,7 +2,8 @@
 CuPy-named type; every kernel launch is recorded with the types of its arguments (``_CALLS``) and computed
 in numpy from the memory its arguments point at (``_kernels.py``), as are cuBLAS's GEMMs (``cuda/cublas.py``);
 stream capture records what runs and a graph's launch redoes it (``_graphs.py``). It checks glue -- what
-gpugrad passes to kernels, cuBLAS and CUDA graphs -- by the results, never what a GPU computes."""
+gpugrad passes to kernels, cuBLAS and CUDA graphs -- by the results, never what a GPU computes. README.md
+here lists each CuPy behaviour it imitates and the CuPy source it comes from."""
 import numpy as _np
 import functools as _functools
 from ._cupy_names import NAMES as _NAMES
