@@ -11,7 +11,7 @@ import gpugrad
 import gpugrad.cuda
 import gpugrad.functional as F
 from gpugrad.backend import get_backend
-from gpugrad.benchmark import MODELS, gpugrad_setup, numpy_setup
+from gpugrad.app.benchmark import MODELS, gpugrad_setup, numpy_setup
 from gpugrad.ops.activation import ACTIVATIONS, apply_backward, apply_forward
 from gpugrad.ops.matmul import bias_act_backward, bias_act_forward
 

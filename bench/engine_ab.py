@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def written_step(G, sizes, batch, dtype):
     """The written step on tree ``G``, on the arrays of ``shared_arrays()`` (both trees and numpy share them)."""
-    from gpugrad.benchmark import _data, _init
+    from gpugrad.app.benchmark import _data, _init
     weights, _ = _init(sizes, False, dtype)
     x, y = _data(sizes, batch, "sse", dtype)
     X, Y = G.from_numpy(x), G.from_numpy(y)
@@ -54,7 +54,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     import gpugrad
-    from gpugrad.benchmark import numpy_setup, shared_arrays
+    from gpugrad.app.benchmark import numpy_setup, shared_arrays
     folder = Path(tempfile.mkdtemp())
     shutil.copytree(Path(args.other) / "gpugrad", folder / "gpugrad_other")
     sys.path.insert(0, str(folder))

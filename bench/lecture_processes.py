@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CANDIDATE = r'''
 import sys, time, statistics, numpy as np
 cand, dtype = sys.argv[1], np.dtype(sys.argv[2])
-from gpugrad.benchmark import MODELS, numpy_setup, gpugrad_setup
+from gpugrad.app.benchmark import MODELS, numpy_setup, gpugrad_setup
 sizes, batch, biases, loss = MODELS["lecture"]
 compiled = cand.endswith("-compiled")  # the same program, its step given to gpugrad.compile
 cand = cand.removesuffix("-compiled")
@@ -29,7 +29,7 @@ if cand == "numpy":
 elif cand == "gpugrad":
     step, _ = gpugrad_setup(sizes, batch, biases, loss, "sigmoid", dtype, "cpu", 1e-4)
 else:  # the lecture's net as a user writes it (bench/engine_ab.py's written_step, from this tree's bench/:
-    # the trees compared against may predate gpugrad.benchmark.written_setup)
+    # the trees compared against may predate gpugrad.app.benchmark.written_setup)
     import gpugrad
     sys.path.insert(0, sys.argv[3])
     from engine_ab import written_step

@@ -52,9 +52,9 @@ def main():
     # at the lecture's size (64 x 1000-100-10), with the ratio to numpy within each round.
     # "minimal engine": the same step written as a user writes it, on the smallest reverse-mode engine
     # below (a tape; no checks, hooks, autocast, capture or devices): the floor of an engine in Python.
-    # Every candidate of a run works on the same arrays (gpugrad.benchmark.shared_arrays says why); the
+    # Every candidate of a run works on the same arrays (gpugrad.app.benchmark.shared_arrays says why); the
     # lecture's size is run on three sets of arrays (three addresses of the weights).
-    from gpugrad.benchmark import _data, _init, gpugrad_setup, numpy_setup, shared_arrays, written_setup
+    from gpugrad.app.benchmark import _data, _init, gpugrad_setup, numpy_setup, shared_arrays, written_setup
     for label, sizes, batch, number, sets in (("4 x 8-8-4 (all overhead)", [8, 8, 4], 4, 2000, 1),
                                               ("64 x 1000-100-10 (the lecture's)", [1000, 100, 10], 64, 100, 3)):
         net = (sizes, batch, False, "sse", "sigmoid", np.float32)

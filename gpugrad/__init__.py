@@ -1,17 +1,18 @@
 """gpugrad: reverse-mode autodiff over numpy (CPU) and CuPy (NVIDIA GPU) arrays."""
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
-from . import functional
+from . import dtypes, functional
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .backend import CudaUnavailableError, get_backend
 from .gradcheck import GradcheckError, gradcheck
 from .creation import (arange, empty_like, eye, from_dlpack, from_numpy, full, full_like, manual_seed, ones,
-                       ones_like, rand, rand_like, randn, randn_like, tensor, zeros, zeros_like)
+                       ones_like, rand, rand_like, randint, randn, randn_like, tensor, zeros, zeros_like)
 from .tensor import DeviceMismatchError, Tensor
 from .functional import einsum
-from .ops.elementwise import randint
 from .ops.matmul import set_matmul_precision
 from .serialization import CheckpointError, load, save
 from .capture import compile
@@ -35,10 +36,8 @@ float16, float32, float64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype
 
 def __getattr__(name):
     # gpugrad.cuda, nn, optim, data and utils load on first use: `import gpugrad` stays light.
-    import importlib
-    if name in ("cuda", "nn", "optim", "data", "viz", "amp", "utils"):
+    if name in ("cuda", "nn", "optim", "viz", "amp", "utils"):
         return importlib.import_module(f".{name}", __name__)
     if name == "bfloat16":  # ml_dtypes' type: an ImportError naming the extra when it is missing
-        from .dtypes import bfloat16
-        return bfloat16()
+        return dtypes.bfloat16()
     raise AttributeError(f"module 'gpugrad' has no attribute {name!r}")

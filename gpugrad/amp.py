@@ -31,6 +31,7 @@ import numpy as np
 
 from . import autograd
 from .dtypes import DEFAULT_FLOAT, LOW_FLOATS, bfloat16
+from .tensor import Tensor
 
 __all__ = ["autocast", "GradScaler", "is_autocast_enabled", "get_autocast_dtype", "PRECISIONS"]
 
@@ -89,7 +90,7 @@ class autocast(contextlib.ContextDecorator):
             _state.depth += 1
             with _lock:
                 _open[0] += 1
-            autograd.autocast = cast_inputs
+            autograd.features.autocast = cast_inputs
         return self
 
     def __exit__(self, *exc_info):
@@ -101,12 +102,12 @@ class autocast(contextlib.ContextDecorator):
             with _lock:
                 _open[0] -= 1
                 if _open[0] == 0:
-                    autograd.autocast = None
+                    autograd.features.autocast = None
         return False
 
 
 def cast_inputs(function, inputs):
-    """The engine's call (``autograd.autocast``) for a Function whose class has ``amp``: its inputs in the
+    """The engine's call (``autograd.features.autocast``) for a Function whose class has ``amp``: its inputs in the
     dtype the table gives, or unchanged outside an autocast region (this thread's)."""
     target = _state.dtype
     if target is None:
@@ -116,7 +117,6 @@ def cast_inputs(function, inputs):
 
 
 def _cast(x, dtype):
-    from .tensor import Tensor
     if not isinstance(x, Tensor) or x.dtype == dtype or x.dtype == np.float64 or \
             (x.dtype not in LOW_FLOATS and x.dtype != DEFAULT_FLOAT):
         return x
@@ -166,7 +166,6 @@ class GradScaler:
         """``outputs`` times the scale (a tensor, or lists / tuples of them)."""
         if not self.enabled:
             return outputs
-        from .tensor import Tensor
         if isinstance(outputs, (list, tuple)):
             return type(outputs)(self.scale(o) for o in outputs)
         if not isinstance(outputs, Tensor):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import backend as backend_module
 from .backend import backend_of, get_backend, is_cupy_array
 from .dtypes import check_numeric
 from .tensor import Tensor, _shape
@@ -90,7 +91,6 @@ def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=Fals
 
 def manual_seed(seed: int) -> None:
     """Seed the generators of every device (those made later start from the same seed)."""
-    from . import backend as backend_module
     backend_module.Backend._seed = int(seed)
     for b in backend_module.all_backends():
         b.seed(int(seed))
@@ -142,3 +142,15 @@ def from_dlpack(obj) -> Tensor:
         with backend.device_context():
             return Tensor(backend.xp.from_dlpack(obj))
     raise ValueError(f"from_dlpack: DLPack device type {device_type} is neither the CPU (1) nor CUDA (2)")
+
+
+def randint(low, high=None, size=(), dtype=np.int64, device=None):
+    """Integers uniform in [low, high) (or [0, low)) from the device's seeded generator."""
+    if high is None:
+        low, high = 0, low
+    if high <= low:
+        raise ValueError(f"randint: needs low < high, got {low} and {high}")
+    backend = get_backend(device)
+    size = (size,) if isinstance(size, int) else tuple(size)
+    draws = backend.xp.floor(backend.rand(size, np.float64) * (high - low)) + low
+    return Tensor(draws.astype(dtype))

@@ -6,8 +6,10 @@ import math
 import numpy as np
 
 from . import autograd
+from .amp import _cast, is_autocast_enabled
 from .ops import activation as act
 from .ops import arith, indexing, matmul, normalization, shape
+from .ops.arith import where  # noqa: F401 -- gpugrad.where, F.where
 from .dtypes import is_float
 from .ops.loss import MSE, BinaryCrossEntropy, CrossEntropy, check_labels
 from .tensor import Tensor, as_tensor_like
@@ -109,14 +111,6 @@ def stack(tensors, axis=0, *, dim=None):
     return shape.Stack(_axis(axis, dim))(*_sequence(tensors, "stack"))
 
 
-def where(condition, a, b):
-    """Elementwise ``a`` where ``condition`` else ``b``; the gradient flows to the chosen input."""
-    first = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
-    backend = first.backend if first is not None else as_tensor_like((a,), "where")[0].backend
-    cond = condition.data if isinstance(condition, Tensor) else backend.asarray(condition)
-    return arith.Where(cond.astype(bool, copy=False))(a, b)
-
-
 def mse_loss(pred, target, reduction="mean"):
     """(pred - target)^2, averaged ("mean"), summed ("sum") or kept ("none")."""
     if reduction not in ("mean", "sum", "none"):
@@ -162,7 +156,6 @@ def _reduce(loss, reduction):
 
 def _float32(op, *tensors):
     """The loss's inputs as tensors on one device; float16 / bfloat16 ones in float32 under autocast."""
-    from .amp import _cast, is_autocast_enabled
     tensors = as_tensor_like(tensors, op)
     if not is_float(tensors[0].dtype):
         raise TypeError(f"{op}: the input must be floating point, got dtype {tensors[0].dtype}; convert with .float()")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import autograd, operands
+from .function import TensorBase
 from .backend import _CPU, Backend, backend_of, get_backend, is_cupy_array
 from .dtypes import FLOAT_DTYPES, bfloat16, check_numeric
 from .operands import DeviceMismatchError, _index_data, _shape, as_tensor_like
@@ -56,7 +57,10 @@ def _in_place(ufunc_name, op):
     return update
 
 
-class Tensor(TensorMethods):
+_new = object.__new__
+
+
+class Tensor(TensorMethods, TensorBase):
     """An n-dimensional array on one device, with reverse-mode autodiff.
 
     ``.data`` is the raw numpy or CuPy array. Changes through the Tensor API (``+=``, ``x[i] = v``,
@@ -79,6 +83,17 @@ class Tensor(TensorMethods):
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
+
+    def _wrap(self, data) -> "Tensor":
+        """An op's result (never a subclass such as ``Parameter``), made from ``data`` (the engine calls this)."""
+        tensor = _new(Tensor)
+        tensor.data = data
+        tensor.grad = None
+        tensor.creator = None
+        tensor.name = None
+        tensor._version = [0, 0]
+        tensor.requires_grad = False
+        return tensor
 
     @classmethod
     def _make(cls, data, requires_grad: bool):
@@ -212,13 +227,12 @@ class Tensor(TensorMethods):
 
     def to(self, device) -> "Tensor":
         """A copy on ``device`` (or in a dtype: ``to(np.float64)``); the same tensor if nothing changes."""
-        from .ops.shape import ToDevice
         if not isinstance(device, (str, Backend)):
             return self if np.dtype(device) == self.dtype else self.astype(device)
         target = get_backend(device)
         if target is self.backend:
             return self
-        return ToDevice(target)(self)
+        return shape_ops.ToDevice(target)(self)
 
     def cpu(self) -> "Tensor":
         return self.to("cpu")
@@ -370,5 +384,3 @@ class Tensor(TensorMethods):
     __setitem__ = operands.set_item
 
 
-operands.bind(Tensor)
-autograd.bind_tensor_type(Tensor, as_tensor_like, _CPU)

@@ -14,8 +14,10 @@ import weakref
 import numpy as np
 
 from . import autograd, operands
-from .dtypes import is_float
-from .ops import elementwise
+from .backend import is_cupy_array
+from .dtypes import check_numeric, is_float
+from .function import TensorBase
+from .ops import activation, arith, elementwise
 
 METHODS_AS_FUNCTIONS = (
     "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "abs", "square", "neg", "reciprocal", "sin", "cos", "erf",
@@ -39,11 +41,11 @@ class HookHandle:
         self.key, self.hook = key, hook
 
     def remove(self) -> None:
-        hooks = autograd.tensor_hooks.get(self.key)
+        hooks = autograd.features.tensor_hooks.get(self.key)
         if hooks is not None and self.hook in hooks:
             hooks.remove(self.hook)
             if not hooks:
-                del autograd.tensor_hooks[self.key]
+                del autograd.features.tensor_hooks[self.key]
 
 
 class TensorMethods:
@@ -56,10 +58,10 @@ class TensorMethods:
         if not self.requires_grad:
             raise RuntimeError("register_hook: the tensor does not require grad (no gradient flows to it)")
         key = id(self)
-        if key not in autograd.tensor_hooks:
-            autograd.tensor_hooks[key] = []
-            weakref.finalize(self, autograd.tensor_hooks.pop, key, None)  # the id may be reused after this one dies
-        autograd.tensor_hooks[key].append(hook)
+        if key not in autograd.features.tensor_hooks:
+            autograd.features.tensor_hooks[key] = []
+            weakref.finalize(self, autograd.features.tensor_hooks.pop, key, None)  # the id may be reused after this one dies
+        autograd.features.tensor_hooks[key].append(hook)
         return HookHandle(key, hook)
 
     def retain_grad(self) -> None:
@@ -79,7 +81,7 @@ class TensorMethods:
 
     @property
     def retains_grad(self) -> bool:
-        return any(getattr(h, "retains", False) for h in autograd.tensor_hooks.get(id(self), ()))
+        return any(getattr(h, "retains", False) for h in autograd.features.tensor_hooks.get(id(self), ()))
 
     # -- elementwise math ---------------------------------------------------------------------
     def log1p(self):
@@ -118,20 +120,16 @@ class TensorMethods:
         return self / other
 
     def maximum(self, other):
-        from .functional import maximum
-        return maximum(self, other)
+        return arith.Maximum()(self, other)
 
     def minimum(self, other):
-        from .functional import minimum
-        return minimum(self, other)
+        return arith.Minimum()(self, other)
 
     def softmax(self, dim):
-        from .functional import softmax
-        return softmax(self, dim=dim)
+        return activation.Softmax(dim)(self)
 
     def log_softmax(self, dim):
-        from .functional import log_softmax
-        return log_softmax(self, dim=dim)
+        return activation.LogSoftmax(dim)(self)
 
     def matmul(self, other):
         return self @ other
@@ -144,15 +142,13 @@ class TensorMethods:
 
     def masked_fill(self, mask, value):
         """``value`` where ``mask`` (a boolean tensor broadcasting to this one), else this tensor."""
-        from .functional import where
         if getattr(mask, "dtype", None) != np.bool_:
             raise TypeError(f"masked_fill: the mask must be a boolean tensor, got {getattr(mask, 'dtype', type(mask).__name__)}")
-        return where(mask, value, self)
+        return arith.where(mask, value, self)
 
     def where(self, condition, other):
         """This tensor where ``condition``, else ``other`` (PyTorch's method form of where)."""
-        from .functional import where
-        return where(condition, self, other)
+        return arith.where(condition, self, other)
 
     # -- reductions ---------------------------------------------------------------------------
     def amax(self, dim=None, keepdim=False):
@@ -179,12 +175,11 @@ class TensorMethods:
 
     def logsumexp(self, dim, keepdim=False):
         """log(sum(exp(x))) over ``dim``, computed with the maximum subtracted (finite for large x)."""
-        from .functional import where
         if self.numel() == 0:  # nothing to shift by (an empty sum: -inf, as PyTorch)
             top = self.sum(dim=dim, keepdim=True).detach()
         else:
             top = self.max(dim=dim, keepdim=True).detach()
-            top = where(top.isfinite(), top, 0.0)  # rows of -inf (or inf) stay -inf (inf) instead of NaN
+            top = arith.where(top.isfinite(), top, 0.0)  # rows of -inf (or inf) stay -inf (inf) instead of NaN
         with np.errstate(divide="ignore"):  # log(0) = -inf for rows of -inf: the answer, not a mistake
             total = (self - top).exp().sum(dim=dim, keepdim=True).log() + top
         return total if keepdim else total.squeeze(dim=dim)
@@ -321,8 +316,10 @@ class TensorMethods:
 
     # -- new tensors like this one (its device; its dtype unless given) -------------------------
     def new_full(self, size, fill_value, dtype=None, requires_grad=False):
-        from .creation import full
-        return full(size, fill_value, dtype=dtype or self.dtype, device=self.device, requires_grad=requires_grad)
+        size = (size,) if isinstance(size, (int, np.integer)) else tuple(size)
+        with self.backend.device_context():
+            made = self._wrap(self.backend.xp.full(size, fill_value, dtype=dtype or self.dtype))
+        return made.requires_grad_(requires_grad)
 
     def new_zeros(self, *size, dtype=None, requires_grad=False):
         return self.new_full(size[0] if len(size) == 1 and not isinstance(size[0], int) else size, 0, dtype, requires_grad)
@@ -331,8 +328,12 @@ class TensorMethods:
         return self.new_full(size[0] if len(size) == 1 and not isinstance(size[0], int) else size, 1, dtype, requires_grad)
 
     def new_tensor(self, data, dtype=None, requires_grad=False):
-        from .creation import tensor
-        return tensor(data, dtype=dtype or self.dtype, device=self.device, requires_grad=requires_grad)
+        """A copy of ``data`` (numbers, lists, an array or a tensor) on this tensor's device, in its dtype."""
+        data = data.data if isinstance(data, TensorBase) else data
+        array = check_numeric(np.array(data.get() if is_cupy_array(data) else data, dtype=dtype or self.dtype), "new_tensor")
+        with self.backend.device_context():
+            made = self._wrap(self.backend.asarray(array) if self.backend.kind != "cpu" else array)
+        return made.requires_grad_(requires_grad)
 
     # -- about the storage ----------------------------------------------------------------------
     def is_contiguous(self) -> bool:

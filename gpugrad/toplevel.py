@@ -9,6 +9,8 @@ import builtins
 import numpy as np
 
 from . import autograd
+from .backend import get_backend
+from .creation import tensor
 from .functional import cat, maximum, minimum, stack, where
 from .tensor import Tensor
 from .tensor_methods import METHODS_AS_FUNCTIONS
@@ -43,13 +45,11 @@ def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False) -> builtins.bool:
 
 
 def linspace(start, end, steps, dtype=np.float32, device=None, requires_grad=False):
-    from .creation import tensor
     return tensor(np.linspace(start, end, steps, dtype=np.dtype(dtype)), device=device, requires_grad=requires_grad)
 
 
 def randperm(n, dtype=np.int64, device=None):
     """A random permutation of 0 .. n-1 from the device's generator (``gpugrad.manual_seed``)."""
-    from .backend import get_backend
     backend = get_backend(device)
     return Tensor(backend.asarray(backend.permutation(n)).astype(dtype, copy=False))
 

@@ -65,7 +65,7 @@ def test_nesting_enabled_false_decorator_and_restore_on_exceptions():
     with pytest.raises(ZeroDivisionError):
         with gpugrad.autocast("bfloat16"):
             1 / 0
-    assert not gpugrad.amp.is_autocast_enabled() and gpugrad.autograd.autocast is None
+    assert not gpugrad.amp.is_autocast_enabled() and gpugrad.autograd.features.autocast is None
 
     @gpugrad.autocast("bfloat16")
     def forward(a, b):
@@ -111,7 +111,7 @@ def test_a_parameter_is_cast_once_per_region_until_it_changes():
 
 def _mlp_run(device, precision, steps=100, scaler=None, compiled=False):
     gpugrad.manual_seed(0)
-    data = gpugrad.data.digits()
+    data = gpugrad.utils.data.digits()
     model = nn.MLP([64, 256, 256, 10], activation="relu").to(device)  # gpugrad train's defaults
     opt = optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
     scaler = scaler or gpugrad.GradScaler(enabled=False)
@@ -125,7 +125,7 @@ def _mlp_run(device, precision, steps=100, scaler=None, compiled=False):
         scaler.update()
         return loss
     run = gpugrad.compile(step) if compiled else step
-    loader = gpugrad.data.DataLoader(data.X_train, data.y_train, batch_size=64, shuffle=True, seed=0,
+    loader = gpugrad.utils.data.DataLoader(data.X_train, data.y_train, batch_size=64, shuffle=True, seed=0,
                                      device=device, drop_last=True)
     losses = []
     while len(losses) < steps:
@@ -142,7 +142,7 @@ def test_an_mlps_loss_and_gradients_stay_within_low_precision_tolerance_of_float
     by norm. bfloat16: within 16 unit roundoffs (2^-8; each of the three layers rounds the operands of two or
     three GEMMs; measured 7-10). float16 (with its loss scaler): within 2% (measured 1.0%, 20 roundoffs of
     2^-11: ReLU's mask flips where a pre-activation is within a rounding of zero dominate)."""
-    data = gpugrad.data.digits()
+    data = gpugrad.utils.data.digits()
     x = gpugrad.tensor(data.X_train[:128], device=device)
     y = gpugrad.tensor(data.y_train[:128], device=device)
     results = []
@@ -331,7 +331,7 @@ def test_the_precision_flags_of_train_and_bench(tmp_path):
 
 
 def test_train_precision_bf16_on_digits():
-    from gpugrad.train import TrainConfig, train
+    from gpugrad.app.train import TrainConfig, train
     _, history = train(TrainConfig(precision="bf16", progress=False), log=lambda *_: None)  # the defaults otherwise
     assert history[-1]["test_accuracy"] >= 0.97
 

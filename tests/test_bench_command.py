@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from gpugrad.benchmark import MODELS, numpy_step, step_flops
+from gpugrad.app.benchmark import MODELS, numpy_step, step_flops
 
 FIELDS = {"model", "sizes", "batch", "device", "impl", "activation", "dtype", "median_ms", "samples_per_s", "gflops",
           "pct_of_matmul_ceiling", "ratio_to_numpy", "ratio_to_torch", "rounds_ms", "matmul_ceiling_gflops",
@@ -41,7 +41,7 @@ def test_bench_rejects_bad_arguments():
 
 
 def test_numpy_reference_step_matches_gpugrad_gradients():
-    from gpugrad.benchmark import _data, _init, gpugrad_setup
+    from gpugrad.app.benchmark import _data, _init, gpugrad_setup
     sizes, batch, biases, loss = MODELS["mlp"]
     sizes, batch = [20, 16, 12, 5], 8
     for activation in ("sigmoid", "relu"):
@@ -70,7 +70,7 @@ def test_bench_plot_writes_a_png_or_says_why(tmp_path):
 
 
 def test_cpu_candidates_share_their_arrays_inside_shared_arrays_and_only_there():
-    from gpugrad.benchmark import _init, gpugrad_setup, numpy_setup, shared_arrays, written_setup
+    from gpugrad.app.benchmark import _init, gpugrad_setup, numpy_setup, shared_arrays, written_setup
     net = ([6, 5, 3], 4, False, "sse", "sigmoid", np.float32)
     with shared_arrays():
         steps = [numpy_setup(*net, 1e-2)[0], gpugrad_setup(*net, "cpu", 1e-2)[0], written_setup(*net, "cpu", 1e-2)[0]]

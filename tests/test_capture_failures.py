@@ -7,7 +7,7 @@ import pytest
 import gpugrad
 import gpugrad.functional as F
 from gpugrad import nn, optim
-from gpugrad.train import TrainConfig, train
+from gpugrad.app.train import TrainConfig, train
 
 
 def _setup(device):

@@ -80,8 +80,8 @@ def test_replay_equals_eager_over_50_steps(device, optimizer, activation):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_lecture_net_as_a_user_writes_it(device, dtype):
-    """((sigmoid(x @ w1) @ w2 - y) ** 2).sum(), backward, updates through .data (gpugrad.benchmark.written_setup)."""
-    from gpugrad.benchmark import written_setup
+    """((sigmoid(x @ w1) @ w2 - y) ** 2).sum(), backward, updates through .data (gpugrad.app.benchmark.written_setup)."""
+    from gpugrad.app.benchmark import written_setup
     losses = []
     for compiled in (False, True):
         step, _ = written_setup([100, 30, 10], 64, False, "sse", "sigmoid", dtype, device, 1e-3)
@@ -226,7 +226,7 @@ def test_a_host_read_inside_the_step_raises(device, read):
     run(gpugrad.ones((2, 3), device=device))  # eager warm-up: fine
     with pytest.raises(HostReadError, match="gpugrad.compile"):
         run(gpugrad.ones((2, 3), device=device))
-    assert gpugrad.autograd.step_capture is None
+    assert gpugrad.autograd.features.capture is None
 
 
 def test_python_control_flow_on_an_array_value_raises():

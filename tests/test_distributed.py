@@ -145,7 +145,7 @@ def test_train_nproc_2_on_digits_writes_once_and_learns(tmp_path):
 def test_shards_are_disjoint_cover_the_data_and_shuffle_alike(n, world, drop_last):
     X, y = np.arange(n, dtype=np.float32)[:, None], np.arange(n)
     epochs = []
-    for epoch_loaders in [[gpugrad.data.DataLoader(X, y, batch_size=2, seed=7, rank=r, world_size=world,
+    for epoch_loaders in [[gpugrad.utils.data.DataLoader(X, y, batch_size=2, seed=7, rank=r, world_size=world,
                                                    drop_last=drop_last) for r in range(world)]]:
         for _ in range(2):
             shards = [np.concatenate([yb.numpy() for _, yb in loader]) for loader in epoch_loaders]
@@ -162,7 +162,7 @@ def test_shards_are_disjoint_cover_the_data_and_shuffle_alike(n, world, drop_las
             assert set(seen) == set(range(n)) and len(seen) == -(-n // world) * world  # padded from the start
     assert not all(np.array_equal(a, b) for a, b in zip(epochs[0], epochs[1]))  # a new shuffle each epoch
     with pytest.raises(ValueError, match="seed"):
-        gpugrad.data.DataLoader(X, y, rank=0, world_size=2)
+        gpugrad.utils.data.DataLoader(X, y, rank=0, world_size=2)
 
 
 def test_world_of_one_needs_no_mpi_and_ddp_is_plain_training():

@@ -8,7 +8,8 @@ import pytest
 
 import gpugrad
 import gpugrad.functional as F
-from gpugrad.backend import get_backend, kernel_dir
+from gpugrad.backend import get_backend
+from gpugrad.cuda.sources import kernel_dir
 from gpugrad.ops.activation import ACTIVATIONS as TABLE
 from gpugrad.ops.activation import apply_backward, apply_forward
 from gpugrad.ops.matmul import bias_act_backward, bias_act_forward

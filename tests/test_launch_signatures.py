@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gpugrad.backend import kernel_dir
+from gpugrad.cuda.sources import kernel_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDIN = Path(__file__).resolve().parent / "cupy_standin"
@@ -157,7 +157,7 @@ def test_the_source_compiled_holds_the_header_so_cupys_cache_key_follows_it(tmp_
     for f in kernel_dir().iterdir():
         if f.suffix in (".cu", ".cuh"):
             (tmp_path / f.name).write_text(f.read_text())
-    script = ("import sys, gpugrad.backend as b; from pathlib import Path; b.kernel_dir = lambda: Path(sys.argv[1]); "
+    script = ("import sys, gpugrad.cuda.sources as s; from pathlib import Path; s.kernel_dir = lambda: Path(sys.argv[1]); "
               "from gpugrad.cuda import kernels; print(repr(kernels._compile('activation', True).code))")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(STANDIN), str(ROOT)]))
 

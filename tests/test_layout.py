@@ -1,5 +1,7 @@
-"""The layout the code keeps: no module-level import cycles, no file over 400 lines, CuPy never
-imported by ``import gpugrad``, and each vocabulary defined once."""
+"""The layout the code keeps: one-way layers (the library never imports the application in ``gpugrad.app``;
+no import cycle, counting imports inside functions; lazy imports only of optional dependencies; no module
+binding its names into another), no file over 400 lines, CuPy never imported by ``import gpugrad``, and each
+vocabulary defined once."""
 import ast
 import subprocess
 import sys
@@ -16,10 +18,18 @@ def _modules():
     return found
 
 
-def _imports(name, path, modules):
-    """Modules ``name`` imports at module level (imports inside functions are lazy and do not count)."""
+# What may be imported inside a function: the optional dependencies, and the package's own modules that
+# import one of them at module level (each checked below), so that ``import gpugrad`` needs neither.
+OPTIONAL = {"cupy", "cupyx", "cuda", "mpi4py", "torch", "matplotlib", "tqdm", "ml_dtypes", "scipy", "safetensors",
+            "mnist1d", "threadpoolctl"}
+OPTIONAL_WRAPPERS = {"gpugrad.backend.cupy_backend", "gpugrad.capture.cuda", "gpugrad.distributed.nccl",
+                     "gpugrad.cuda.kernels"}
+
+
+def _imports(name, path, modules, nodes=None):
+    """Modules ``name`` imports, at module level and inside functions."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.parse(path.read_text()).body:
+    for node in nodes if nodes is not None else ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
             target = ".".join(base + ([node.module] if node.module else [])) if node.level else node.module
@@ -47,6 +57,76 @@ def test_no_import_cycles():
             visit(module, [module])
 
 
+def _function_level_imports(path):
+    tree = ast.parse(path.read_text())
+    top = set(map(id, tree.body))
+    return [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in top
+            and not _guarded(tree, node)]
+
+
+def _guarded(tree, node):
+    """An ``if TYPE_CHECKING:`` import never runs."""
+    for parent in ast.walk(tree):
+        if isinstance(parent, ast.If) and getattr(parent.test, "id", None) == "TYPE_CHECKING" and node in parent.body:
+            return True
+    return False
+
+
+def test_lazy_imports_are_of_optional_dependencies_only():
+    modules = _modules()
+    lazy = []
+    for name, path in modules.items():
+        for node in _function_level_imports(path):
+            for target in _imports(name, path, modules, [node]):
+                if target.split(".")[0] not in OPTIONAL and target not in OPTIONAL_WRAPPERS:
+                    lazy.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} imports {target}")
+    assert not lazy, "imports inside functions (only optional dependencies may load late):\n" + "\n".join(lazy)
+    for wrapper in OPTIONAL_WRAPPERS:  # each earns its place by importing an optional dependency at module level
+        top = ast.parse(modules[wrapper].read_text()).body
+        assert {t.split(".")[0] for t in _imports(wrapper, modules[wrapper], modules, top)} & OPTIONAL, wrapper
+
+
+def test_the_library_never_imports_the_application():
+    modules = _modules()
+    for name, path in modules.items():
+        if name.startswith("gpugrad.app") or name == "gpugrad.__main__":
+            continue
+        assert not [t for t in _imports(name, path, modules) if t.startswith("gpugrad.app")], name
+
+
+def test_no_module_binds_names_into_another():
+    """``other_module.name = value`` on a module it imported (a late binding that hides a cycle), and ``global``
+    only where a module keeps state of its own."""
+    modules = _modules()
+    found = []
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text())
+        imported = {alias.asname or alias.name.split(".")[0] for node in ast.walk(tree)
+                    if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names
+                    if any(target.rpartition(".")[2] == alias.name.split(".")[-1] or target == alias.name
+                           for target in _imports(name, path, modules, [node]) if target in modules)}
+        for node in ast.walk(tree):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, (ast.AugAssign, ast.AnnAssign)) else []
+            for target in targets:
+                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and \
+                        target.value.id in imported:
+                    found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} sets {target.value.id}.{target.attr}")
+        rebinds = any(isinstance(node, ast.Global) for node in ast.walk(ast.parse(path.read_text())))
+        assert not rebinds or name in GLOBAL_STATE, f"{name} rebinds a module global"
+    assert not found, "\n".join(found)
+
+
+# Modules that rebind a global of their own (``global name``): their own state, set by their own functions from
+# what they compute, never a name another module hands in (as the old ``bind_tensor_type`` did).
+GLOBAL_STATE = {
+    "gpugrad.app.benchmark",  # _shared: the arrays every candidate of a run works on
+    "gpugrad.backend.cupy_backend",  # _installed: the CuPy memory pool set up once
+    "gpugrad.capture.cpu",  # _tape: the CPU tape recording now
+    "gpugrad.distributed",  # _world: the communicator init() made
+}
+
+
 def test_no_file_over_400_lines():
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 400}
     assert not long
@@ -59,10 +139,10 @@ def test_import_gpugrad_does_not_import_cupy():
 
 def test_the_activation_vocabulary_is_defined_once():
     from gpugrad import nn
-    from gpugrad.ops.activation import ACTIVATIONS
+    from gpugrad.ops.formulas import ACTIVATIONS
     assert set(nn.layers.ACTIVATION_MODULES) == set(ACTIVATIONS)
     for name, module in nn.layers.ACTIVATION_MODULES.items():
         assert module.activation == name
-    sources = [p for p in PACKAGE.rglob("*.py") if p.name != "activation.py"]
+    sources = [p for p in PACKAGE.rglob("*.py") if p.name != "formulas.py"]
     for path in sources:  # no second table of activation codes
         assert "\"sigmoid\": 2" not in path.read_text() and "'sigmoid': 2" not in path.read_text(), path

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import gpugrad
-from gpugrad import data, nn
+from gpugrad import nn
+from gpugrad.utils import data
 from conftest import T
 
 torch = pytest.importorskip("torch")

@@ -6,7 +6,8 @@ import pytest
 
 import gpugrad
 import gpugrad.functional as F
-from gpugrad import data, nn, optim
+from gpugrad import nn, optim
+from gpugrad.utils import data
 
 
 def _t(values, dtype=np.float64, requires_grad=True, device="cpu"):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import gpugrad
-from gpugrad.runs import new_run_folder
+from gpugrad.app.runs import new_run_folder
 
 RUN = [sys.executable, "-m", "gpugrad", "train", "--device", "cpu"]
 # Small steps (batch 4: 360 per epoch) so that a signal lands mid-epoch.

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 import gpugrad
-from gpugrad import data, nn
-from gpugrad.cli import main
-from gpugrad.train import TrainConfig, train
+from gpugrad import nn
+from gpugrad.utils import data
+from gpugrad.app.cli import main
+from gpugrad.app.train import TrainConfig, train
 
 
 def test_digits_ships_with_the_package():

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import gpugrad
-from gpugrad import lecture, viz
+from gpugrad import viz
+from gpugrad.app import lecture
 
 
 def _edges(dot):

@@ -105,16 +105,3 @@ def backend_of(array) -> Backend:
 
 def all_backends() -> list[Backend]:
     return [_CPU, *_CUDA.values()]
-
-
-def kernel_dir():
-    """The folder holding the CUDA sources: ``gpugrad/kernels`` when installed, ``kernels/`` in a checkout."""
-    from importlib import resources
-    from pathlib import Path
-    try:
-        installed = resources.files("gpugrad.kernels")
-        if installed.joinpath("activation.cu").is_file():
-            return Path(str(installed))
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parents[2] / "kernels"

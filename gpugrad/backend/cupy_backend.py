@@ -9,7 +9,7 @@ import cupy
 import numpy as np
 from cupy.cuda import cublas
 
-from ..autograd import check_host_read
+from ..seam import check_host_read
 from ..dtypes import BFLOAT16, LOW_FLOATS
 from ..cuda import kernels as kernel_launches
 from .device import Backend

@@ -9,7 +9,7 @@ import contextlib
 
 import numpy as np
 
-from ..autograd import check_host_read
+from ..seam import check_host_read
 from ..dtypes import LOW_FLOATS
 
 

@@ -20,6 +20,8 @@ from .. import autograd
 from ..autograd import CaptureError, HostReadError
 from ..backend import get_backend
 from ..dtypes import BFLOAT16
+from ..tensor import Tensor
+from .cpu import Tape
 
 __all__ = ["compile", "CompiledStep", "CaptureError", "HostReadError", "CaptureMismatchError"]
 
@@ -66,7 +68,7 @@ class CompiledStep:
     def __call__(self, *args, **kwargs):
         if kwargs:
             raise TypeError(f"gpugrad.compile: pass the step's arguments by position (got {sorted(kwargs)} by name)")
-        if not self.enabled or autograd.step_capture is not None:  # inside another capture: part of its tape
+        if not self.enabled or autograd.features.capture is not None:  # inside another capture: part of its tape
             return self.fn(*args)
         key = _signature(args)
         capture = self._captures.get(key)
@@ -102,7 +104,6 @@ class CompiledStep:
         return len(self._captures)
 
     def _backend(self, args):
-        from ..tensor import Tensor
         devices = {a.backend for a in args if isinstance(a, Tensor)}
         if len(devices) > 1:
             raise CaptureError(f"gpugrad.compile: the step's tensor arguments are on several devices "
@@ -111,7 +112,6 @@ class CompiledStep:
 
 
 def _signature(args):
-    from ..tensor import Tensor
     key = []
     for i, a in enumerate(args):
         if isinstance(a, Tensor):
@@ -128,7 +128,6 @@ def _signature(args):
 
 def _structure(obj, leaf):
     """``obj`` (a tensor, or tuples, lists and dicts of them) with every tensor replaced by ``leaf(tensor)``."""
-    from ..tensor import Tensor
     if isinstance(obj, Tensor):
         return leaf(obj)
     if isinstance(obj, (tuple, list)):
@@ -155,7 +154,6 @@ class _Capture:
 
     def __init__(self, backend, checked, gemms=()):
         if backend.kind == "cpu":
-            from .cpu import Tape
             self.tape = Tape(backend)
         else:
             from .cuda import GraphTape
@@ -163,7 +161,7 @@ class _Capture:
         self.checked = checked
         self.leaves, self.optimizers, self.others, self.inputs, self.grads = {}, {}, {}, [], []
 
-    # -- what the engine and the optimizers tell a capture (autograd.step_capture) --------------
+    # -- what the engine and the optimizers tell a capture (autograd.features.capture) --------------
     @property
     def paused(self):
         return self.tape.paused
@@ -189,14 +187,13 @@ class _Capture:
 
     # -- capture and replay -------------------------------------------------------------------
     def record(self, fn, args):
-        from ..tensor import Tensor
         tape, call_args = self.tape, list(args)
         for i, a in enumerate(args):
             if isinstance(a, Tensor):
                 buffer = tape.static_copy(a.data)
                 self.inputs.append((i, buffer))
                 call_args[i] = Tensor._make(tape.traced(buffer), a.requires_grad)
-        autograd.step_capture = self
+        autograd.features.capture = self
         try:
             tape.start()
             try:
@@ -209,7 +206,7 @@ class _Capture:
                 raise
             tape.stop()
         finally:
-            autograd.step_capture = None
+            autograd.features.capture = None
         mine = {id(t) for t in call_args}  # the capture's own input tensors: their gradients are not the caller's
         for t in self.leaves.values():
             if t.grad is not None and id(t) not in mine:

@@ -20,7 +20,9 @@ import cupy
 import numpy as np
 
 from ..dtypes import BFLOAT16, LOW_FLOATS
-from ..ops.activation import ACTIVATIONS, activation_code
+from ..ops.formulas import ACTIVATIONS, activation_code
+from . import sources
+from .sources import kernel_source  # noqa: F401 -- named here for the compile tests
 
 DTYPES = {np.dtype(np.float16): "__half", np.dtype(np.float32): "float", np.dtype(np.float64): "double",
           **({BFLOAT16: "__nv_bfloat16"} if BFLOAT16 is not None else {})}
@@ -44,11 +46,10 @@ _SM_COUNT: dict = {}
 
 def compile_options(half: bool = True) -> tuple:
     """nvcc/NVRTC options: the activation codes from the Python table, and exact a*b+c rounding."""
-    from ..backend import kernel_dir
     codes = tuple(f"-DGPUGRAD_ACT_{name.upper()}={a.code}" for name, a in ACTIVATIONS.items())
     # NOTE: -fmad=false keeps a*b+c rounded as numpy rounds it, so CPU-GPU parity holds to the ulp for normal
     # numbers; CuPy adds -ftz=true (cupy/cuda/compiler.py), so float32 subnormals flush to zero on a GPU.
-    return ("-std=c++17", "-fmad=false", f"-I{kernel_dir()}") + codes + (
+    return ("-std=c++17", "-fmad=false", f"-I{sources.kernel_dir()}") + codes + (
         _cuda_include_dirs() if half else ("-DGPUGRAD_NO_HALF",))
 
 
@@ -66,17 +67,8 @@ def _cuda_include_dirs() -> tuple:
     return tuple(f"-I{folder}" for folder in found[:2])
 
 
-def kernel_source(module_name: str) -> str:
-    """``kernels/<module_name>.cu`` with ``common.cuh`` written in place of its include: CuPy's on-disk cache is keyed
-    by the source text (and options), not by the headers it includes, so a change to the header alone must change
-    the source, or a stale binary is loaded."""
-    from ..backend import kernel_dir
-    header = (kernel_dir() / "common.cuh").read_text()
-    return (kernel_dir() / f"{module_name}.cu").read_text().replace('#include "common.cuh"', header)
-
-
 def _compile(module_name: str, half: bool):
-    source = kernel_source(module_name)
+    source = sources.kernel_source(module_name)
     names = [n for n in KERNELS[module_name] if half or ("__half" not in n and "bfloat16" not in n)]
     module = cupy.RawModule(code=source, options=compile_options(half), name_expressions=names)
     module.compile()

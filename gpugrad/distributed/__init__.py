@@ -22,12 +22,10 @@ import time
 
 import numpy as np
 
+from .common import DistributedError, _check_op  # noqa: F401 -- DistributedError is public here
+
 __all__ = ["init", "get_world", "is_initialized", "finalize", "launcher_env", "LocalCommunicator",
            "MPICommunicator", "DistributedError"]
-
-
-class DistributedError(RuntimeError):
-    """A data-parallel set-up problem (missing MPI, a bad launcher environment, GPUs shared by ranks)."""
 
 
 def launcher_env(environ=None) -> tuple[int, int, int]:
@@ -79,11 +77,6 @@ class LocalCommunicator:
 
     def finalize(self):
         pass
-
-
-def _check_op(op):
-    if op not in ("sum", "mean"):
-        raise ValueError(f"all_reduce: op must be 'sum' or 'mean', got {op!r}")
 
 
 class _MPIHandle:

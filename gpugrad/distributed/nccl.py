@@ -13,7 +13,7 @@ import os
 
 import cupy
 
-from . import DistributedError, _check_op
+from .common import DistributedError, _check_op
 
 
 # the dtypes cupyx.distributed hands to NCCL (by dtype.char, as _nccl_comm.py's _nccl_dtypes); others travel as bits

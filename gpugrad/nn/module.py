@@ -100,7 +100,7 @@ class Module:
     def __call__(self, *args, **kwargs):
         if not (self._forward_pre_hooks or self._forward_hooks):
             return self.forward(*args, **kwargs)
-        if autograd.step_capture is not None:
+        if autograd.features.capture is not None:
             raise autograd.CaptureError(
                 f"gpugrad.compile: {type(self).__name__} has a forward hook, which would run at the capture only, "
                 "not at replays; remove it inside the captured step or run the step eagerly "

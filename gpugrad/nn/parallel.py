@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import weakref
 
-from .. import autograd
+from .. import autograd, distributed
 from ..dtypes import DEFAULT_FLOAT, LOW_FLOATS
 from .module import Module
 
@@ -41,7 +41,6 @@ class DistributedDataParallel(Module):
 
     def __init__(self, module: Module, bucket_cap_mb: float = 25, comm=None, overlap: bool = True):
         super().__init__()
-        from .. import distributed
         if not bucket_cap_mb > 0:
             raise ValueError(f"DistributedDataParallel: bucket_cap_mb must be > 0, got {bucket_cap_mb}")
         self.module = module
@@ -70,8 +69,8 @@ class DistributedDataParallel(Module):
         ready, finish = weakref.WeakMethod(self._ready), weakref.WeakMethod(self._finish)
         hooks = {id(p): (lambda t, ready=ready: ready()(t)) for p in params}
         end = (lambda: finish()())
-        autograd.gradient_hooks.update(hooks)
-        autograd.backward_end_hooks.append(end)
+        autograd.features.gradient_hooks.update(hooks)
+        autograd.features.backward_end_hooks.append(end)
         weakref.finalize(self, _unhook, list(hooks), end)
 
     def forward(self, *args, **kwargs):
@@ -144,6 +143,6 @@ class DistributedDataParallel(Module):
 
 def _unhook(keys, end):
     for key in keys:
-        autograd.gradient_hooks.pop(key, None)
-    if end in autograd.backward_end_hooks:
-        autograd.backward_end_hooks.remove(end)
+        autograd.features.gradient_hooks.pop(key, None)
+    if end in autograd.features.backward_end_hooks:
+        autograd.features.backward_end_hooks.remove(end)

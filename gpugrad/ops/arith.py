@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function, sum_to
+from ..autograd import Function, TensorBase, sum_to
+from ..dtypes import result_type
 
 
 def _shaped(grad, shape, dtype):
@@ -244,3 +245,18 @@ class Clamp(Function):
             return grad_output * (x <= self.high)
         inside = x >= self.low
         return grad_output * (inside if self.high is None else inside & (x <= self.high))
+
+
+def where(condition, a, b):
+    """Elementwise ``a`` where ``condition`` else ``b``; the gradient flows to the chosen input. Numbers take
+    the device of the tensors given (two numbers: PyTorch's dtype for them)."""
+    first = next((v for v in (a, b, condition) if isinstance(v, TensorBase)), None)
+    if first is None:
+        raise TypeError(f"where: expected a tensor among condition, a and b, got {type(condition).__name__}, "
+                        f"{type(a).__name__} and {type(b).__name__}")
+    backend = first.backend
+    cond = condition.data if isinstance(condition, TensorBase) else backend.asarray(condition)
+    if not isinstance(a, TensorBase) and not isinstance(b, TensorBase):
+        a = first._wrap(backend.asarray(np.asarray(a, dtype=result_type(a, b))))
+    return Where(cond.astype(bool, copy=False))(a, b)
+

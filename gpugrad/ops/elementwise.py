@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from ..autograd import Function, _as_array
+from ..autograd import Function, _as_array, as_tensor_like
+from .activation import _erf
 from .arith import _to_input
 
 
@@ -48,7 +47,6 @@ class Unary(Function):
     def forward(self, x):
         self.saved = x
         if self.kind == "erf":
-            from .activation import _erf
             return _erf(self.backend.xp, x)
         return self.FORMULAS[self.kind][0](self.backend.xp, x)
 
@@ -77,7 +75,6 @@ class Remainder(Function):
 def no_grad_binary(ufunc_name, op):
     """``a <op> b`` through the array module's ufunc, with no gradient (floor division, bitwise logic)."""
     def apply(a, b):
-        from ..operands import as_tensor_like
         x, y = as_tensor_like((a, b), op)
         if ufunc_name != "floor_divide" and not (x.dtype.kind in "biu" and y.dtype.kind in "biu"):
             raise TypeError(f"{op}: needs bool or integer tensors, got {x.dtype} and {y.dtype}")
@@ -91,17 +88,3 @@ def invert(x):
     if x.dtype.kind not in "biu":
         raise TypeError(f"~: needs a bool or integer tensor, got {x.dtype}")
     return type(x)._make(_as_array(x.backend.xp.invert(x.data)), False)
-
-
-def randint(low, high=None, size=(), dtype=np.int64, device=None):
-    """Integers uniform in [low, high) (or [0, low)) from the device's seeded generator."""
-    from ..backend import get_backend
-    from ..tensor import Tensor
-    if high is None:
-        low, high = 0, low
-    if high <= low:
-        raise ValueError(f"randint: needs low < high, got {low} and {high}")
-    backend = get_backend(device)
-    size = (size,) if isinstance(size, int) else tuple(size)
-    draws = backend.xp.floor(backend.rand(size, np.float64) * (high - low)) + low
-    return Tensor(draws.astype(dtype))

@@ -10,6 +10,7 @@ import contextlib
 import math
 
 from ..autograd import CaptureError, Function, capturing, sum_to
+from ..backend import Backend
 from ..dtypes import LOW_FLOATS, accumulator, working
 from .activation import activation_param, apply_backward, apply_forward
 
@@ -220,7 +221,6 @@ _PRECISIONS = ("highest", "high")
 @contextlib.contextmanager
 def matmul_precision(precision):
     """``set_matmul_precision(precision)`` inside the block (None: unchanged), the setting before it restored after."""
-    from ..backend import Backend
     previous = Backend.matmul_precision
     if precision:
         set_matmul_precision(precision)
@@ -236,7 +236,6 @@ def set_matmul_precision(precision: str) -> None:
 
     The CPU always computes float32 GEMMs in float32.
     """
-    from ..backend import Backend
     if precision not in _PRECISIONS:
         raise ValueError(f"set_matmul_precision: expected one of {_PRECISIONS}, got {precision!r}")
     Backend.matmul_precision = precision

@@ -11,6 +11,7 @@ from .. import autograd
 from ..amp import unscale_check
 from ..autograd import mark_changed
 from ..backend import get_backend
+from ..tensor import Tensor
 
 _CPU = get_backend("cpu")
 
@@ -52,7 +53,6 @@ class Optimizer:
 
     def add_param_group(self, group: dict) -> None:
         """Add a group: its "params", and hyperparameters that override the defaults."""
-        from ..tensor import Tensor
         name = type(self).__name__
         if not isinstance(group, dict) or "params" not in group:
             raise TypeError(f"{name}: a parameter group is a dict with 'params', got {type(group).__name__}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import statistics
 import time
 
+import gpugrad
+
 
 def measure(candidates, rounds, seconds, warmup, pause=0.25, per_step=False):
     """Median-ready times: each round runs every candidate once, in a rotated order, with a pause
@@ -96,7 +98,6 @@ def plot(results, path):
 
 def matmul_ceiling_gflops(device, dtype):
     """This machine's GEMM rate: 1024^3 on the CPU, 4096^3 on a GPU (GFLOP/s)."""
-    import gpugrad
     backend = gpugrad.get_backend(device)
     n = 1024 if backend.kind == "cpu" else 4096
     a = backend.xp.ones((n, n), dtype=dtype)

@@ -16,6 +16,16 @@ import sys
 
 import numpy as np
 
+import gpugrad
+import gpugrad.functional as F
+from .. import optim
+from ..amp import PRECISIONS
+from ..backend import CudaUnavailableError, get_backend
+from ..ops.matmul import set_matmul_precision
+from .bench_report import matmul_ceiling_gflops, measure, plot, print_table
+
+
+
 MODELS = {
     # name: (layer sizes, batch, biases, loss)
     "lecture": ([1000, 100, 10], 64, False, "sse"),
@@ -32,7 +42,6 @@ def add_arguments(parser):
     parser.add_argument("--quick", action="store_true", help="few rounds, small steps: under a minute on 2 cores")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 7, quick 3)")
     parser.add_argument("--compile", action="store_true", help="also the gpugrad step through gpugrad.compile")
-    from .amp import PRECISIONS
     parser.add_argument("--precision", default="fp32", choices=tuple(PRECISIONS),
                         help="gpugrad's and PyTorch's steps: tf32 GEMMs (GPU), bf16 or fp16 autocast (fp16 with a GradScaler)")
     parser.add_argument("--nproc", type=int, default=1, help="N > 1: the MLP step on N data-parallel ranks "
@@ -60,7 +69,6 @@ def shared_arrays():
 
 
 def _tensor(array, device, requires_grad=False):
-    import gpugrad
     if _shared is not None and device == "cpu":
         return gpugrad.from_numpy(array).requires_grad_(requires_grad)
     return gpugrad.tensor(array, device=device, requires_grad=requires_grad)
@@ -133,9 +141,6 @@ def numpy_step(state, x, y, activation, loss_kind, lr):
 
 
 def gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr, precision="fp32"):
-    import gpugrad
-    import gpugrad.functional as F
-    from gpugrad import optim
     weights, bias = _init(sizes, biases, dtype)
     x, y = _data(sizes, batch, loss_kind, dtype)
     X, Y = _tensor(x, device), _tensor(y, device)
@@ -167,7 +172,6 @@ def gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr
 
 def _training_step(compute_loss, opt, precision):
     """The step as a user writes it: plain for fp32 and tf32; bf16 and fp16 under autocast, fp16 with a GradScaler."""
-    import gpugrad
     low = gpugrad.amp.PRECISIONS[precision]
     if low is None:
         def step():
@@ -192,8 +196,6 @@ def _training_step(compute_loss, opt, precision):
 
 def written_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr):
     """The lecture's net as a user writes it: ((act(x @ w1) @ w2 - y) ** 2).sum(), update through .data."""
-    import gpugrad
-    import gpugrad.functional as F
     weights, _ = _init(sizes, False, dtype)
     x, y = _data(sizes, batch, loss_kind, dtype)
     X, Y = _tensor(x, device), _tensor(y, device)
@@ -212,7 +214,6 @@ def written_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr
 
 def torch_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr, precision="fp32"):
     import torch
-    from .amp import PRECISIONS
     low = getattr(torch, PRECISIONS[precision]) if PRECISIONS[precision] else None
     scaler = torch.amp.GradScaler(device.split(":")[0], enabled=precision == "fp16")
     weights, bias = _init(sizes, biases, dtype)
@@ -245,7 +246,6 @@ def torch_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr, 
 
 def compiled_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr, precision="fp32"):
     """gpugrad's step given to ``gpugrad.compile`` (a tape replay on the CPU, CUDA graphs on a GPU)."""
-    import gpugrad
     step, sync = gpugrad_setup(sizes, batch, biases, loss_kind, activation, dtype, device, lr, precision)
     return gpugrad.compile(step, device=device), sync
 
@@ -286,8 +286,6 @@ def loss_difference(model, activation, dtype, impl, device, steps=5, precision="
 
 
 def run(args) -> int:
-    from .backend import CudaUnavailableError, get_backend
-    from .bench_report import matmul_ceiling_gflops, measure, plot, print_table
     devices = [d.strip() for d in args.device.split(",")] if args.device else ["cpu"]
     if args.device is None:
         try:
@@ -313,7 +311,6 @@ def run(args) -> int:
     dtype = np.dtype(args.dtype)
     rounds = args.rounds or (3 if args.quick else 7)
     if args.precision == "tf32":  # the process's GEMM setting, for gpugrad and PyTorch alike
-        from .ops.matmul import set_matmul_precision
         set_matmul_precision("high")
         if torch is not None:
             torch.backends.cuda.matmul.allow_tf32 = True

@@ -16,23 +16,28 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
+from .. import distributed, nn, optim
+from .. import functional as F
+from ..backend import get_backend
+from ..creation import manual_seed, tensor
+from .launch import mpiexec
+
+
 SIZES, BATCH, STEPS = [784, 1024, 1024, 10], 256, 20
 
 
 def _step_times(device, comm=None, steps=STEPS):
-    import numpy as np
 
-    import gpugrad
-    import gpugrad.functional as F
-    from gpugrad import nn, optim
-    gpugrad.manual_seed(0)
+    manual_seed(0)
     model = nn.MLP(SIZES, activation="relu", device=device)
     net = model if comm is None else nn.parallel.DistributedDataParallel(model, comm=comm)
     opt = optim.SGD(model.parameters(), lr=0.01)
     rng = np.random.default_rng(0 if comm is None else comm.rank)
-    x = gpugrad.tensor(rng.standard_normal((BATCH, SIZES[0])).astype(np.float32), device=device)
-    y = gpugrad.tensor(rng.integers(0, SIZES[-1], BATCH), device=device)
-    sync = gpugrad.get_backend(device).synchronize
+    x = tensor(rng.standard_normal((BATCH, SIZES[0])).astype(np.float32), device=device)
+    y = tensor(rng.integers(0, SIZES[-1], BATCH), device=device)
+    sync = get_backend(device).synchronize
     times = []
     for i in range(steps + 3):
         if comm is not None:
@@ -50,7 +55,6 @@ def _step_times(device, comm=None, steps=STEPS):
 def run(args) -> int:
     device = (args.device or "cpu").split(",")[0]
     if os.environ.get("GPUGRAD_BENCH_RANK_OF"):  # one of the N ranks
-        from . import distributed
         comm = distributed.init(device=device)
         if device.startswith("cuda"):
             device = f"cuda:{comm.local_rank}"
@@ -58,11 +62,10 @@ def run(args) -> int:
         if comm.rank == 0:
             print(json.dumps({"ms": median * 1e3}))
         return 0
-    from .cli import _mpiexec
     one = statistics.median(_step_times(device)) * 1e3
     env = {**os.environ, "GPUGRAD_BENCH_RANK_OF": str(args.nproc), "OMP_NUM_THREADS": "1",
            "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    done = subprocess.run([_mpiexec(), "-n", str(args.nproc), sys.executable, "-m", "gpugrad", "bench", "--nproc",
+    done = subprocess.run([mpiexec(), "-n", str(args.nproc), sys.executable, "-m", "gpugrad", "bench", "--nproc",
                            str(args.nproc), "--device", device], capture_output=True, text=True, env=env)
     if done.returncode:
         print(f"gpugrad bench: error: the ranks failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)

@@ -2,10 +2,27 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 
 import numpy as np
+
+from .. import __version__
+from ..amp import PRECISIONS
+from ..backend import CudaUnavailableError
+from ..distributed import DistributedError, launcher_env
+from ..ops.activation import ACTIVATIONS
+from ..utils.data import DATASETS
+from .bench_dist import run as run_distributed
+from .benchmark import add_arguments as add_bench_arguments
+from .benchmark import run as run_bench
+from .launch import launch_ranks
+from .lecture import run as run_lecture
+from .runs import new_run_folder
+from .train import LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig, TrainingStopped, train
+
+
 
 
 def _sizes(text):
@@ -24,11 +41,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    from . import __version__
-    from .data import DATASETS
-    from .ops.activation import ACTIVATIONS
-    from .amp import PRECISIONS
-    from .train import LOSSES, OPTIMIZERS, SCHEDULES
     parser = _Parser(prog="gpugrad", description="Array autodiff on NVIDIA GPUs (CuPy) and CPUs (numpy).")
     parser.add_argument("--version", action="version", version=f"gpugrad {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -65,7 +77,6 @@ def build_parser():
     train.add_argument("--resume", default=None, metavar="RUN_DIR",
                        help="continue an interrupted run from its folder (its options are used)")
 
-    from .benchmark import add_arguments as add_bench_arguments
     add_bench_arguments(commands.add_parser("bench", help="training-step benchmarks: gpugrad, numpy, PyTorch"))
     lecture = commands.add_parser("lecture", help="the lecture's worked examples, step by step, with pictures")
     lecture.add_argument("--example", default="all",
@@ -75,8 +86,7 @@ def build_parser():
 
 
 def info() -> int:
-    import gpugrad
-    print(f"gpugrad {gpugrad.__version__}")
+    print(f"gpugrad {__version__}")
     print(f"Python {platform.python_version()} ({platform.machine()}, {platform.system()})")
     print(f"numpy {np.__version__}; BLAS: {_blas()}")
     try:
@@ -130,19 +140,12 @@ def main(argv=None) -> int:
         return _train(args, argv)
     if args.command == "bench":
         if args.nproc > 1:
-            from .bench_dist import run as run_distributed
             return run_distributed(args)
-        from .benchmark import run as run_bench
         return run_bench(args)
-    from .lecture import run as run_lecture
     return run_lecture(args)
 
 
 def _train(args, argv=None) -> int:
-    from .backend import CudaUnavailableError
-    from .distributed import DistributedError, launcher_env
-    from .runs import new_run_folder
-    from .train import TrainConfig, TrainingStopped, train
     config = TrainConfig(dataset=args.dataset, data=args.data, label=args.label, hidden=args.hidden, activation=args.activation, loss=args.loss,
                          optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, epochs=args.epochs,
                          batch_size=args.batch_size, schedule=args.schedule,
@@ -154,7 +157,7 @@ def _train(args, argv=None) -> int:
             if config.out is None:
                 config.out = str(new_run_folder())
         if config.nproc > 1 and launcher_env()[1] == 1:  # not started by a launcher yet: start the ranks
-            return _launch_ranks(config.nproc, list(argv or sys.argv[1:]) + (["--out", config.out] if
+            return launch_ranks(config.nproc, list(argv or sys.argv[1:]) + (["--out", config.out] if
                                                                                        args.resume is None else []))
         train(config, log=_print_or_stop, resume=args.resume)
     except (ValueError, CudaUnavailableError, ImportError, DistributedError) as error:
@@ -174,32 +177,12 @@ def _train(args, argv=None) -> int:
     return 0
 
 
-def _launch_ranks(nproc, argv) -> int:
-    """``mpiexec -n N python -m gpugrad train ...``: MPICH's launcher from the dist extra, else the system's;
-    one BLAS thread per rank on the CPU (N ranks share the cores)."""
-    import os
-    import subprocess
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.run([_mpiexec(), "-n", str(nproc), sys.executable, "-m", "gpugrad", *argv], env=env).returncode
-
-
-def _mpiexec() -> str:
-    """The mpiexec beside this Python (the dist extra's MPICH), else the system's."""
-    import os
-    import shutil
-    launcher = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
-    if launcher is None:
-        raise ImportError("--nproc needs mpiexec: pip install 'gpugrad[dist]' (mpi4py and MPICH)")
-    return launcher
-
-
 def _print_or_stop(*args):
     print(*args, flush=True)  # a closed pipe (gpugrad train | head) raises here, between epochs
 
 
 def _silence_stdout():
     """After a closed pipe, point stdout at /dev/null so that Python's exit flush cannot fail again."""
-    import os
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

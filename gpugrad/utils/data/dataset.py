@@ -1,17 +1,12 @@
-"""``torch.utils.data``'s names: ``Dataset`` (a base class for map-style data sets), ``TensorDataset``,
-``Subset``, ``random_split``, and gpugrad's ``DataLoader`` (which shuffles unless told ``shuffle=False``;
-see ``gpugrad.data``)."""
+"""Map-style data sets as PyTorch's: ``Dataset`` (the base class), ``TensorDataset``, ``Subset``,
+``random_split``."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from ..data import DataLoader
-from ..tensor import Tensor
-
-__all__ = ["Dataset", "TensorDataset", "Subset", "random_split", "DataLoader"]
-
+from ...tensor import Tensor
 
 class Dataset:
     """A map-style data set: subclasses give ``__len__`` and ``__getitem__`` (an index -> a sample)."""

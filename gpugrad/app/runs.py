@@ -10,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-from .serialization import save, write_atomically
+from ..serialization import save, write_atomically
 
 
 def new_run_folder(parent="runs") -> Path:

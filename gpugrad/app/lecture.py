@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import functional as F
-from .creation import tensor
-from .viz import format_value, gradients, graph_of, render
+from .. import functional as F
+from ..autograd import no_grad
+from ..creation import tensor
+from ..viz import format_value, gradients, graph_of, render
 
 EXAMPLES = ("add-mul", "sigmoid-neuron", "max-router", "l2-vector", "two-layer")
 
@@ -163,7 +164,6 @@ def two_layer(log=print, steps=5):
     X, Y = _named(rng.standard_normal((N, D_in)), "X", False), _named(rng.standard_normal((N, D_out)), "Y", False)
     W1, W2 = _named(rng.standard_normal((D_in, H)), "W1"), _named(rng.standard_normal((H, D_out)), "W2")
     log("\n== two-layer: q = X W1, h = sigmoid(q), Y_hat = h W2, L = sum((Y_hat - Y)^2); 64 x 1000-100-10")
-    from .autograd import no_grad
     for t in range(steps):
         q = X @ W1
         h = q.sigmoid()

@@ -22,16 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data as datasets
-from . import functional as F
-from . import amp, capture, distributed, nn, optim
-from .autograd import no_grad
-from .backend import CudaUnavailableError, get_backend
-from .creation import manual_seed, tensor
-from .ops.matmul import matmul_precision
-from .runs import (_clock, finite_history, prepare_output, summary, write_text,
-                   write_history, write_outputs)
-from .serialization import load, save
+from .. import __version__, amp, capture, distributed, nn, optim
+from .. import functional as F
+from ..autograd import no_grad
+from ..backend import CudaUnavailableError, get_backend
+from ..creation import manual_seed, tensor
+from ..ops.matmul import matmul_precision
+from ..serialization import load, save
+from ..utils import data as datasets
+from .runs import _clock, finite_history, prepare_output, summary, write_history, write_outputs, write_text
 
 LOSSES = ("cross_entropy", "svm", "mse")
 OPTIMIZERS = ("sgd", "adam")
@@ -171,7 +170,6 @@ class _StopRequest:
 
 
 def _versions(device):
-    from . import __version__
     found = {"gpugrad": __version__, "numpy": np.__version__, "python": platform.python_version()}
     if device.startswith("cuda"):
         import cupy
