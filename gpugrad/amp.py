@@ -31,6 +31,7 @@ import numpy as np
 
 from . import autograd
 from .dtypes import DEFAULT_FLOAT, LOW_FLOATS, bfloat16
+from .optim.optimizer import unscale_check
 from .tensor import Tensor
 
 __all__ = ["autocast", "GradScaler", "is_autocast_enabled", "get_autocast_dtype", "PRECISIONS"]
@@ -218,8 +219,14 @@ class GradScaler:
         if id(optimizer) not in self._unscaled:
             scales = self._check(optimizer, write=False)
         flags = self._found_inf[id(optimizer)]
-        optimizer._step(found_inf=flags if flags else None, scale=scales if flags else None)
-        return None
+        if flags and getattr(optimizer, "_step_supports_amp_scaling", False):  # PyTorch's protocol: the step unscales
+            return optimizer.step(grad_scale=scales, found_inf=flags)        # and skips, on the device
+        if flags:  # another optimizer: unscaled here, and its step skipped after one host read of the flags
+            if scales is not None:
+                self._check(optimizer, write=True)
+            if any(bool(f) for f in flags.values()):
+                return None
+        return optimizer.step()
 
     def update(self, new_scale=None):
         """After a step: back off if any optimizer saw inf or NaN, else grow every ``growth_interval`` steps."""
@@ -269,19 +276,6 @@ class GradScaler:
 
 
 # -- the scaler's arithmetic where no kernel applies (the CPU); optim.cu computes the same on a GPU ------
-
-def unscale_check(xp, grads, scale, found, write=True):
-    """grad *= 1 / scale (the float32 reciprocal, as PyTorch), in place (``write=False``: only checked);
-    ``found`` (or None: no check) set where any is inf or NaN."""
-    if not grads:
-        return
-    inverse = xp.reciprocal(scale.astype(np.float32))
-    for g in grads:
-        factor = inverse.astype(g.dtype) if g.dtype != np.float64 else inverse
-        unscaled = g * factor if not write else xp.multiply(g, factor, out=g)
-        if found is not None:
-            xp.maximum(found, (~xp.isfinite(unscaled)).any(), out=found)
-
 
 def update_scale(scale, tracker, found, growth, backoff, interval):
     """PyTorch's ``_amp_update_scale_``: back off after inf or NaN, grow after ``interval`` clean steps."""

@@ -146,3 +146,19 @@ def test_the_activation_vocabulary_is_defined_once():
     sources = [p for p in PACKAGE.rglob("*.py") if p.name != "formulas.py"]
     for path in sources:  # no second table of activation codes
         assert "\"sigmoid\": 2" not in path.read_text() and "'sigmoid': 2" not in path.read_text(), path
+
+
+def test_each_optimizer_family_holds_its_paths_and_makes_its_state():
+    """Its formula (``update``), its fused launch (``fused``, named: no string dispatch), its hyperparameters
+    listed once (``arguments``) and its state made in one place (``make_state``), all in its own file; the kernel
+    launches take arrays, never a state dict; the scaler meets the optimizer through PyTorch's public protocol."""
+    from gpugrad import optim
+    for family in (optim.SGD, optim.Adam, optim.RMSprop, optim.Adagrad):
+        for method in ("check", "arguments", "make_state", "update"):
+            assert method in vars(family), (family.__name__, method)
+    assert "fused" in vars(optim.SGD) and "fused" in vars(optim.Adam)
+    base = (PACKAGE / "optim" / "optimizer.py").read_text()
+    assert "getattr(backend.kernels" not in base and "import amp" not in base and "from ..amp" not in base
+    assert "state[" not in (PACKAGE / "cuda" / "kernels.py").read_text()
+    amp = (PACKAGE / "amp.py").read_text()
+    assert "._step(" not in amp and "_step_supports_amp_scaling" in amp

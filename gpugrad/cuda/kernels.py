@@ -22,7 +22,7 @@ import numpy as np
 from ..dtypes import BFLOAT16, LOW_FLOATS
 from ..ops.formulas import ACTIVATIONS, activation_code
 from . import sources
-from .sources import kernel_source  # noqa: F401 -- named here for the compile tests
+from .sources import kernel_source  # noqa: F401 -- named here for the compile tests (tests/nvrtc_compile.py)
 
 DTYPES = {np.dtype(np.float16): "__half", np.dtype(np.float32): "float", np.dtype(np.float64): "double",
           **({BFLOAT16: "__nv_bfloat16"} if BFLOAT16 is not None else {})}
@@ -309,18 +309,18 @@ def count_steps(steps, found_inf):
         kernel((1,), (8,), (*chunk, *[chunk[0]] * (8 - len(chunk)), np.int32(len(chunk)), _pointer(found_inf)))
 
 
-def sgd_step(params, grads, states, scalars, momentum, nesterov, found_inf=None, scale=None):
+def sgd_step(params, grads, buffers, firsts, scalars, momentum, nesterov, found_inf=None, scale=None):
     """The SGD update of every parameter the kernel takes, 8 per launch; returns the indices it did not take.
-    ``scalars``: (lr, momentum, dampening, weight_decay) on the device; ``momentum``: whether it is nonzero."""
+    ``buffers``: the momentum buffers (None without momentum), ``firsts``: whether each is at its first update
+    (the kernel writes d into it); ``scalars``: (lr, momentum, dampening, weight_decay) on the device;
+    ``momentum``: whether it is nonzero. The state is made by ``optim.SGD.make_state``."""
     by_dtype, first_mask, left = {}, {}, []
-    for i, (param, grad, state) in enumerate(zip(params, grads, states)):
+    for i, (param, grad, buf, first) in enumerate(zip(params, grads, buffers, firsts)):
         if not optimizer_fits(param, grad):
             left.append(i)
             continue
         slots = by_dtype.setdefault(param.dtype, [])
-        buf = state.get("momentum_buffer")
-        if momentum and buf is None:
-            buf = state["momentum_buffer"] = cupy.empty_like(param)
+        if momentum and first:
             first_mask[param.dtype] = first_mask.get(param.dtype, 0) | (1 << len(slots))
         slots.append((param, grad, buf if buf is not None else param, param, None))
     for dtype, slots in by_dtype.items():
@@ -328,20 +328,17 @@ def sgd_step(params, grads, states, scalars, momentum, nesterov, found_inf=None,
     return left
 
 
-def adam_step(params, grads, states, scalars, decoupled, found_inf=None, scale=None):
+def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, scalars, decoupled, found_inf=None, scale=None):
     """The Adam/AdamW update of every parameter the kernel takes (its step counted first, on the device;
     the kernel computes the bias corrections from it); returns the indices it did not take.
-    ``scalars``: (lr, beta1, beta2, eps, weight_decay) on the device."""
+    ``scalars``: (lr, beta1, beta2, eps, weight_decay) on the device. The state is made by
+    ``optim.Adam.make_state``."""
     by_dtype, left = {}, []
-    for i, (param, grad, state) in enumerate(zip(params, grads, states)):
+    for i, (param, grad, m, v, step) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, steps)):
         if not optimizer_fits(param, grad):
             left.append(i)
             continue
-        m = state.get("exp_avg")
-        if m is None:
-            m = state["exp_avg"] = cupy.zeros_like(param)
-            state["exp_avg_sq"] = cupy.zeros_like(param)
-        by_dtype.setdefault(param.dtype, []).append((param, grad, m, state["exp_avg_sq"], state["step"]))
+        by_dtype.setdefault(param.dtype, []).append((param, grad, m, v, step))
     for slots in by_dtype.values():
         count_steps([s[4] for s in slots], found_inf)
         _launch_multi("adam_step", slots, 0, scalars, decoupled, found_inf, scale)

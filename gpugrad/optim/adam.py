@@ -27,29 +27,35 @@ class Adam(Optimizer):
         h["weight_decay"] = check_hyperparameter(name, "weight_decay", h["weight_decay"])
         return h
 
-    kernel = "adam_step"
     counts_steps = True
 
-    def hyperparameters(self, group):
-        return group["lr"], group["betas"][0], group["betas"][1], group["eps"], group["weight_decay"], self.decoupled
-
-    def kernel_arguments(self, group):
+    def arguments(self, group):
         return (group["lr"], *group["betas"], group["eps"], group["weight_decay"]), (self.decoupled,)
+
+    def make_state(self, xp, param, state, group):
+        if "exp_avg" in state:  # NOTE: not setdefault, whose default would allocate and zero-fill on every step
+            return False
+        state["exp_avg"], state["exp_avg_sq"] = xp.zeros_like(param), xp.zeros_like(param)
+        return True
 
     def state_made(self, group, state):
         return "exp_avg" in state and "step" in state
 
-    def update(self, xp, param, grad, state, lr, beta1, beta2, eps, weight_decay, decoupled):
+    def fused(self, kernels, params, grads, states, firsts, scalars, switches, found_inf, grad_scale):
+        """The multi-tensor kernel (``gpugrad.cuda.kernels.adam_step``): it counts the steps on the device and
+        computes the bias corrections from them."""
+        return kernels.adam_step(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+                                 [s["step"] for s in states], scalars, *switches, found_inf, grad_scale)
+
+    def update(self, xp, param, grad, state, first, scalars, switches):
         """The rule on one parameter, in place; ``state["step"]`` (counted for this update) is t, the bias
         corrections' power."""
+        (lr, beta1, beta2, eps, weight_decay), (decoupled,) = scalars, switches
         on_host = isinstance(param, np.ndarray)  # NOTE: not `xp is np`: a capture hands the CPU a recording module
         step = float(state["step"]) if on_host else state["step"].astype(np.float64)  # on a GPU, no host read
         sqrt = math.sqrt if on_host else xp.sqrt
         s = self.scratch(xp, state, param)
-        m, v = state.get("exp_avg"), state.get("exp_avg_sq")
-        if m is None:  # NOTE: not setdefault, whose default would allocate and zero-fill on every step
-            m = state["exp_avg"] = xp.zeros_like(param)
-            v = state["exp_avg_sq"] = xp.zeros_like(param)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
         if weight_decay and decoupled:
             param *= 1 - lr * weight_decay
         elif weight_decay:

@@ -8,7 +8,6 @@ import numbers
 import numpy as np
 
 from .. import autograd
-from ..amp import unscale_check
 from ..autograd import mark_changed
 from ..backend import get_backend
 from ..tensor import Tensor
@@ -29,14 +28,37 @@ def check_hyperparameter(optimizer: str, name: str, value, low=0.0, high=math.in
     return value
 
 
+def unscale_check(xp, grads, scale, found, write=True):
+    """grad *= 1 / scale (the float32 reciprocal, as PyTorch), in place (``write=False``: only checked);
+    ``found`` (or None: no check) set where any is inf or NaN."""
+    if not grads:
+        return
+    inverse = xp.reciprocal(scale.astype(np.float32))
+    for g in grads:
+        factor = inverse.astype(g.dtype) if g.dtype != np.float64 else inverse
+        unscaled = g * factor if not write else xp.multiply(g, factor, out=g)
+        if found is not None:
+            xp.maximum(found, (~xp.isfinite(unscaled)).any(), out=found)
+
+
 class Optimizer:
     """Parameters in ``param_groups`` (dicts with "params" and the hyperparameters, each group's own,
     defaults filled in), per-parameter ``state`` (a dict keyed by parameter), PyTorch's state_dict.
 
     ``params`` is an iterable of tensors, or of dicts for several groups (e.g. no weight decay on
-    biases: ``[{"params": weights}, {"params": biases, "weight_decay": 0.0}]``). A subclass gives
-    ``check(hyperparameters) -> hyperparameters`` (raises on a bad value) and ``update``.
+    biases: ``[{"params": weights}, {"params": biases, "weight_decay": 0.0}]``).
+
+    A family's file gives, each once: ``check(hyperparameters)`` (raises on a bad value); ``arguments(group)``,
+    its hyperparameters as (scalars, switches): the numbers its update reads (the fused kernel reads them from
+    device memory, so a schedule may change them between replays of a captured step) and the structural
+    switches; ``make_state``, where its state is made; ``update``, the formula on one parameter (every device);
+    and ``fused``, the multi-tensor kernel's launch where it has one.
+
+    A ``GradScaler`` meets it through PyTorch's protocol: ``_step_supports_amp_scaling`` and
+    ``step(grad_scale=, found_inf=)`` (the update unscales the gradients as it reads them and skips where the
+    device flag is set).
     """
+    _step_supports_amp_scaling = True
 
     def __init__(self, params, defaults: dict):
         params = list(params)
@@ -82,55 +104,59 @@ class Optimizer:
             else:
                 p.grad.data[...] = 0
 
-    kernel = ""  # the multi-tensor kernel's launch in gpugrad.cuda.kernels ("": the update formula everywhere)
     counts_steps = False  # keep state["step"] (a 0-d float32 array on the parameter's device, as PyTorch's)
+    fused = None  # fused(kernels, params, grads, states, firsts, scalars, switches, found_inf, grad_scale) -> left
 
-    def hyperparameters(self, group) -> tuple:
-        """What ``update`` takes after (param, grad, state), from one group."""
+    def arguments(self, group) -> tuple:
+        """(scalars, switches): the group's hyperparameters as the update and the kernel take them."""
         raise NotImplementedError
 
-    def kernel_arguments(self, group) -> tuple:
-        """(scalars, switches) for the kernel: the numbers it reads from device memory (a schedule may change them
-        between replays of a captured step) and the structural switches it is launched with."""
+    def make_state(self, xp, param, state, group) -> bool:
+        """Make what the update keeps in ``state`` for ``param`` where it is missing; True if this is its first
+        update (the one place state is made, for the formula and the kernel alike)."""
+        return False
+
+    def update(self, xp, param, grad, state, first, scalars, switches):
+        """The formula on one parameter, in place (``first``: what ``make_state`` returned)."""
         raise NotImplementedError
 
     def state_made(self, group, state) -> bool:
         """Whether a parameter's state exists (made by an eager step): only then can its update join a CUDA graph."""
         return False
 
-    def step(self):  # arrays only, no graph: nothing to turn off
-        """Update every parameter with a gradient: the fused kernel where it applies, else ``update``."""
-        if not autograd.replayed_call(self._step, self, self._in_graph):  # gpugrad.compile: every replay updates
-            self._step()
+    def step(self, *, grad_scale=None, found_inf=None):  # arrays only, no graph: nothing to turn off
+        """Update every parameter with a gradient: the fused kernel where it applies, else ``update``.
+        From a ``GradScaler``: ``found_inf`` {backend: 0-d float32 flag} -- where it is set the step is skipped,
+        decided on the device by the kernels (the formula reads the flag) -- and ``grad_scale`` {backend: the loss
+        scale} when the gradients are still scaled: the kernels unscale them as they read them, the formula first."""
+        if not autograd.replayed_call(lambda: self._update(found_inf, grad_scale), self, self._in_graph):
+            self._update(found_inf, grad_scale)  # (inside gpugrad.compile, every replay updates)
 
-    def _step(self, found_inf=None, scale=None):
-        """The update. From ``GradScaler.step``: ``found_inf`` {backend: 0-d float32 flag} -- where it is set the
-        step is skipped, decided on the device by the kernels (the ``update`` formula reads the flag) -- and
-        ``scale`` {backend: the loss scale} when the gradients are still scaled: the kernels unscale them as
-        they read them, the formula path first."""
+    def _update(self, found_inf=None, grad_scale=None):
         for group in self.param_groups:
-            hyper = self.hyperparameters(group)
+            scalars, switches = self.arguments(group)
             for backend, params, grads, states in self._devices(group):
                 found = None if found_inf is None else found_inf[backend]
-                factor = None if scale is None else scale[backend]
+                factor = None if grad_scale is None else grad_scale[backend]
                 if found is not None and self.reads_flag_first(group, states):
                     if bool(found):  # NOTE: a host read, only before a state's first update (see reads_flag_first)
                         continue
                     found = None
-                if backend.kernels is None or not self.kernel:
+                xp = backend.xp
+                firsts = [self.make_state(xp, p, s, group) for p, s in zip(params, states)]
+                if backend.kernels is None or self.fused is None:
                     left = range(len(params))
                 else:
-                    scalars, switches = self.kernel_arguments(group)
-                    left = getattr(backend.kernels, self.kernel)(
-                        params, grads, states, self._device_scalars(group, backend, scalars), *switches, found, factor)
+                    left = self.fused(backend.kernels, params, grads, states, firsts,
+                                      self._device_scalars(group, backend, scalars), switches, found, factor)
                 if left and found is not None and bool(found):  # NOTE: a host read, where no kernel applies
                     continue
                 if factor is not None:
-                    unscale_check(backend.xp, [grads[i] for i in left], factor, None)
+                    unscale_check(xp, [grads[i] for i in left], factor, None)
                 for i in left:
                     if self.counts_steps:
                         states[i]["step"] += 1
-                    self.update(backend.xp, params[i], grads[i], states[i], *hyper)
+                    self.update(xp, params[i], grads[i], states[i], firsts[i], scalars, switches)
 
     def _device_scalars(self, group, backend, values, write=None):
         """The group's kernel scalars as a float64 array on ``backend``'s device, written when they changed -- not
@@ -151,7 +177,7 @@ class Optimizer:
         """Inside a CUDA graph capture: a refresh to run before every launch of the graph, when the whole step can
         join the graph (every parameter taken by the kernel, its state and device scalars made by an eager step);
         else None, and the step runs as a host call between two graphs."""
-        if not self.kernel:  # RMSprop, Adagrad: the formula, whose Python numbers a graph would freeze
+        if self.fused is None:  # RMSprop, Adagrad: the formula, whose Python numbers a graph would freeze
             return None
         held, captured = self._scalars, []
         for group in self.param_groups:
@@ -163,12 +189,12 @@ class Optimizer:
                         not kernels.optimizer_fits(p.data, p.grad.data)) or (id(group), p.backend) not in held:
                     return None
             arrays = [(p, p.data, [v for v in self.state[p].values() if hasattr(v, "shape")]) for p in params]
-            captured.append((group, backends, self.kernel_arguments(group)[1], arrays))
+            captured.append((group, backends, self.arguments(group)[1], arrays))
 
         def refresh():
             name = type(self).__name__
             for group, backends, switches, arrays in captured:
-                scalars, now = self.kernel_arguments(group)
+                scalars, now = self.arguments(group)
                 if now != switches:
                     raise autograd.CaptureError(
                         f"gpugrad.compile: {name}'s structural hyperparameters (momentum on or off, nesterov, decoupled "
@@ -217,7 +243,7 @@ class Optimizer:
             state = self.state.get(p)
             if state is None:
                 state = self.state[p] = {}
-            if self.counts_steps and "step" not in state:  # counted on the device, by the kernel or ``_step``
+            if self.counts_steps and "step" not in state:  # counted on the device, by the kernel or ``_update``
                 state["step"] = backend.xp.zeros((), np.float32)
             mark_changed(p)  # the step changes the parameter in place: graphs that saved it are stale
             entry[1].append(data)

@@ -26,21 +26,25 @@ class RMSprop(Optimizer):
 
     counts_steps = True
 
-    def hyperparameters(self, group):
-        return group["lr"], group["alpha"], group["eps"], group["weight_decay"], group["momentum"], group["centered"]
+    def arguments(self, group):
+        return (group["lr"], group["alpha"], group["eps"], group["weight_decay"], group["momentum"]), (group["centered"],)
 
-    def update(self, xp, param, grad, state, lr, alpha, eps, weight_decay, momentum, centered):
+    def make_state(self, xp, param, state, group):
+        first = "square_avg" not in state
+        for key, needed in (("square_avg", True), ("grad_avg", group["centered"]), ("momentum_buffer", group["momentum"])):
+            if needed and key not in state:
+                state[key] = xp.zeros_like(param)
+        return first
+
+    def update(self, xp, param, grad, state, first, scalars, switches):
+        (lr, alpha, eps, weight_decay, momentum), (centered,) = scalars, switches
         if weight_decay:
             grad = grad + weight_decay * param
-        square_avg = state.get("square_avg")
-        if square_avg is None:
-            square_avg = state["square_avg"] = xp.zeros_like(param)
+        square_avg = state["square_avg"]
         square_avg *= alpha
         square_avg += (1 - alpha) * grad * grad
         if centered:
-            grad_avg = state.get("grad_avg")
-            if grad_avg is None:
-                grad_avg = state["grad_avg"] = xp.zeros_like(param)
+            grad_avg = state["grad_avg"]
             grad_avg *= alpha
             grad_avg += (1 - alpha) * grad
             avg = xp.sqrt(square_avg - grad_avg * grad_avg)
@@ -48,9 +52,7 @@ class RMSprop(Optimizer):
             avg = xp.sqrt(square_avg)
         avg += eps
         if momentum:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = xp.zeros_like(param)
+            buf = state["momentum_buffer"]
             buf *= momentum
             buf += grad / avg
             param -= lr * buf
@@ -74,15 +76,21 @@ class Adagrad(Optimizer):
 
     counts_steps = True
 
-    def hyperparameters(self, group):
-        return group["lr"], group["lr_decay"], group["weight_decay"], group["initial_accumulator_value"], group["eps"]
+    def arguments(self, group):
+        return (group["lr"], group["lr_decay"], group["weight_decay"], group["initial_accumulator_value"],
+                group["eps"]), ()
 
-    def update(self, xp, param, grad, state, lr, lr_decay, weight_decay, initial, eps):
+    def make_state(self, xp, param, state, group):
+        if "sum" in state:
+            return False
+        state["sum"] = xp.full_like(param, group["initial_accumulator_value"])
+        return True
+
+    def update(self, xp, param, grad, state, first, scalars, switches):
+        lr, lr_decay, weight_decay, _, eps = scalars
         step = float(state["step"]) if isinstance(param, np.ndarray) else state["step"].astype(np.float64)
         if weight_decay:
             grad = grad + weight_decay * param
-        total = state.get("sum")
-        if total is None:
-            total = state["sum"] = xp.full_like(param, initial)
+        total = state["sum"]
         total += grad * grad
         param -= (lr / (1 + (step - 1) * lr_decay)) * (grad / (xp.sqrt(total) + eps))

@@ -21,26 +21,34 @@ class SGD(Optimizer):
             raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
         return h
 
-    kernel = "sgd_step"
-
     def reads_flag_first(self, group, states):
         # NOTE: a skipped first step must leave no momentum buffer (the next one starts it from d, not from a
         # zero buffer: they differ with dampening), so the first step under a GradScaler reads its flag.
         return group["momentum"] != 0 and any("momentum_buffer" not in s for s in states)
 
-    def hyperparameters(self, group):
-        return group["lr"], group["momentum"], group["dampening"], group["nesterov"], group["weight_decay"]
-
-    def kernel_arguments(self, group):
+    def arguments(self, group):
         return ((group["lr"], group["momentum"], group["dampening"], group["weight_decay"]),
                 (group["momentum"] != 0, bool(group["nesterov"])))
+
+    def make_state(self, xp, param, state, group):
+        """The momentum buffer, uninitialized: the first update writes d into it (PyTorch's b = d)."""
+        if group["momentum"] == 0 or "momentum_buffer" in state:
+            return False
+        state["momentum_buffer"] = xp.empty_like(param)
+        return True
 
     def state_made(self, group, state):
         return group["momentum"] == 0 or "momentum_buffer" in state
 
-    def update(self, xp, param, grad, state, lr, momentum, dampening, nesterov, weight_decay):
+    def fused(self, kernels, params, grads, states, firsts, scalars, switches, found_inf, grad_scale):
+        """The multi-tensor kernel (``gpugrad.cuda.kernels.sgd_step``)."""
+        return kernels.sgd_step(params, grads, [s.get("momentum_buffer") for s in states], firsts, scalars, *switches,
+                                found_inf, grad_scale)
+
+    def update(self, xp, param, grad, state, first, scalars, switches):
         """The rule on one parameter, in place: d = g + wd p; b = momentum b + (1 - dampening) d
         (b = d at the first step); d = b, or d + momentum b (Nesterov); p -= lr d."""
+        (lr, momentum, dampening, weight_decay), (_, nesterov) = scalars, switches
         d = self.scratch(xp, state, param)
         if not weight_decay and not momentum:  # plain SGD: two passes, as p -= lr * g
             xp.multiply(grad, lr, out=d)
@@ -52,9 +60,9 @@ class SGD(Optimizer):
         else:
             xp.copyto(d, grad)
         if momentum:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = d.copy()
+            buf = state["momentum_buffer"]
+            if first:
+                xp.copyto(buf, d)
             else:
                 buf *= momentum
                 buf += d if not dampening else (1 - dampening) * d
