@@ -4,6 +4,7 @@ runs in a process of its own: one that fails or outlives its limit records its e
 import ast
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -11,6 +12,8 @@ SCRIPT = ROOT / "bench" / "device_check.py"
 
 
 def _load():
+    for name in [m for m in sys.modules if m == "devcheck" or m.startswith("devcheck.")]:
+        del sys.modules[name]  # fresh results for each load
     spec = importlib.util.spec_from_file_location("device_check_under_test", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -18,10 +21,14 @@ def _load():
 
 
 def _sections():
-    tree = ast.parse(SCRIPT.read_text())
-    return {node.name: ast.literal_eval(decorator.args[0]) for node in tree.body if isinstance(node, ast.FunctionDef)
-            for decorator in node.decorator_list
-            if isinstance(decorator, ast.Call) and getattr(decorator.func, "id", None) == "section"}
+    """Every function decorated ``@section(name)`` in the sections' modules (bench/devcheck/)."""
+    found = {}
+    for path in sorted((ROOT / "bench" / "devcheck").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        found.update({f"{path.stem}.{node.name}": ast.literal_eval(decorator.args[0]) for node in tree.body
+                      if isinstance(node, ast.FunctionDef) for decorator in node.decorator_list
+                      if isinstance(decorator, ast.Call) and getattr(decorator.func, "id", None) == "section"})
+    return found
 
 
 def test_every_section_is_in_the_plan_in_the_order_the_lease_needs():
@@ -30,6 +37,7 @@ def test_every_section_is_in_the_plan_in_the_order_the_lease_needs():
     assert len(sections) >= 10
     assert sorted(set(sections.values()) - set(planned)) == []  # a section not planned is never measured
     assert set(module._functions()) == set(sections.values())
+    assert {f"{f.__module__.rpartition('.')[2]}.{f.__name__}" for f in module._functions().values()} <= set(sections)
     assert planned[:4] == ["environment", "pytest -m gpu", "pytest -m gpu (capture and train)", "CPU-GPU loss curve"]
     assert planned[-1] == "torch.compile"
 
