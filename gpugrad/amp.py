@@ -91,7 +91,7 @@ class autocast(contextlib.ContextDecorator):
             _state.depth += 1
             with _lock:
                 _open[0] += 1
-            autograd.features.autocast = cast_inputs
+            autograd.features.plug("autocast", cast_inputs)
         return self
 
     def __exit__(self, *exc_info):
@@ -103,7 +103,7 @@ class autocast(contextlib.ContextDecorator):
             with _lock:
                 _open[0] -= 1
                 if _open[0] == 0:
-                    autograd.features.autocast = None
+                    autograd.features.plug("autocast", None)
         return False
 
 

@@ -1,12 +1,12 @@
 """The engine's one seam: where features plug into it (``features``), and the checks the library asks of a
 captured step. Nothing here imports the rest of gpugrad; the engine, the devices and the ops import it.
 
-Each slot of ``features`` is empty unless its feature is in use, so the engine pays one attribute read:
+Each slot of ``features`` is empty unless its feature is in use, so the engine pays one attribute read. A
+feature plugs in with ``features.plug(slot, value)`` and out with ``features.plug(slot, None)``:
 
-- ``capture``: the recorder of the step ``gpugrad.compile`` is capturing (``capture/``). The engine hands it
-  every op's input arrays (``arrays``) and each leaf given a gradient (``leaf``, ``is_view``); optimizers hand
-  it their step (``host_call``), value checks their check (``guard``); ``paused`` while a host call runs.
-  Set and cleared only by ``capture.Capture.start`` / ``stop``.
+- ``capture``: the recorder of the step ``gpugrad.compile`` is capturing, which keeps the protocol in
+  ``capture/protocol.py`` (``Recorder``): the engine hands it every op's input arrays and each leaf given a
+  gradient, optimizers their step, value checks their check.
 - ``autocast``: ``amp.cast_inputs(function, inputs)`` while an autocast region is open in any thread; the
   engine calls it for Functions whose class sets ``amp``.
 - ``gradient_hooks``: id(leaf) -> callback(leaf), run after a gradient was added into the leaf;
@@ -34,6 +34,15 @@ class Features:
         self.gradient_hooks: dict = {}
         self.backward_end_hooks: list = []
         self.tensor_hooks: dict = {}
+
+    def plug(self, slot: str, value) -> None:
+        """Put ``value`` into ``slot`` ("capture" or "autocast"); ``None`` empties it. A capture inside another is
+        refused: the slot holds one recorder."""
+        if slot not in ("capture", "autocast"):
+            raise ValueError(f"seam: no slot {slot!r} (capture, autocast)")
+        if slot == "capture" and value is not None and self.capture is not None:
+            raise CaptureError("gpugrad.compile: a step is already being captured (one capture at a time per process)")
+        setattr(self, slot, value)
 
 
 features = Features()

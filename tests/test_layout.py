@@ -162,3 +162,17 @@ def test_each_optimizer_family_holds_its_paths_and_makes_its_state():
     assert "state[" not in (PACKAGE / "cuda" / "kernels.py").read_text()
     amp = (PACKAGE / "amp.py").read_text()
     assert "._step(" not in amp and "_step_supports_amp_scaling" in amp
+
+
+def test_features_meet_the_engine_through_the_seam():
+    """The engine's slots are plugged through ``seam.features.plug``, never assigned from outside seam.py."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "seam.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            for target in (node.targets if isinstance(node, ast.Assign) else []):
+                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Attribute) and \
+                        target.value.attr == "features":
+                    found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert not found, found

@@ -150,7 +150,8 @@ def _tensors(obj):
 
 
 class _Capture:
-    """One input signature's capture: the device tape, the step's inputs and outputs, what it changes."""
+    """One input signature's capture: the device tape, the step's inputs and outputs, what it changes. It keeps
+    the capture protocol (``protocol.Recorder``)."""
 
     def __init__(self, backend, checked, gemms=()):
         if backend.kind == "cpu":
@@ -193,7 +194,7 @@ class _Capture:
                 buffer = tape.static_copy(a.data)
                 self.inputs.append((i, buffer))
                 call_args[i] = Tensor._make(tape.traced(buffer), a.requires_grad)
-        autograd.features.capture = self
+        autograd.features.plug("capture", self)
         try:
             tape.start()
             try:
@@ -206,7 +207,7 @@ class _Capture:
                 raise
             tape.stop()
         finally:
-            autograd.features.capture = None
+            autograd.features.plug("capture", None)
         mine = {id(t) for t in call_args}  # the capture's own input tensors: their gradients are not the caller's
         for t in self.leaves.values():
             if t.grad is not None and id(t) not in mine:
