@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import backend as backend_module
-from .backend import backend_of, get_backend, is_cupy_array
+from .backend import backend_of, get_backend, is_cupy_array, seed_all
 from .dtypes import check_numeric
 from .tensor import Tensor, _shape
 
@@ -91,9 +90,7 @@ def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=Fals
 
 def manual_seed(seed: int) -> None:
     """Seed the generators of every device (those made later start from the same seed)."""
-    backend_module.Backend._seed = int(seed)
-    for b in backend_module.all_backends():
-        b.seed(int(seed))
+    seed_all(seed)
 
 
 def _like(fill):

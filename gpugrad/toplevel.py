@@ -9,6 +9,7 @@ import builtins
 import numpy as np
 
 from . import autograd
+from .grad_mode import set_grad_enabled  # noqa: F401 -- gpugrad.set_grad_enabled
 from .backend import get_backend
 from .creation import tensor
 from .functional import cat, maximum, minimum, stack, where
@@ -52,25 +53,6 @@ def randperm(n, dtype=np.int64, device=None):
     """A random permutation of 0 .. n-1 from the device's generator (``gpugrad.manual_seed``)."""
     backend = get_backend(device)
     return Tensor(backend.asarray(backend.permutation(n)).astype(dtype, copy=False))
-
-
-class set_grad_enabled(autograd.no_grad):
-    """Grad mode on or off: from the call on, or for a ``with`` block (restored at its end), as PyTorch's."""
-
-    def __init__(self, mode: builtins.bool):
-        self.enabled = builtins.bool(mode)
-        self._previous = autograd.is_grad_enabled()
-        autograd._state.enabled = self.enabled
-
-    def _recreate_cm(self):
-        return type(self)(self.enabled)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        autograd._state.enabled = self._previous
-        return False
 
 
 inference_mode = autograd.no_grad  # gpugrad has one way to turn recording off

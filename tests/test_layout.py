@@ -109,9 +109,11 @@ def test_no_module_binds_names_into_another():
             targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
                 node, (ast.AugAssign, ast.AnnAssign)) else []
             for target in targets:
-                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and \
-                        target.value.id in imported:
-                    found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} sets {target.value.id}.{target.attr}")
+                root = target
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                if isinstance(target, ast.Attribute) and isinstance(root, ast.Name) and root.id in imported:
+                    found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} sets {ast.unparse(target)}")
         rebinds = any(isinstance(node, ast.Global) for node in ast.walk(ast.parse(path.read_text())))
         assert not rebinds or name in GLOBAL_STATE, f"{name} rebinds a module global"
     assert not found, "\n".join(found)

@@ -76,6 +76,19 @@ def test_top_level_names_dtypes_and_grad_mode():
         assert not (T([1.0]) * 2).requires_grad
 
 
+def test_set_grad_enabled_as_a_decorator_applies_inside_the_function_only_as_torch():
+    """Before, ``@set_grad_enabled(False)`` turned recording off for the whole program when the function was
+    defined, and the next backward() failed far away."""
+    for lib in (torch, gpugrad):
+        @lib.set_grad_enabled(False)
+        def inside(x):
+            return (x * 2).requires_grad, lib.is_grad_enabled()
+
+        x = lib.ones(2, requires_grad=True)
+        assert lib.is_grad_enabled() and inside(x) == (False, False) and lib.is_grad_enabled(), lib.__name__
+        assert (x * 2).requires_grad and inside(x) == (False, False)  # again: each call restores the mode
+
+
 def test_comparison_and_test_methods_match_torch():
     values = np.array([[1.0, np.nan, -np.inf], [0.0, 2.0, 3.0]])
     x, t = gpugrad.tensor(values), torch.tensor(values)

@@ -105,3 +105,10 @@ def backend_of(array) -> Backend:
 
 def all_backends() -> list[Backend]:
     return [_CPU, *_CUDA.values()]
+
+
+def seed_all(seed: int) -> None:
+    """Seed the generators of every device made so far, and of those made later."""
+    Backend._seed = int(seed)
+    for backend in all_backends():
+        backend.seed(int(seed))
