@@ -6,6 +6,7 @@ import numpy as np
 
 from .backend import backend_of, get_backend, is_cupy_array, seed_all
 from .dtypes import check_numeric
+from .seam import refuse_in_capture
 from .tensor import Tensor, _shape
 
 
@@ -90,6 +91,7 @@ def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=Fals
 
 def manual_seed(seed: int) -> None:
     """Seed the generators of every device (those made later start from the same seed)."""
+    refuse_in_capture("manual_seed()", "seed before compiling the step, or outside it")
     seed_all(seed)
 
 

@@ -114,6 +114,8 @@ class Function:
             outputs = self._forward_on_device([t.data for t in tensors])
             needs = tuple([t.requires_grad for t in tensors])
             record = True in needs
+        if capture is not None:  # a capture guards on the tensors a step reads
+            capture.read(tensors)
         if outputs.__class__ is not tuple:  # the common case: one output
             result = first._wrap(outputs if outputs.__class__ is np.ndarray else _as_array(outputs))
             if self.is_view and result.data.base is not None:

@@ -77,6 +77,14 @@ def recorded(array):
     return array if capture is None else capture.arrays(array)[0]
 
 
+def refuse_in_capture(what: str, fix: str) -> None:
+    """Raise ``CaptureError`` if a step is being captured: ``what`` would run at the capture only, never at the
+    replays (a scheduler's step, a change of train/eval mode, a new hook or parameter group, a reseed)."""
+    if features.capture is not None:
+        raise CaptureError(f"gpugrad.compile: {what} inside a captured step would run once, at the capture, and "
+                           f"never at its replays; {fix}")
+
+
 def check_host_read(what: str) -> None:
     """Raise ``HostReadError`` if a step is being captured: ``what`` names the read."""
     if capturing():

@@ -17,6 +17,7 @@ from . import autograd, operands
 from .backend import is_cupy_array
 from .dtypes import check_numeric, is_float
 from .function import TensorBase
+from .seam import refuse_in_capture
 from .ops import activation, arith, elementwise
 
 METHODS_AS_FUNCTIONS = (
@@ -57,6 +58,8 @@ class TensorMethods:
         to use instead (PyTorch's). Returns a handle with ``remove()``."""
         if not self.requires_grad:
             raise RuntimeError("register_hook: the tensor does not require grad (no gradient flows to it)")
+        refuse_in_capture("register_hook()", "register the hook before compiling the step, or run the step eagerly "
+                          "(gpugrad.compile(fn, enabled=False))")
         key = id(self)
         if key not in autograd.features.tensor_hooks:
             autograd.features.tensor_hooks[key] = []
@@ -69,6 +72,8 @@ class TensorMethods:
         as a leaf's); a no-op on a leaf, which keeps its gradient anyway."""
         if self.creator is None or getattr(self, "retains_grad", False):
             return
+        refuse_in_capture("retain_grad()", "return the tensor from the step and read what you need after it, or run "
+                          "the step eagerly (gpugrad.compile(fn, enabled=False))")
         ref = weakref.ref(self)
 
         def keep(grad):

@@ -174,7 +174,7 @@ def mlp_steps(rounds=5):
             entry["step_over_gemm_sum"] = medians["gpugrad cuda"] / entry["gemm_sum_ms"]
         compiled = getattr(runners.get("gpugrad cuda compiled", (None,))[0], "compiled", None)
         if compiled is not None:  # what a replay launches: one graph and no host call when the optimizer joined it
-            tape_steps = [s for c in compiled._captures.values() for s in c.tape.steps]
+            tape_steps = [s for e in compiled._captures.values() for c in e for s in c.tape.steps]
             entry["replay"] = {"graphs": sum(not callable(s) for s in tape_steps),
                                "host_calls": sum(callable(s) for s in tape_steps)}
         flops = 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))

@@ -13,6 +13,7 @@ state (bit for bit on the CPU, within float32 rounding on a GPU).
 from __future__ import annotations
 
 import collections
+import warnings
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from ..backend import get_backend
 from ..dtypes import BFLOAT16
 from ..tensor import Tensor
 from .cpu import Tape
+from .guards import Guards
 
 __all__ = ["compile", "CompiledStep", "CaptureError", "HostReadError", "CaptureMismatchError"]
 
@@ -60,7 +62,9 @@ class CompiledStep:
         self.fn, self.enabled, self.check, self.warmup, self.cache_size = fn, bool(enabled), bool(check), warmup, cache_size
         self.device = None if device is None else get_backend(device)
         self.fallback = fallback
-        self._captures = collections.OrderedDict()  # signature -> _Capture, least recently used first
+        self._captures = collections.OrderedDict()  # signature -> [_Capture, latest first], least recently used first
+        self._stale = set()  # signatures whose captures' guards failed, waiting for a new capture
+        self._recaptures, self._warned = 0, False
         self._eager_calls = collections.Counter()
         self._gemms = {}  # signature -> the GEMM shapes of its last eager call
         self.__wrapped__ = fn
@@ -71,37 +75,62 @@ class CompiledStep:
         if not self.enabled or autograd.features.capture is not None:  # inside another capture: part of its tape
             return self.fn(*args)
         key = _signature(args)
-        capture = self._captures.get(key)
-        if capture is None:
-            backend = self._backend(args)
-            # NOTE: on a GPU at least one eager call first: kernels compile, cuBLAS and the kernels' own
-            # buffers are set up outside the capture's memory pool.
-            if self._eager_calls[key] < (self.warmup if backend.kind == "cpu" else max(self.warmup, 1)):
-                self._eager_calls[key] += 1
-                with backend.recording_gemms() as gemms:  # a GPU capture runs each shape once before it begins
-                    result = self.fn(*args)
-                self._gemms[key] = gemms
-                return result
-            capture = _Capture(backend, checked=not self.check, gemms=self._gemms.pop(key, ()))
-            try:
-                result = capture.record(self.fn, args)
-            except Exception as error:
-                if self.fallback is None:
-                    raise
-                self.fallback(error)
-                self.enabled = False
-                return self.fn(*args)
-            self._captures[key] = capture
-            if len(self._captures) > self.cache_size:
-                self._captures.popitem(last=False)
+        entries = self._captures.get(key)
+        if entries:
+            for capture in entries:  # the latest first; the first whose guards hold replays
+                failed = capture.guards.failing()
+                if failed is None:
+                    self._captures.move_to_end(key)
+                    if capture is not entries[0]:
+                        entries.remove(capture)
+                        entries.insert(0, capture)
+                    return capture.replay(args) if capture.checked else capture.checked_replay(self.fn, args)
+            if key not in self._stale:  # the state changed since: warm up under the new state and capture again
+                self._stale.add(key)
+                self._eager_calls[key] = 0
+                self._guard_failed(entries[0].guards.failing())
+        backend = self._backend(args)
+        # NOTE: on a GPU at least one eager call first: kernels compile, cuBLAS and the kernels' own
+        # buffers are set up outside the capture's memory pool.
+        if self._eager_calls[key] < (self.warmup if backend.kind == "cpu" else max(self.warmup, 1)):
+            self._eager_calls[key] += 1
+            with backend.recording_gemms() as gemms:  # a GPU capture runs each shape once before it begins
+                result = self.fn(*args)
+            self._gemms[key] = gemms
             return result
+        capture = _Capture(backend, checked=not self.check, gemms=self._gemms.pop(key, ()))
+        try:
+            result = capture.record(self.fn, args)
+        except Exception as error:
+            if self.fallback is None:
+                raise
+            self.fallback(error)
+            self.enabled = False
+            return self.fn(*args)
+        self._stale.discard(key)
+        self._captures.setdefault(key, []).insert(0, capture)
         self._captures.move_to_end(key)
-        return capture.replay(args) if capture.checked else capture.checked_replay(self.fn, args)
+        while self.captures > self.cache_size:  # the least recently used signature's oldest capture goes
+            oldest = next(iter(self._captures))
+            self._captures[oldest].pop()
+            if not self._captures[oldest]:
+                del self._captures[oldest]
+        return result
+
+    def _guard_failed(self, guard):
+        """A capture is made again because ``guard`` failed; a step that keeps failing guards warns once."""
+        self._recaptures += 1
+        if self._recaptures > self.cache_size and not self._warned:
+            self._warned = True
+            warnings.warn(f"gpugrad.compile: {getattr(self.fn, '__name__', 'the step')} keeps failing its guards "
+                          f"(captured again {self._recaptures} times; last: {guard} changed). Each change of that "
+                          "state between calls captures the step again; keep it fixed, or run the step eagerly "
+                          "(gpugrad.compile(fn, enabled=False))", RuntimeWarning, stacklevel=3)
 
     @property
     def captures(self) -> int:
-        """How many input signatures have a capture now."""
-        return len(self._captures)
+        """How many captures are kept now (one or more per input signature, one per guarded state)."""
+        return sum(len(entries) for entries in self._captures.values())
 
     def _backend(self, args):
         devices = {a.backend for a in args if isinstance(a, Tensor)}
@@ -161,6 +190,7 @@ class _Capture:
             self.tape = GraphTape(backend, gemms)
         self.checked = checked
         self.leaves, self.optimizers, self.others, self.inputs, self.grads = {}, {}, {}, [], []
+        self.guards = Guards(backend)
 
     # -- what the engine and the optimizers tell a capture (autograd.features.capture) --------------
     @property
@@ -175,6 +205,12 @@ class _Capture:
 
     def leaf(self, tensor):
         self.leaves[id(tensor)] = tensor
+
+    def read(self, tensors):
+        self.guards.read(tensors)
+
+    def module(self, module):
+        self.guards.module(module)
 
     def host_call(self, fn, owner, in_graph=None):
         """``fn`` runs now and at every replay; ``owner`` (an optimizer, a GradScaler) holds what it changes;
@@ -209,6 +245,7 @@ class _Capture:
         finally:
             autograd.features.plug("capture", None)
         mine = {id(t) for t in call_args}  # the capture's own input tensors: their gradients are not the caller's
+        self.guards.seal(self.optimizers.values(), mine)
         for t in self.leaves.values():
             if t.grad is not None and id(t) not in mine:
                 t.grad.data = tape.plain(t.grad.data)

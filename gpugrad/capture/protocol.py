@@ -15,6 +15,12 @@ class Recorder(Protocol):
     def is_view(self, array) -> bool:
         """Whether ``array`` shares memory with another (the engine copies such a gradient before keeping it)."""
 
+    def read(self, tensors) -> None:
+        """An op read ``tensors``: the capture guards on the leaves among them (their arrays, requires_grad)."""
+
+    def module(self, module) -> None:
+        """``module`` was called: the capture guards on its mode (train / eval) and its parameters and buffers."""
+
     def leaf(self, tensor) -> None:
         """``tensor`` (a leaf) was given a gradient: the replay rebinds it."""
 

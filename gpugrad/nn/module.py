@@ -10,6 +10,7 @@ from .. import autograd
 from ..autograd import mark_changed
 from ..backend import backend_of, get_backend
 from ..dtypes import bfloat16, is_float
+from ..seam import refuse_in_capture
 from ..tensor import Tensor
 
 LoadResult = namedtuple("LoadResult", ["missing_keys", "unexpected_keys"])
@@ -98,6 +99,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
+        if autograd.features.capture is not None:  # a capture guards on the modules a step calls (train / eval)
+            autograd.features.capture.module(self)
         if not (self._forward_pre_hooks or self._forward_hooks):
             return self.forward(*args, **kwargs)
         if autograd.features.capture is not None:
@@ -118,11 +121,13 @@ class Module:
 
     def register_forward_pre_hook(self, hook) -> HookHandle:
         """``hook(module, args)`` runs before each call's forward; it may return new args (PyTorch's)."""
+        refuse_in_capture("register_forward_pre_hook()", "register the hook before compiling the step")
         return HookHandle(self._forward_pre_hooks, hook)
 
     def register_forward_hook(self, hook) -> HookHandle:
         """``hook(module, args, output)`` runs after each call's forward; it may return a new output (PyTorch's:
         e.g. to keep a layer's features)."""
+        refuse_in_capture("register_forward_hook()", "register the hook before compiling the step")
         return HookHandle(self._forward_hooks, hook)
 
     def _hooked(self) -> bool:
@@ -208,6 +213,8 @@ class Module:
         return LoadResult(missing, unexpected)
 
     def train(self, mode: bool = True):
+        refuse_in_capture(f"{type(self).__name__}.{'train' if mode else 'eval'}()",
+                          "switch modes outside the compiled step (a replay after the switch captures again)")
         for _, module in self.named_modules():
             object.__setattr__(module, "training", mode)
         return self

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from ..autograd import Function
+from ..autograd import Function, recorded
 from ..dtypes import working
 
 
@@ -52,7 +52,8 @@ class Normalize(Function):
             mean = w.mean(axis=self.axes, keepdims=True)
             var = ((w - mean) ** 2).mean(axis=self.axes, keepdims=True)
         else:
-            mean, var = (working(s).reshape(self.param_shape) for s in self.statistics)
+            # NOTE: through the capture (recorded): a replay must read the running statistics as they are then
+            mean, var = (working(recorded(s)).reshape(self.param_shape) for s in self.statistics)
         rstd = 1 / xp.sqrt(var + self.eps)
         xhat = (w - mean) * rstd
         self.batch_statistics = (mean, var)

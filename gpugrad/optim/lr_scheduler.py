@@ -9,6 +9,13 @@ from __future__ import annotations
 import bisect
 import math
 
+from ..seam import refuse_in_capture
+
+
+def _outside_capture(scheduler):
+    refuse_in_capture(f"{type(scheduler).__name__}.step()", "step the scheduler outside the compiled step (after it, once per "
+                      "epoch or batch)")
+
 
 class LRScheduler:
     def __init__(self, optimizer, last_epoch=-1):
@@ -25,6 +32,7 @@ class LRScheduler:
         raise NotImplementedError
 
     def step(self, epoch=None):
+        _outside_capture(self)
         self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         self._last_lr = [self.lr_at(base, self.last_epoch) for base in self.base_lrs]
         for group, lr in zip(self.optimizer.param_groups, self._last_lr):
@@ -143,6 +151,7 @@ class OneCycleLR(LRScheduler):
         return (end - start) * pct + start
 
     def step(self, epoch=None):
+        _outside_capture(self)
         self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         if self.last_epoch > self.total_steps:  # NOTE: PyTorch's bound: one step past the last phase is allowed
             raise ValueError(f"OneCycleLR: stepped {self.last_epoch} times with total_steps={self.total_steps}")
@@ -179,6 +188,7 @@ class SequentialLR(LRScheduler):
         self._last_lr = self.schedulers[0].get_last_lr()
 
     def step(self, epoch=None):
+        _outside_capture(self)
         self.last_epoch += 1
         index = bisect.bisect_right(self.milestones, self.last_epoch)
         scheduler = self.schedulers[index]
@@ -224,6 +234,7 @@ class ReduceLROnPlateau:
         return value > edge
 
     def step(self, metrics):
+        _outside_capture(self)
         value = float(metrics)
         self.last_epoch += 1
         if self._better(value):

@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import autograd
 from ..autograd import mark_changed
+from ..seam import refuse_in_capture
 from ..backend import get_backend
 from ..tensor import Tensor
 
@@ -76,6 +77,7 @@ class Optimizer:
     def add_param_group(self, group: dict) -> None:
         """Add a group: its "params", and hyperparameters that override the defaults."""
         name = type(self).__name__
+        refuse_in_capture(f"{name}.add_param_group()", "add the group before compiling the step (or outside it)")
         if not isinstance(group, dict) or "params" not in group:
             raise TypeError(f"{name}: a parameter group is a dict with 'params', got {type(group).__name__}")
         params = [group["params"]] if isinstance(group["params"], Tensor) else list(group["params"])
