@@ -85,6 +85,17 @@ def test_train_and_eval_after_the_capture_are_seen(device, first):
     assert twins.run.captures == 2  # one per mode, both kept: switching back replays at once
 
 
+def test_a_layer_run_fused_inside_a_sequential_is_guarded_too(device):
+    """Sequential runs ReLU and the Dropout after it as one op, never calling the Dropout: its mode is guarded all
+    the same (dropout switched off alone)."""
+    twins, x, y = Twins(device), *_batch(device)
+    for i in range(3):
+        twins.call(x, y, i)
+    twins.both(lambda m, o: m[3].eval())
+    for i in range(5):
+        twins.call(x, y, 10 + i, f"dropout in eval mode, call {i}")
+
+
 def test_a_parameter_frozen_after_the_capture_stays_put(device):
     twins, x, y = Twins(device), *_batch(device)
     for i in range(3):

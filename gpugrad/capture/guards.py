@@ -1,6 +1,6 @@
 """Guards: the Python-level state a captured step read, checked before every replay (``torch.compile``'s idea).
 
-A capture notes the modules its step called, the leaf tensors its ops read, the optimizers whose step it
+A capture notes the modules its step called (with their sub-modules), the leaf tensors its ops read, the optimizers whose step it
 replays, grad mode and autocast. After the capture it keeps, of each: a module's ``training`` flag (and its
 parameters and buffers); a leaf tensor's array (its identity: ``p.data = ...``, ``load_state_dict`` that
 rebinds, ``.to()`` are seen) and ``requires_grad``; an optimizer's parameter groups (which groups, which
@@ -40,9 +40,13 @@ class Guards:
     def seal(self, optimizers, exclude) -> None:
         """Keep the state the guards compare, as the capture left it; ``exclude``: ids of the capture's own input
         tensors (copied into its buffers at every call: never guarded)."""
-        self.modules = tuple((m, bool(m.training)) for m in self._called.values())
+        modules = {}  # the called modules and everything under them (a Sequential runs some layers fused, uncalled)
+        for called in self._called.values():
+            for module in called.modules():
+                modules.setdefault(id(module), module)
+        self.modules = tuple((m, bool(m.training)) for m in modules.values())
         refs = dict(self._read)
-        for module in self._called.values():
+        for module in modules.values():
             for t in [*module._parameters.values(), *module._buffers.values()]:
                 if t is not None:
                     refs.setdefault(id(t), weakref.ref(t))
