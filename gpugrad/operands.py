@@ -44,11 +44,21 @@ def _check_in_place(tensor, other, op):
                            "wrap it in gpugrad.no_grad() (or use an out-of-place op)")
 
 
+def _written(tensor):
+    """The array an in-place change writes: inside a captured step, the capture's view of it (and the capture
+    guards on the tensor, as on one an op read)."""
+    capture = autograd.features.capture
+    if capture is None:
+        return tensor.data
+    capture.read((tensor,))
+    return autograd.recorded(tensor.data)
+
+
 def update_in_place(tensor, other, ufunc_name, op):
     """``tensor <op>= other`` through the ufunc, casting as numpy's "same_kind"; bumps the version."""
     _check_in_place(tensor, other, op)
     value = as_tensor_like((tensor, other), op)[1].data
-    data = autograd.recorded(tensor.data)
+    data = _written(tensor)
     try:
         getattr(tensor.backend.xp, ufunc_name)(data, value, out=data, casting="same_kind")
     except (TypeError, ValueError) as error:  # numpy's casting and broadcasting errors
@@ -68,7 +78,7 @@ def set_item(tensor, index, value):
         value = value.data
     elif not _is_python_number(value):
         value = tensor.backend.asarray(value if tensor.device == "cpu" else np.asarray(value))
-    data = autograd.recorded(tensor.data)
+    data = _written(tensor)
     try:
         data[_index_data(index, tensor)] = value
     except (IndexError, ValueError, TypeError) as error:

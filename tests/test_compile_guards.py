@@ -137,6 +137,23 @@ def test_optimizer_and_model_state_loaded_after_the_capture_are_used(device, mak
         twins.call(x, y, 20 + i, f"after load_state_dict, call {i}")
 
 
+def test_a_tensor_the_step_writes_in_place_is_guarded(device):
+    """A running total the step only writes (add_), rebound between calls: the replay writes the new one."""
+    x, _ = _batch(device)
+    totals = [gpugrad.zeros(4, device=device) for _ in range(2)]
+
+    def step(x, total):
+        total.add_(x[:4, 0])
+    runs = [lambda x: step(x, totals[0]), gpugrad.compile(lambda x: step(x, totals[1]))]
+    for i in range(6):
+        if i == 3:
+            for t in totals:
+                t.data = t.data * 0 + 1  # a new array
+        for run in runs:
+            run(x)
+        _same(totals[1].numpy(), totals[0].numpy(), device, f"call {i}")
+
+
 def test_learning_rate_and_momentum_changes_take_effect(device):
     twins, x, y = Twins(device, make_opt=lambda p: optim.SGD(p, lr=0.05)), *_batch(device)
     for i in range(3):

@@ -1,6 +1,7 @@
 """Guards: the Python-level state a captured step read, checked before every replay (``torch.compile``'s idea).
 
-A capture notes the modules its step called (with their sub-modules), the leaf tensors its ops read, the optimizers whose step it
+A capture notes the modules its step called (with their sub-modules), the leaf tensors its ops read or its
+in-place changes wrote, the optimizers whose step it
 replays, grad mode and autocast. After the capture it keeps, of each: a module's ``training`` flag (and its
 parameters and buffers); a leaf tensor's array (its identity: ``p.data = ...``, ``load_state_dict`` that
 rebinds, ``.to()`` are seen) and ``requires_grad``; an optimizer's parameter groups (which groups, which
