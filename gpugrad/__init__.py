@@ -8,6 +8,7 @@ import numpy as np
 from . import dtypes, functional
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .backend import CudaUnavailableError, get_backend
+from .generator import Generator
 from .gradcheck import GradcheckError, gradcheck
 from .creation import (arange, empty_like, eye, from_dlpack, from_numpy, full, full_like, manual_seed, ones,
                        ones_like, rand, rand_like, randint, randn, randn_like, tensor, zeros, zeros_like)
@@ -25,7 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "eye", "arange", "randn", "rand", "manual_seed",
            "zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "randn_like", "from_numpy", "from_dlpack",
-           "einsum", "randint",
+           "einsum", "randint", "Generator",
            "no_grad", "enable_grad", "is_grad_enabled", "Function", "functional", "gradcheck",
            "GradcheckError", "CudaUnavailableError", "DeviceMismatchError", "get_backend",
            "set_matmul_precision", "save", "load", "CheckpointError", "compile", "autocast", "GradScaler",

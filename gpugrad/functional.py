@@ -204,6 +204,8 @@ def l1_loss(pred, target, reduction="mean"):
 def huber_loss(pred, target, reduction="mean", delta=1.0):
     """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), d = pred - target; reduced."""
     _reduction(reduction, "huber_loss")
+    if not delta > 0:
+        raise ValueError(f"huber_loss: delta must be > 0, got {delta!r}")
     pred, target = _float32("huber_loss", pred, target)
     diff = pred - target
     size = diff.abs()
@@ -212,6 +214,8 @@ def huber_loss(pred, target, reduction="mean", delta=1.0):
 
 def smooth_l1_loss(pred, target, reduction="mean", beta=1.0):
     """Huber's loss divided by ``beta`` (the L1 loss for beta = 0), as PyTorch's."""
+    if not beta >= 0:
+        raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta!r}")
     if beta == 0:
         return l1_loss(pred, target, reduction)
     return huber_loss(pred, target, reduction, delta=beta) / beta

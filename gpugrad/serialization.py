@@ -1,8 +1,9 @@
 """``gpugrad.save`` / ``gpugrad.load``: tensors, arrays and numbers in nested dicts, lists and tuples, as .npz.
 
-Files are read with ``allow_pickle=False``: loading never runs code. Each array is stored under a
-generated name (``a0``, ``a1``, ...) and the nesting as a small JSON description in one more
-entry, so no key can collide with another or with the description. Dict keys may be str, int,
+Files are read with ``allow_pickle=False``: loading never runs code. A state dict (a flat dict of string keys
+to tensors) is stored under its own keys, as any npz reader expects. Anything else: each array under a
+generated name (``a0``, ``a1``, ...) and the nesting as a small JSON description in one more entry, so no key
+can collide with another or with the description. Dict keys may be str, int,
 float, bool or None and come back with their type. ``save`` writes a temporary file beside the
 target and renames it over the target: a crash never leaves half a checkpoint.
 """
@@ -98,10 +99,21 @@ def _rebuild(node, archive, path):
 def save(obj, path) -> None:
     """Write ``obj`` (a state dict, an optimizer state, nested dicts/lists/tuples of tensors, arrays,
     numbers and strings) to ``path``, atomically. Anything else is refused before a byte is written."""
-    arrays: dict = {}
-    structure = _flatten(obj, "", arrays)
-    arrays[_STRUCTURE] = np.array(json.dumps({"format": _FORMAT, "root": structure}))
+    if _plain_state_dict(obj):  # a state dict: its own keys, no index (numpy and any npz reader see them)
+        arrays = {key: tensor.numpy() for key, tensor in obj.items()}
+    else:
+        arrays = {}
+        structure = _flatten(obj, "", arrays)
+        arrays[_STRUCTURE] = np.array(json.dumps({"format": _FORMAT, "root": structure}))
     write_atomically(path, lambda f: np.savez(f, **arrays), "gpugrad.save")
+
+
+def _plain_state_dict(obj) -> bool:
+    """A non-empty flat dict of string keys to tensors that need no gradient (what ``state_dict()`` returns),
+    which loads back as it was from the arrays alone."""
+    return isinstance(obj, dict) and bool(obj) and all(
+        isinstance(k, str) and k and not k.startswith("__gpugrad") and isinstance(v, Tensor) and not v.requires_grad
+        for k, v in obj.items())
 
 
 def write_atomically(path, write, op="write") -> None:

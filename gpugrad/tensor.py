@@ -332,9 +332,19 @@ class Tensor(TensorMethods, TensorBase):
     def __rfloordiv__(self, other):
         return elementwise.no_grad_binary("floor_divide", "//")(other, self)
 
+    def __rand__(self, other):
+        return elementwise.no_grad_binary("bitwise_and", "&")(other, self)
+
+    def __ror__(self, other):
+        return elementwise.no_grad_binary("bitwise_or", "|")(other, self)
+
+    def __rxor__(self, other):
+        return elementwise.no_grad_binary("bitwise_xor", "^")(other, self)
+
     def clamp(self, min=None, max=None):
-        """Values limited to [min, max] (either may be None); the gradient flows where min <= x <= max."""
-        return arith.Clamp(min, max)(self)
+        """Values limited to [min, max] (either may be None, a number or a tensor); the gradient flows where
+        min <= x <= max (and to tensor bounds where they bind)."""
+        return arith.clamp(self, min, max)
 
     clip = clamp
 

@@ -176,7 +176,7 @@ class TensorMethods:
         return (centred * centred).sum(dim=dim, keepdim=keepdim) / (divisor if divisor > 0 else float("nan"))
 
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
-        return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
+        return arith.Sqrt(zero_at_zero=True)(self.var(dim, unbiased, keepdim, correction=correction))
 
     def logsumexp(self, dim, keepdim=False):
         """log(sum(exp(x))) over ``dim``, computed with the maximum subtracted (finite for large x)."""
@@ -258,12 +258,16 @@ class TensorMethods:
 
     def narrow(self, dim, start, length):
         dim = _dim(dim, "narrow", self.ndim)
+        if -self.shape[dim] <= start < 0:  # PyTorch's: a negative start counts from the end
+            start += self.shape[dim]
         if not 0 <= start <= start + length <= self.shape[dim]:
             raise IndexError(f"narrow: [{start}, {start + length}) is outside dim {dim} of size {self.shape[dim]}")
         return self[(slice(None),) * dim + (slice(start, start + length),)]
 
     def flip(self, dims):
         dims = [_dim(d, "flip", self.ndim) for d in ((dims,) if isinstance(dims, numbers.Integral) else dims)]
+        if len(set(dims)) != len(dims):
+            raise ValueError(f"flip: a dim appears more than once in {dims}")
         return self[tuple(slice(None, None, -1) if i in dims else slice(None) for i in range(self.ndim))]
 
     def index_select(self, dim, index):
@@ -296,6 +300,9 @@ class TensorMethods:
         """broadcast_to, with -1 keeping a size."""
         sizes = operands._shape(sizes, "expand")
         lead = len(sizes) - self.ndim
+        if lead < 0 or -1 in sizes[:lead]:
+            raise ValueError(f"expand: sizes {sizes} for a tensor of shape {self.shape}: -1 keeps an existing "
+                             "dimension's size, and new dimensions go in front")
         return self.broadcast_to(tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(sizes)))
 
     def contiguous(self):

@@ -46,7 +46,14 @@ def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False) -> builtins.bool:
 
 
 def linspace(start, end, steps, dtype=np.float32, device=None, requires_grad=False):
-    return tensor(np.linspace(start, end, steps, dtype=np.dtype(dtype)), device=device, requires_grad=requires_grad)
+    """``steps`` values from ``start`` to ``end``; for an integer dtype, computed in float64 and truncated toward
+    zero (PyTorch's; numpy rounds down). bool is refused, as PyTorch does."""
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        raise TypeError("linspace: dtype bool is not supported (as in PyTorch); use an integer or float dtype")
+    values = np.linspace(start, end, steps, dtype=np.float64)
+    values = np.trunc(values).astype(dtype) if dtype.kind in "iu" else values.astype(dtype)
+    return tensor(values, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def randperm(n, dtype=np.int64, device=None):

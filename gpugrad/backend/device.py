@@ -93,3 +93,7 @@ class Backend:
 
     def permutation(self, n: int):
         return self.rng.permutation(n)
+
+    def draw_seed(self) -> int:
+        """A seed for a host-side generator, drawn from this device's (so that ``manual_seed`` makes it repeat)."""
+        return int(self.rng.integers(2 ** 63 - 1))

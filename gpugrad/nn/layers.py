@@ -148,6 +148,9 @@ class Flatten(Module):
     def forward(self, x):
         start = check_axis(self.start_dim, x.ndim, "Flatten", x.shape)
         end = check_axis(self.end_dim, x.ndim, "Flatten", x.shape)
+        if start > end:
+            raise ValueError(f"Flatten: start_dim {self.start_dim} comes after end_dim {self.end_dim} for an input of "
+                             f"shape {x.shape}")
         joined = math.prod(x.shape[start:end + 1])
         return x.reshape(*x.shape[:start], joined, *x.shape[end + 1:])
 
@@ -230,10 +233,13 @@ class BatchNorm1d(Module):
                              f"(N, {self.num_features}, L) input, got shape {x.shape}")
         use_batch = self.training or not self.track_running_stats
         running = (self.running_mean, self.running_var) if self.track_running_stats else (None, None)
+        momentum = self.momentum
         if self.training and self.track_running_stats:
             with no_grad():
                 self.num_batches_tracked += 1
-        return F.batch_norm(x, *running, self.weight, self.bias, use_batch, self.momentum, self.eps)
+            if momentum is None:  # PyTorch's cumulative moving average: 1 / the batches seen (a host read)
+                momentum = 1.0 / float(self.num_batches_tracked)
+        return F.batch_norm(x, *running, self.weight, self.bias, use_batch, momentum, self.eps)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

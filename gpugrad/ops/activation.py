@@ -114,7 +114,7 @@ def _erf(xp, x):
     try:
         from scipy.special import erf
     except ImportError:
-        return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
+        return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=x.dtype)  # (0-d: frompyfunc gives a float)
     return erf(x)
 
 

@@ -158,9 +158,14 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    """sqrt(x); dx = dy / (2 y). ``zero_at_zero``: 0 where y = 0 instead of inf * 0 (PyTorch's std: a feature
+    with no spread gets no gradient rather than NaN)."""
     promotes = "float"
     saves_inputs = ()
     saves_output = True
+
+    def __init__(self, zero_at_zero=False):
+        self.zero_at_zero = zero_at_zero
 
     def forward(self, x):
         y = self.backend.xp.sqrt(x)
@@ -168,7 +173,11 @@ class Sqrt(Function):
         return y
 
     def backward(self, grad_output):
-        return grad_output / (2 * self.saved)
+        if not self.zero_at_zero:
+            return grad_output / (2 * self.saved)
+        xp, y = self.backend.xp, self.saved
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return xp.where(y > 0, grad_output / (2 * y), xp.zeros_like(grad_output)).astype(grad_output.dtype, copy=False)
 
 
 class Abs(Function):
@@ -245,6 +254,55 @@ class Clamp(Function):
             return grad_output * (x <= self.high)
         inside = x >= self.low
         return grad_output * (inside if self.high is None else inside & (x <= self.high))
+
+
+class ClampBounds(Function):
+    """clamp with tensor bounds (broadcast): y = min(max(x, low), high). The gradients are PyTorch's: to x where
+    low <= x <= high; to low where x < low (and low < high); to high where x > high (or high < low)."""
+    promotes = "same"
+
+    def __init__(self, has_low, has_high):
+        self.has_low, self.has_high = has_low, has_high
+
+    def forward(self, x, *bounds):
+        xp = self.backend.xp
+        low = bounds[0] if self.has_low else None
+        high = bounds[-1] if self.has_high else None
+        self.saved = (x, low, high)
+        y = x if low is None else xp.maximum(x, low)
+        return y if high is None else xp.minimum(y, high)
+
+    def backward(self, grad_output):
+        x, low, high = self.saved
+        xp, zero = self.backend.xp, self.backend.xp.zeros_like(grad_output)
+        inside = xp.ones(x.shape, dtype=bool)
+        if low is not None:
+            inside = inside & (x >= low)
+        if high is not None:
+            inside = inside & (x <= high)
+        grads = [_shaped(xp.where(inside, grad_output, zero), x.shape, x.dtype) if self.needs_input_grad[0] else None]
+        if low is not None:
+            to_low = (x < low) & (low < high) if high is not None else x < low
+            grads.append(_shaped(xp.where(to_low, grad_output, zero), low.shape, low.dtype)
+                         if self.needs_input_grad[1] else None)
+        if high is not None:
+            to_high = (x > high) | (high < low) if low is not None else x > high
+            grads.append(_shaped(xp.where(to_high, grad_output, zero), high.shape, high.dtype)
+                         if self.needs_input_grad[-1] else None)
+        return tuple(grads)
+
+
+def clamp(x, low=None, high=None):
+    """Values limited to [low, high] (either may be None, a number or a tensor); the result's dtype promotes as
+    PyTorch's (an integer tensor clamped to float bounds is float); tensor bounds get their gradients."""
+    if low is None and high is None:
+        raise ValueError("clamp: give min, max or both")
+    if isinstance(low, TensorBase) or isinstance(high, TensorBase):
+        bounds = [b if isinstance(b, TensorBase) else x._wrap(x.backend.constant(b, x.dtype)) for b in (low, high)
+                  if b is not None]
+        return ClampBounds(low is not None, high is not None)(x, *bounds)
+    dtype = result_type(x, *(b for b in (low, high) if b is not None))
+    return Clamp(low, high)(x if dtype == x.dtype else x.astype(dtype))
 
 
 def where(condition, a, b):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from ..autograd import Function, _as_array, as_tensor_like
+from ..dtypes import is_float, result_type
 from .activation import _erf
 from .arith import _to_input
 
@@ -27,7 +28,7 @@ class Unary(Function):
         "expm1": (lambda xp, x: xp.expm1(x), lambda xp, x: xp.exp(x)),
         "rsqrt": (lambda xp, x: 1 / xp.sqrt(x), lambda xp, x: -0.5 / (x * xp.sqrt(x))),
         "reciprocal": (lambda xp, x: 1 / x, lambda xp, x: -1 / (x * x)),
-        "sign": (lambda xp, x: xp.sign(x), None),
+        "sign": (lambda xp, x: _sign(xp, x), None),
         "floor": (lambda xp, x: xp.floor(x), None),
         "ceil": (lambda xp, x: xp.ceil(x), None),
         "round": (lambda xp, x: xp.round(x), None),  # halves to even, as PyTorch
@@ -57,6 +58,12 @@ class Unary(Function):
         return grad_output * derivative(self.backend.xp, self.saved).astype(grad_output.dtype, copy=False)
 
 
+def _sign(xp, x):
+    """-1, 0 or 1; 0 for NaN (PyTorch's, where numpy gives NaN)."""
+    y = xp.sign(x)
+    return xp.where(xp.isnan(x), xp.zeros_like(y), y) if is_float(x.dtype) else y
+
+
 class Remainder(Function):
     """a % b with the sign of b (Python's and PyTorch's); da = dy, db = -floor(a / b) dy."""
     promotes = "same"
@@ -78,7 +85,8 @@ def no_grad_binary(ufunc_name, op):
         x, y = as_tensor_like((a, b), op)
         if ufunc_name != "floor_divide" and not (x.dtype.kind in "biu" and y.dtype.kind in "biu"):
             raise TypeError(f"{op}: needs bool or integer tensors, got {x.dtype} and {y.dtype}")
-        result = getattr(x.backend.xp, ufunc_name)(x.data, y.data)
+        dtype = result_type(x, y)  # PyTorch's promotion (float32 // int32 is float32, not numpy's float64)
+        result = getattr(x.backend.xp, ufunc_name)(x.data.astype(dtype, copy=False), y.data.astype(dtype, copy=False))
         return type(x)._make(_as_array(result), False)
     return apply
 

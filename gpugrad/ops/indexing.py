@@ -25,6 +25,33 @@ def _index(index, x, op):
     return data
 
 
+def _check_index(op, x_shape, axis, index, src_shape=None):
+    """PyTorch's rule for gather's and scatter_add's index: as many dimensions as the input, no larger than it
+    apart from ``axis`` (nor than ``src`` anywhere, for scatter_add); values in [0, size of ``axis``), checked
+    where the device allows a host read (inside a captured step, at every replay on the CPU)."""
+    if index.ndim != len(x_shape):
+        raise ValueError(f"{op}: index of shape {tuple(index.shape)} needs {len(x_shape)} dimensions like the input "
+                         f"of shape {tuple(x_shape)}")
+    for d, n in enumerate(index.shape):
+        if d != axis and n > x_shape[d] or src_shape is not None and n > src_shape[d]:
+            raise ValueError(f"{op}: index of shape {tuple(index.shape)} is larger than the input of shape "
+                             f"{tuple(x_shape)}" + (f" or the source of shape {tuple(src_shape)}" if src_shape else "")
+                             + f" in dimension {d} (dim={axis})")
+    size = x_shape[axis] if x_shape else 1
+
+    def in_range():
+        if index.size and (bool((index < 0).any()) or bool((index >= size).any())):
+            bad = int(index[(index < 0) | (index >= size)].reshape(-1)[0])
+            raise IndexError(f"{op}: index {bad} is out of bounds for dimension {axis} with size {size}")
+    check_values(in_range)
+
+
+def _within(x, index, axis):
+    """``x`` cut to the index's extent in every dimension but ``axis`` (so that nothing broadcasts)."""
+    cut = tuple(slice(None) if d == axis else slice(0, n) for d, n in enumerate(index.shape))
+    return x[cut]
+
+
 def _put_along(backend, target, axis, index, values):
     """target[..., index[...], ...] += values along ``axis`` (repeated indices add up)."""
     xp = backend.xp
@@ -42,14 +69,16 @@ class Gather(Function):
 
     def forward(self, x):
         self.axis = check_axis(self.axis, x.ndim, "gather", x.shape)
-        if self.index.ndim != x.ndim:
-            raise ValueError(f"gather: index of shape {tuple(self.index.shape)} needs {x.ndim} dimensions like the "
-                             f"input of shape {tuple(x.shape)}")
+        _check_index("gather", x.shape, self.axis, self.index)
         self.saved = (x.shape, x.dtype)
-        return self.backend.xp.take_along_axis(x, self.index, axis=self.axis)
+        if x.ndim == 0:
+            return x.copy()
+        return self.backend.xp.take_along_axis(_within(x, self.index, self.axis), self.index, axis=self.axis)
 
     def backward(self, grad_output):
         shape, dtype = self.saved
+        if not shape:
+            return grad_output.copy()
         grad = self.backend.xp.zeros(shape, dtype=dtype)
         _put_along(self.backend, grad, self.axis, self.index, grad_output)
         return grad
@@ -65,6 +94,9 @@ class ScatterAdd(Function):
 
     def forward(self, x, src):
         self.axis = check_axis(self.axis, x.ndim, "scatter_add", x.shape)
+        _check_index("scatter_add", x.shape, self.axis, self.index, src.shape)
+        if src.ndim != x.ndim:
+            raise ValueError(f"scatter_add: src of shape {tuple(src.shape)} needs {x.ndim} dimensions like the input")
         out = x.copy()
         _put_along(self.backend, out, self.axis, self.index, src[tuple(slice(0, n) for n in self.index.shape)])
         self.saved = src.shape
@@ -87,25 +119,41 @@ def scatter_add(x, dim, index, src):
     return ScatterAdd(dim, _index(index, x, "scatter_add"))(x, src)
 
 
-def sort(x, dim=-1, descending=False):
-    """(values, indices) sorted along ``dim`` (stable); values carry the gradient."""
+def sort(x, dim=-1, descending=False, stable=False):
+    """(values, indices) sorted along ``dim``; values carry the gradient. Ties keep their order (stable), NaN
+    sorts as the largest value (last ascending, first descending), as PyTorch's."""
+    if x.ndim == 0:  # PyTorch's: the value and index 0
+        values, indices = sort(x.reshape(1), 0, descending)
+        return ValuesIndices(values.reshape(()), indices.reshape(()))
     indices = argsort(x, dim, descending)
     return ValuesIndices(gather(x, dim, indices), indices)
 
 
-def argsort(x, dim=-1, descending=False):
+def argsort(x, dim=-1, descending=False, stable=False):
+    """The order that sorts ``x`` along ``dim``, one rule for every dtype (bool, unsigned and signed integers,
+    every float): ascending through the array module's stable sort (NaN last), descending as the ascending
+    order of the reversed array, reversed (NaN first, ties in their original order) -- never by sorting -x,
+    which is wrong for unsigned integers, a signed type's minimum and bool."""
     axis = check_axis(dim, x.ndim, "argsort", x.shape)
-    xp = x.backend.xp
-    # NOTE: stable (CuPy's argsort always is, and takes no kind= but None)
-    order = xp.argsort(-x.data if descending else x.data, axis=axis, **({"kind": "stable"} if x.backend.kind == "cpu" else {}))
-    return type(x)._make(order.astype(np.int64, copy=False), False)
+    xp, data = x.backend.xp, x.data if x.ndim else x.data.reshape(1)
+    kind = {"kind": "stable"} if x.backend.kind == "cpu" else {}  # NOTE: CuPy's argsort is stable, takes no kind=
+    if not descending:
+        order = xp.argsort(data, axis=axis, **kind)
+    else:
+        reversed_order = xp.argsort(xp.flip(data, axis=axis), axis=axis, **kind)
+        order = (data.shape[axis] - 1) - xp.flip(reversed_order, axis=axis)
+    return type(x)._make(order.astype(np.int64, copy=False).reshape(x.shape), False)
 
 
 def topk(x, k, dim=-1, largest=True, sorted=True):
-    """The ``k`` largest (or smallest) values along ``dim`` and their indices, largest first."""
+    """The ``k`` largest (or smallest) values along ``dim`` and their indices, largest first (NaN the largest)."""
     axis = check_axis(dim, x.ndim, "topk", x.shape)
-    if not 0 <= k <= x.shape[axis]:
-        raise ValueError(f"topk: k={k} is out of range for dimension {axis} of size {x.shape[axis]}")
+    size = x.shape[axis] if x.ndim else 1
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= size:
+        raise ValueError(f"topk: k={k!r} is out of range for dimension {axis} of size {size}")
+    if x.ndim == 0:
+        values, indices = topk(x.reshape(1), k, 0, largest, sorted)
+        return ValuesIndices(values.reshape(()), indices.reshape(())) if k else ValuesIndices(values, indices)
     indices = argsort(x, axis, descending=largest)
     picked = type(x)._make(indices.data.take(np.arange(k), axis=axis), False)
     return ValuesIndices(gather(x, axis, picked), picked)

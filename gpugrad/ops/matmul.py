@@ -199,7 +199,10 @@ class Einsum(Function):
 
     def backward(self, grad_output):
         xp, grads = self.backend.xp, []
-        sizes = {c: n for spec, a in zip(self.specs, self.saved) for c, n in zip(spec, a.shape)}
+        sizes = {}  # each letter's size after broadcasting (an operand may hold 1 where another holds n)
+        for spec, a in zip(self.specs, self.saved):
+            for c, n in zip(spec, a.shape):
+                sizes[c] = max(sizes.get(c, 1), n)
         for i, spec in enumerate(self.specs):
             if not self.needs_input_grad[i]:
                 grads.append(None)
@@ -209,9 +212,9 @@ class Einsum(Function):
             kept = "".join(c for c in spec if c in known)
             partial = xp.einsum(",".join([self.output] + [s for s, _ in others]) + "->" + kept, working(grad_output),
                                 *[working(a) for _, a in others])
-            shape = [sizes[c] if c in kept else 1 for c in spec]
-            grads.append(xp.broadcast_to(partial.reshape(shape), [sizes[c] for c in spec]).astype(
-                self.saved[i].dtype, copy=True))
+            shape = [partial.shape[kept.index(c)] if c in kept else 1 for c in spec]
+            full = xp.broadcast_to(partial.reshape(shape), [sizes[c] for c in spec])
+            grads.append(sum_to(full, self.saved[i].shape).astype(self.saved[i].dtype, copy=True))  # broadcast: summed
         return tuple(grads)
 
 

@@ -31,8 +31,20 @@ class LRScheduler:
     def lr_at(self, base_lr, epoch) -> float:
         raise NotImplementedError
 
+    def _adopt_new_groups(self):
+        """A group added to the optimizer since is scheduled from the learning rate it has now, as PyTorch's
+        chainable schedules do: its base is the one whose closed form gives that rate at this epoch (each
+        schedule is affine in its base: lr_at(b, e) = A(e) + B(e) b)."""
+        for group in self.optimizer.param_groups[len(self.base_lrs):]:
+            offset = self.lr_at(0.0, self.last_epoch)
+            slope = self.lr_at(1.0, self.last_epoch) - offset
+            base = (group["lr"] - offset) / slope if slope else group["lr"]
+            group.setdefault("initial_lr", base)
+            self.base_lrs.append(group["initial_lr"])
+
     def step(self, epoch=None):
         _outside_capture(self)
+        self._adopt_new_groups()
         self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         self._last_lr = [self.lr_at(base, self.last_epoch) for base in self.base_lrs]
         for group, lr in zip(self.optimizer.param_groups, self._last_lr):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...backend import get_backend
+from ...generator import host_rng
 from ...tensor import Tensor
 
 
@@ -33,7 +34,7 @@ class DataLoader:
     """
 
     def __init__(self, X, y=None, batch_size: int = 1, shuffle: bool = True, drop_last: bool = False, seed=None,
-                 device=None, dtype=np.float32, rank: int = 0, world_size: int = 1):
+                 device=None, dtype=np.float32, rank: int = 0, world_size: int = 1, generator=None):
         if y is None:  # a dataset object: len() and [i] -> (features, label), as PyTorch's Dataset
             X, y = _materialize(X)
         X = X.data if isinstance(X, Tensor) else X if hasattr(X, "dtype") else np.asarray(X)
@@ -57,7 +58,9 @@ class DataLoader:
             raise ValueError("DataLoader: sharding over ranks needs seed= (every rank must shuffle alike)")
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.rank, self.world_size = int(rank), int(world_size)
-        self.rng = np.random.default_rng(seed)
+        # NOTE: with seed= (or generator=) one stream over the epochs; without, each epoch's order is drawn from
+        # gpugrad's CPU generator when it starts, as PyTorch draws from its default generator
+        self.rng = None if seed is None and generator is None else host_rng(seed, generator, "DataLoader")
 
     def __len__(self):
         n = self._shard_size()
@@ -73,7 +76,7 @@ class DataLoader:
         from the rank's own offset; the tail is padded with the first samples again so every rank takes the
         same number of steps, or dropped with drop_last."""
         n, w = len(self.X), self.world_size
-        order = self.rng.permutation(n) if self.shuffle else None
+        order = (self.rng or host_rng(op="DataLoader")).permutation(n) if self.shuffle else None
         if w == 1:
             return order
         order = np.arange(n) if order is None else order
@@ -89,8 +92,8 @@ class DataLoader:
             stop = min(start + self.batch_size, n)
             if self.drop_last and stop - start < self.batch_size:
                 break
-            if order is None:
-                yield Tensor._make(self.X[start:stop], False), Tensor._make(self.y[start:stop], False)
+            if order is None:  # copies, as PyTorch's batches: changing one never changes the data set
+                yield Tensor._make(self.X[start:stop].copy(), False), Tensor._make(self.y[start:stop].copy(), False)
             else:
                 index = order[start:stop]
                 yield Tensor._make(self.X[index], False), Tensor._make(self.y[index], False)

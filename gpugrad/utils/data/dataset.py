@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ...generator import host_rng
 from ...tensor import Tensor
 
 class Dataset:
@@ -48,9 +49,10 @@ class Subset(Dataset):
         return len(self.indices)
 
 
-def random_split(dataset, lengths, seed=None):
+def random_split(dataset, lengths, generator=None, seed=None):
     """Disjoint ``Subset``s of a random permutation, of the given lengths, or fractions adding up to 1 (the
-    remainder spread one by one from the first, as PyTorch). ``seed`` makes the split reproducible."""
+    remainder spread one by one from the first, as PyTorch). The permutation comes from ``generator`` (a
+    ``gpugrad.Generator``), ``seed``, else gpugrad's CPU generator (``gpugrad.manual_seed`` makes it repeat)."""
     n = len(dataset)
     lengths = list(lengths)
     if lengths and all(0 <= f <= 1 for f in lengths) and math.isclose(sum(lengths), 1) and sum(lengths) != n:
@@ -60,6 +62,6 @@ def random_split(dataset, lengths, seed=None):
         lengths = counts
     if sum(lengths) != n or any(int(k) != k or k < 0 for k in lengths):
         raise ValueError(f"random_split: lengths {lengths} do not add up to the data set's {n} samples")
-    order = np.random.default_rng(seed).permutation(n)
+    order = host_rng(seed, generator, "random_split").permutation(n)
     starts = np.cumsum([0] + [int(k) for k in lengths])
     return [Subset(dataset, order[a:b]) for a, b in zip(starts[:-1], starts[1:])]

@@ -189,6 +189,15 @@ del _name, _obj
 
 
 _einsum = einsum  # noqa: F821 -- numpy's, wrapped above
+_argsort = argsort  # noqa: F821 -- numpy's, wrapped above
+
+
+def argsort(a, axis=-1, kind=None):
+    """CuPy's argsort is always stable (thrust), takes kind None or 'stable' only, and sorts a 0-d array as one of
+    one element (cupy/_core/core.pyx ndarray.argsort, _check_kind_sort; _routines_sorting.pyx, atleast_1d)."""
+    if kind is not None and kind != "stable":
+        raise ValueError("kind can only be None or 'stable'")
+    return _argsort(a if _np.ndim(a) else _np.reshape(a, (1,)), axis=axis, kind="stable")
 
 
 def einsum(subscripts, *operands, **kwargs):
