@@ -227,3 +227,23 @@ def test_a_state_dict_is_saved_under_its_own_keys_and_old_files_still_load(tmp_p
     nested = {"model": model.state_dict(), "epoch": 3}  # anything else keeps the index
     gpugrad.save(nested, tmp_path / "nested.npz")
     assert gpugrad.load(tmp_path / "nested.npz")["epoch"] == 3
+
+
+def test_the_deliberate_differences_from_pytorch_hold():
+    """docs/pytorch.md lists them; each one here, so that none changes unnoticed."""
+    assert gpugrad.tensor([0, 1]).dtype == np.float32 and torch.tensor([0, 1]).dtype == torch.int64
+    x = np.array([[1.0, 5.0], [7.0, 2.0]], np.float32)
+    assert np.array_equal(gpugrad.tensor(x).max(dim=1).numpy(), [5.0, 7.0])  # values, not (values, indices)
+    loader = data.DataLoader(np.arange(64.0).reshape(32, 2), np.arange(32), batch_size=32)
+    assert next(iter(loader))[1].tolist() != list(range(32))  # shuffled by default
+    three = np.zeros((2, 3, 4))
+    assert gpugrad.tensor(three).transpose(0, 2).shape == (4, 3, 2)
+    assert gpugrad.tensor(three).transpose(2, 0, 1).shape == (4, 2, 3)  # numpy's permutation for other counts
+    u8 = np.array([0, 3], np.uint8)
+    assert gpugrad.tensor(u8, dtype=np.uint8).all().dtype == np.bool_ and torch.from_numpy(u8).all().dtype == torch.uint8
+    for make in (lambda lib: lib.nn.LayerNorm(3, eps=-1.0), lambda lib: lib.nn.HuberLoss(delta=-1.0),
+                 lambda lib: lib.nn.BatchNorm1d(3, momentum=2.0)):
+        make(torch)  # PyTorch makes it
+        with pytest.raises(ValueError):
+            make(gpugrad)
+

@@ -15,6 +15,14 @@ from . import init
 from .module import Module, Parameter, Sequential
 
 
+def _number(layer, name, value, low=0.0, high=math.inf):
+    """A real hyperparameter in [low, high], or an error naming the layer and the argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
+            low <= value <= high):
+        raise ValueError(f"{layer}: {name} must be a number in [{low:g}, {high:g}], got {value!r}")
+    return float(value)
+
+
 def _count(layer, name, value, minimum=1):
     """A size argument: an integer >= minimum, or an error naming the layer and the argument."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
@@ -132,6 +140,9 @@ class Unflatten(Module):
 
     def __init__(self, dim, unflattened_size):
         super().__init__()
+        if not isinstance(unflattened_size, (tuple, list)) or not all(
+                isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in unflattened_size):
+            raise TypeError(f"Unflatten: unflattened_size must be a tuple of integers, got {unflattened_size!r}")
         self.dim, self.unflattened_size = dim, tuple(unflattened_size)
 
     def forward(self, x):
@@ -158,6 +169,8 @@ class Flatten(Module):
 class GELU(Module):
     def __init__(self, approximate="none"):
         super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
     def forward(self, x):
@@ -200,7 +213,7 @@ class LayerNorm(Module):
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
         self.normalized_shape = tuple(_count("LayerNorm", "normalized_shape", n) for n in shape)
-        self.eps = eps
+        self.eps = _number("LayerNorm", "eps", eps)
         xp = get_backend(device).xp
         self.weight = Parameter(xp.ones(self.normalized_shape, dtype)) if elementwise_affine else None
         self.bias = Parameter(xp.zeros(self.normalized_shape, dtype)) if elementwise_affine else None
@@ -217,6 +230,8 @@ class BatchNorm1d(Module):
                  dtype=np.float32, device=None):
         super().__init__()
         num_features = _count("BatchNorm1d", "num_features", num_features)
+        eps = _number("BatchNorm1d", "eps", eps)
+        momentum = None if momentum is None else _number("BatchNorm1d", "momentum (or None)", momentum, high=1.0)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         xp = get_backend(device).xp
         self.weight = Parameter(xp.ones(num_features, dtype)) if affine else None

@@ -54,6 +54,8 @@ class SmoothL1Loss(_Loss):
     function = F.smooth_l1_loss
 
     def __init__(self, reduction="mean", beta=1.0):
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
+            raise ValueError(f"SmoothL1Loss: beta must be a number >= 0, got {beta!r}")
         super().__init__(reduction, beta=beta)
 
 
@@ -61,6 +63,8 @@ class HuberLoss(_Loss):
     function = F.huber_loss
 
     def __init__(self, reduction="mean", delta=1.0):
+        if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not delta > 0:
+            raise ValueError(f"HuberLoss: delta must be a number > 0, got {delta!r}")
         super().__init__(reduction, delta=delta)
 
 

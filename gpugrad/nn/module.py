@@ -283,6 +283,8 @@ class Sequential(Module):
     def __init__(self, *modules):
         super().__init__()
         for index, module in enumerate(modules):
+            if not isinstance(module, Module):
+                raise TypeError(f"Sequential: argument {index} is a {type(module).__name__}, not a Module")
             setattr(self, str(index), module)
 
     def __len__(self):

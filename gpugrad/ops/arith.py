@@ -245,8 +245,14 @@ class Clamp(Function):
     def forward(self, x):
         self.saved = x
         xp = self.backend.xp
-        y = x if self.low is None else xp.maximum(x, x.dtype.type(self.low))
-        return y if self.high is None else xp.minimum(y, x.dtype.type(self.high))
+        y = x if self.low is None else xp.maximum(x, self._bound(self.low, x.dtype))
+        return y if self.high is None else xp.minimum(y, self._bound(self.high, x.dtype))
+
+    @staticmethod
+    def _bound(value, dtype):
+        """``value`` in ``dtype``, converted as PyTorch converts a bound: an integer beyond the type's range wraps
+        (a uint8 tensor's min=-2 is 254), where numpy would refuse it."""
+        return np.asarray(value).astype(dtype)[()] if dtype.kind in "iu" else dtype.type(value)
 
     def backward(self, grad_output):
         x = self.saved

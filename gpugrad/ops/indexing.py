@@ -32,7 +32,7 @@ def _check_index(op, x_shape, axis, index, src_shape=None):
     if index.ndim != len(x_shape):
         raise ValueError(f"{op}: index of shape {tuple(index.shape)} needs {len(x_shape)} dimensions like the input "
                          f"of shape {tuple(x_shape)}")
-    for d, n in enumerate(index.shape):
+    for d, n in enumerate(index.shape if index.size else ()):  # an empty index is never too large (PyTorch's)
         if d != axis and n > x_shape[d] or src_shape is not None and n > src_shape[d]:
             raise ValueError(f"{op}: index of shape {tuple(index.shape)} is larger than the input of shape "
                              f"{tuple(x_shape)}" + (f" or the source of shape {tuple(src_shape)}" if src_shape else "")
@@ -73,6 +73,8 @@ class Gather(Function):
         self.saved = (x.shape, x.dtype)
         if x.ndim == 0:
             return x.copy()
+        if self.index.size == 0:
+            return self.backend.xp.empty(self.index.shape, dtype=x.dtype)
         return self.backend.xp.take_along_axis(_within(x, self.index, self.axis), self.index, axis=self.axis)
 
     def backward(self, grad_output):
@@ -80,6 +82,8 @@ class Gather(Function):
         if not shape:
             return grad_output.copy()
         grad = self.backend.xp.zeros(shape, dtype=dtype)
+        if self.index.size == 0:
+            return grad
         _put_along(self.backend, grad, self.axis, self.index, grad_output)
         return grad
 
@@ -98,6 +102,9 @@ class ScatterAdd(Function):
         if src.ndim != x.ndim:
             raise ValueError(f"scatter_add: src of shape {tuple(src.shape)} needs {x.ndim} dimensions like the input")
         out = x.copy()
+        if self.index.size == 0:
+            self.saved = src.shape
+            return out
         _put_along(self.backend, out, self.axis, self.index, src[tuple(slice(0, n) for n in self.index.shape)])
         self.saved = src.shape
         return out
@@ -107,7 +114,9 @@ class ScatterAdd(Function):
         gsrc = None
         if self.needs_input_grad[1]:
             gsrc = xp.zeros(self.saved, dtype=grad_output.dtype)
-            gsrc[tuple(slice(0, n) for n in self.index.shape)] = xp.take_along_axis(grad_output, self.index, self.axis)
+            if self.index.size:
+                gsrc[tuple(slice(0, n) for n in self.index.shape)] = xp.take_along_axis(
+                    _within(grad_output, self.index, self.axis), self.index, self.axis)
         return grad_output, gsrc
 
 
@@ -149,6 +158,8 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
     """The ``k`` largest (or smallest) values along ``dim`` and their indices, largest first (NaN the largest)."""
     axis = check_axis(dim, x.ndim, "topk", x.shape)
     size = x.shape[axis] if x.ndim else 1
+    if x.dtype == np.bool_:
+        raise TypeError("topk: does not take a bool tensor (as PyTorch); convert it with .int() first")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= size:
         raise ValueError(f"topk: k={k!r} is out of range for dimension {axis} of size {size}")
     if x.ndim == 0:

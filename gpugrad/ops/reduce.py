@@ -46,6 +46,8 @@ class Sum(Function):
     def _reduce(self, x):
         axes = None if len(self.axes) == x.ndim else self.axes  # NOTE: numpy's whole-array sum is the fast one
         wide = accumulator(x.dtype)  # float16 and bfloat16 summed in float32
+        if x.dtype.kind == "u":  # PyTorch sums every integer type into int64 (numpy: unsigned into uint64)
+            return x.sum(axis=axes, keepdims=self.keepdims, dtype=np.int64)
         if wide is None:
             return x.sum(axis=axes, keepdims=self.keepdims)
         return x.sum(axis=axes, keepdims=self.keepdims, dtype=wide).astype(x.dtype)
@@ -116,10 +118,12 @@ class _ArgReduction:
 
     def __call__(self, x):
         name = "argmax" if self.take_max else "argmin"
-        if x.size == 0:
-            raise ValueError(f"{name}: the tensor of shape {x.shape} is empty")
+        if x.dtype == np.bool_:
+            raise TypeError(f"{name}: does not take a bool tensor (as PyTorch); convert it with .int() first")
         data = x.data
         axis = None if self.axis is None else check_axis(self.axis, x.ndim, name, x.shape) if x.ndim else None
+        if x.size == 0 and (axis is None or x.shape[axis] == 0):  # over an empty axis; another's gives empty
+            raise ValueError(f"{name}: the tensor of shape {x.shape} is empty along the reduced dimension")
         index = data.argmax(axis=axis, keepdims=self.keepdims) if self.take_max else \
             data.argmin(axis=axis, keepdims=self.keepdims)
         return type(x)._make(x.backend.xp.asarray(index, dtype=np.int64), False)
@@ -143,7 +147,9 @@ class Cumsum(Function):
 
     def forward(self, x):
         self.axis = check_axis(self.axis, x.ndim, "cumsum", x.shape)
-        return x.cumsum(axis=self.axis) if x.ndim else x.copy()
+        if not x.ndim:
+            return x.copy() if x.dtype.kind not in "biu" else x.astype(np.int64)
+        return x.cumsum(axis=self.axis, dtype=np.int64 if x.dtype.kind == "u" else None)  # PyTorch's int64
 
     def backward(self, grad_output):
         if not grad_output.ndim:
@@ -162,7 +168,7 @@ class Prod(Function):
     def forward(self, x):
         self.axes = normalize_axis(self.axis, x.ndim, "prod", x.shape)
         self.saved = x
-        return x.prod(axis=self.axes, keepdims=self.keepdims)
+        return x.prod(axis=self.axes, keepdims=self.keepdims, dtype=np.int64 if x.dtype.kind == "u" else None)
 
     def backward(self, grad_output):
         x, xp = self.saved, self.backend.xp
