@@ -20,7 +20,7 @@ from .capture import compile
 from .amp import GradScaler, autocast
 from . import toplevel
 from .toplevel import *  # noqa: F401,F403 (PyTorch's top-level names: gpugrad.exp, gpugrad.cat, gpugrad.long, ...)
-from .toplevel import abs, all, any, bool, float, int, round, sum  # noqa: F401,A004 (not in __all__: builtins' names)
+from .toplevel import abs, all, any, bool, float, int, max, min, round, sum  # noqa: F401,A004 (not in __all__: builtins' names)
 
 __version__ = "0.1.0"
 

@@ -295,7 +295,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
             raise ValueError("batch_norm: eval mode needs running_mean and running_var")
         fn = normalization.Normalize(axes, eps, param_shape, axes, (running_mean.data, running_var.data))
     else:
-        count = x.size // x.shape[1]
+        count = x.numel() // x.shape[1]
         if count < 2:
             raise ValueError(f"batch_norm: training needs more than one value per channel, got input of shape {x.shape}")
         fn = normalization.Normalize(axes, eps, param_shape, axes)

@@ -127,7 +127,6 @@ class Tensor(TensorMethods, TensorBase):
     dtype = property(lambda self: self.data.dtype)
     device = property(lambda self: self.backend.name, doc="'cpu' or 'cuda:N'")
     ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: int(self.data.size))
     is_leaf = property(lambda self: self.creator is None)
 
     @property
@@ -183,7 +182,7 @@ class Tensor(TensorMethods, TensorBase):
         return self.reshape(*shape)
 
     def numel(self) -> int:
-        return self.size
+        return int(self.data.size)
 
     def dim(self) -> int:
         return self.ndim
@@ -316,7 +315,6 @@ class Tensor(TensorMethods, TensorBase):
     # NOTE: numpy's axis= / keepdims= or PyTorch's dim= / keepdim=; max and min split the gradient
     # equally among tied extremes.
     sum, mean = _reduction(reduce.Sum), _reduction(reduce.Mean)
-    max, min = _reduction(reduce.Max), _reduction(reduce.Min)
     argmax, argmin = _reduction(reduce.argmax), _reduction(reduce.argmin)
 
     prod, cumsum, norm = _reduction(reduce.Prod), reduce.cumsum, reduce.norm

@@ -18,10 +18,10 @@ from .backend import is_cupy_array
 from .dtypes import check_numeric, is_float
 from .function import TensorBase
 from .seam import refuse_in_capture
-from .ops import activation, arith, elementwise
+from .ops import activation, arith, elementwise, indexing, reduce
 
 METHODS_AS_FUNCTIONS = (
-    "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "abs", "square", "neg", "reciprocal", "sin", "cos", "erf",
+    "max", "min", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "abs", "square", "neg", "reciprocal", "sin", "cos", "erf",
     "sign", "floor", "ceil", "round", "tanh", "sigmoid", "relu", "softmax", "log_softmax", "sum", "mean", "prod",
     "amax", "amin", "argmax", "argmin", "var", "std", "logsumexp", "norm", "cumsum", "clamp", "clip", "flatten",
     "squeeze", "unsqueeze", "reshape", "transpose", "permute", "t", "flip", "split", "chunk", "unbind", "narrow",
@@ -156,11 +156,45 @@ class TensorMethods:
         return arith.where(condition, self, other)
 
     # -- reductions ---------------------------------------------------------------------------
+    def size(self, dim=None):
+        """The shape (a tuple), or the size of dimension ``dim``, as PyTorch's ``size()`` (the element count is
+        ``numel()``)."""
+        if dim is None:
+            return self.shape
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not -max(self.ndim, 1) <= dim < max(
+                self.ndim, 1) or self.ndim == 0:
+            raise IndexError(f"size: dim {dim!r} is out of range for a tensor of shape {self.shape}")
+        return self.shape[dim]
+
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """PyTorch's: the largest value (no ``dim``); with ``dim``, the named pair (values, indices) along it (the
+        gradient goes to each index returned); with a tensor, the elementwise maximum. numpy's ``axis=`` gives the
+        values alone (and splits the gradient among ties)."""
+        return self._extreme(reduce.Max, reduce.argmax, arith.Maximum, dim, keepdim, axis, keepdims)
+
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """As ``max``, for the smallest."""
+        return self._extreme(reduce.Min, reduce.argmin, arith.Minimum, dim, keepdim, axis, keepdims)
+
+    def _extreme(self, reduction, arg, elementwise_op, dim, keepdim, axis, keepdims):
+        if isinstance(dim, TensorBase):
+            return elementwise_op()(self, dim)
+        keep = keepdim if keepdims is None else keepdims
+        if axis is not None or dim is None:
+            if axis is not None and dim is not None:
+                raise TypeError(f"{reduction.op}: give dim= or axis=, not both")
+            return reduction(axis, keep)(self)
+        index = arg(dim, True)(self)
+        values = indexing.gather(self, dim, index) if self.ndim else self * 1
+        if not keep and self.ndim:
+            values, index = values.squeeze(dim), index.squeeze(dim)
+        return indexing.ValuesIndices(values, index if self.ndim else index.reshape(()))
+
     def amax(self, dim=None, keepdim=False):
-        return self.max(dim=dim, keepdim=keepdim)
+        return reduce.Max(dim, keepdim)(self)
 
     def amin(self, dim=None, keepdim=False):
-        return self.min(dim=dim, keepdim=keepdim)
+        return reduce.Min(dim, keepdim)(self)
 
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
         """The variance over ``dim`` with Bessel's correction by default (``correction=1``; ``unbiased=False``
@@ -183,7 +217,7 @@ class TensorMethods:
         if self.numel() == 0:  # nothing to shift by (an empty sum: -inf, as PyTorch)
             top = self.sum(dim=dim, keepdim=True).detach()
         else:
-            top = self.max(dim=dim, keepdim=True).detach()
+            top = reduce.Max(dim, True)(self).detach()
             top = arith.where(top.isfinite(), top, 0.0)  # rows of -inf (or inf) stay -inf (inf) instead of NaN
         with np.errstate(divide="ignore"):  # log(0) = -inf for rows of -inf: the answer, not a mistake
             total = (self - top).exp().sum(dim=dim, keepdim=True).log() + top

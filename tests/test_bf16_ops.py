@@ -19,7 +19,7 @@ UNARY = {
     "softplus": (F.softplus, torch.nn.functional.softplus), "sin": (lambda a: a.sin(), torch.sin),
     "square": (lambda a: a ** 2, lambda a: a ** 2), "scalar": (lambda a: 2.5 * a - 1, lambda a: 2.5 * a - 1),
     "sum": (lambda a: a.sum(dim=1), lambda a: a.sum(dim=1)), "mean": (lambda a: a.mean(dim=0), lambda a: a.mean(dim=0)),
-    "max": (lambda a: a.max(dim=1), lambda a: a.amax(dim=1)),
+    "max": (lambda a: a.max(dim=1).values, lambda a: a.amax(dim=1)),
     "softmax": (lambda a: F.softmax(a, dim=1), lambda a: torch.softmax(a, dim=1)),
     "log_softmax": (lambda a: F.log_softmax(a, dim=1), lambda a: torch.log_softmax(a, dim=1)),
     "layer_norm": (lambda a: F.layer_norm(a, 24), lambda a: torch.nn.functional.layer_norm(a, (24,))),

@@ -348,7 +348,7 @@ def _many_ops(device):
             parts = [h.cumsum(dim=1) * 0.1, h.sort(dim=1)[0], h.topk(4, dim=1)[0].repeat(1, 2),
                      F.log_softmax(h, dim=1), h.clamp(-1, 1) ** 2, (h * 0.3).exp().log(),
                      F.where(h > 0, h, h * 0.5), h.norm(dim=1, keepdim=True) * h, h.tril()[:, :8],
-                     F.pad(h, (1, 1))[:, 1:-1], F.einsum("ij,ij->ij", h, h).sqrt(), h.max(dim=1, keepdim=True) - h,
+                     F.pad(h, (1, 1))[:, 1:-1], F.einsum("ij,ij->ij", h, h).sqrt(), h.amax(dim=1, keepdim=True) - h,
                      h.gather(1, h.argsort(dim=1)),
                      F.maximum(h, h.mean(dim=0, keepdim=True)), h.sin() + h.cos(), h.prod(dim=1, keepdim=True) * 1e-3 * h]
             return F.concatenate(parts, axis=1)[:, :4] + F.stack(parts, axis=0).sum(dim=0)[:, :4]
@@ -381,7 +381,7 @@ def _random_program(seed):
              lambda a: (a.abs() + 1).sqrt(), lambda a: (a.abs() + 1).log(), lambda a: F.softmax(a, dim=1),
              lambda a: F.log_softmax(a, dim=0), lambda a: a.cumsum(dim=1) * 0.1, lambda a: a.sort(dim=1)[0],
              lambda a: a.T.reshape(4, 6), lambda a: F.pad(a, (1, 1))[:, 1:-1], lambda a: a - a.mean(dim=0, keepdim=True),
-             lambda a: a * a.norm(dim=1, keepdim=True), lambda a: a.max(dim=1, keepdim=True) + a,
+             lambda a: a * a.norm(dim=1, keepdim=True), lambda a: a.amax(dim=1, keepdim=True) + a,
              lambda a: F.gelu(a, approximate="tanh"), lambda a: F.layer_norm(a, 6), lambda a: a.gather(1, a.argsort(dim=1)),
              lambda a: F.concatenate([a[:, :3], a[:, 3:] * 2], axis=1), lambda a: a.topk(2, dim=1)[0].repeat(1, 3),
              lambda a: a ** 2, lambda a: (a[:, :4] @ a[:, :4].T)[:, :1] * 0.1 + a]

@@ -6,7 +6,7 @@ import torch
 
 import gpugrad
 import gpugrad.functional as F
-from gpugrad import nn, optim
+from gpugrad import nn
 from gpugrad.utils import data
 
 DTYPES = [np.bool_, np.uint8, np.int8, np.int16, np.int32, np.int64, np.float16, np.float32, np.float64]
@@ -233,7 +233,7 @@ def test_the_deliberate_differences_from_pytorch_hold():
     """docs/pytorch.md lists them; each one here, so that none changes unnoticed."""
     assert gpugrad.tensor([0, 1]).dtype == np.float32 and torch.tensor([0, 1]).dtype == torch.int64
     x = np.array([[1.0, 5.0], [7.0, 2.0]], np.float32)
-    assert np.array_equal(gpugrad.tensor(x).max(dim=1).numpy(), [5.0, 7.0])  # values, not (values, indices)
+    assert np.array_equal(gpugrad.tensor(x).max(axis=1).numpy(), [5.0, 7.0])  # numpy's axis=: the values alone
     loader = data.DataLoader(np.arange(64.0).reshape(32, 2), np.arange(32), batch_size=32)
     assert next(iter(loader))[1].tolist() != list(range(32))  # shuffled by default
     three = np.zeros((2, 3, 4))

@@ -84,7 +84,7 @@ def _reduction(name, g_name, t_name):
             axis, t_axis = None, None
         else:
             axis = t_axis = graph.axis(ga.ndim)
-        if name in ("max", "min") and (ga.size == 0 if axis is None else (ga.ndim and ga.shape[axis] == 0)):
+        if name in ("max", "min") and (ga.numel() == 0 if axis is None else (ga.ndim and ga.shape[axis] == 0)):
             return None  # both refuse a reduction over nothing
         g = getattr(ga, g_name)(axis=axis, keepdims=keepdims)
         if t_axis is None:
@@ -148,8 +148,8 @@ def _where(graph):
 
 def _reshape(graph):
     ga, ta = graph.pick()
-    shape = (-1,) if ga.size else ga.shape[::-1]
-    if ga.ndim >= 2 and ga.size:
+    shape = (-1,) if ga.numel() else ga.shape[::-1]
+    if ga.ndim >= 2 and ga.numel():
         shape = (ga.shape[0], -1)
     return ga.reshape(*shape), ta.reshape(*shape)
 
@@ -261,7 +261,7 @@ OPS = [
 
 def _along(graph, ours, theirs):
     ga, ta = graph.pick()
-    if ga.ndim == 0 or (ga.size and ta.abs().max() > 3):
+    if ga.ndim == 0 or (ga.numel() and ta.abs().max() > 3):
         return None
     axis = graph.axis(ga.ndim)
     return ours(ga, axis), theirs(ta, axis)
@@ -269,7 +269,7 @@ def _along(graph, ours, theirs):
 
 def _matrix(graph, ours, theirs, min_last=1):
     ga, ta = graph.pick()
-    if ga.ndim < 2 or ga.shape[-1] < min_last or ga.size == 0:
+    if ga.ndim < 2 or ga.shape[-1] < min_last or ga.numel() == 0:
         return None
     return ours(ga), theirs(ta)
 

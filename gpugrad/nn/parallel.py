@@ -28,8 +28,8 @@ class _Bucket:
         self.dtype = DEFAULT_FLOAT if dtype in LOW_FLOATS else dtype  # low-precision gradients reduced in float32
         self.slots, total = [], 0
         for p in params:
-            self.slots.append((total, total + p.size))
-            total += p.size
+            self.slots.append((total, total + p.numel()))
+            total += p.numel()
         with p.backend.device_context():
             self.flat = xp.zeros(total, dtype=self.dtype)
         self.handle = None

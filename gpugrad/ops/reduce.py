@@ -122,7 +122,7 @@ class _ArgReduction:
             raise TypeError(f"{name}: does not take a bool tensor (as PyTorch); convert it with .int() first")
         data = x.data
         axis = None if self.axis is None else check_axis(self.axis, x.ndim, name, x.shape) if x.ndim else None
-        if x.size == 0 and (axis is None or x.shape[axis] == 0):  # over an empty axis; another's gives empty
+        if x.numel() == 0 and (axis is None or x.shape[axis] == 0):  # over an empty axis; another's gives empty
             raise ValueError(f"{name}: the tensor of shape {x.shape} is empty along the reduced dimension")
         index = data.argmax(axis=axis, keepdims=self.keepdims) if self.take_max else \
             data.argmin(axis=axis, keepdims=self.keepdims)
