@@ -74,13 +74,21 @@ class autocast(contextlib.ContextDecorator):
     ``enabled=False`` turns it off inside an enclosing region. State is per thread and restored on exit,
     exceptions included."""
 
-    def __init__(self, dtype="bfloat16", enabled: bool = True):
+    def __init__(self, mode=None, enabled: bool = True, *, dtype=None, device_type=None, cache_enabled=None):
+        """``autocast("bfloat16")`` or PyTorch's spelling ``autocast("cuda", dtype=...)`` / ``autocast(device_type=
+        "cpu")`` (the dtype then defaults as PyTorch's: float16 on "cuda", bfloat16 on "cpu")."""
+        if mode in ("cpu", "cuda") or device_type is not None:
+            device_type = device_type or mode
+            dtype = dtype or ("float16" if device_type == "cuda" else "bfloat16")
+        elif mode is not None and dtype is not None:
+            raise TypeError(f"autocast: the dtype given twice ({mode!r} and dtype={dtype!r})")
+        dtype = mode if dtype is None and mode is not None else dtype or "bfloat16"
         self.enabled = bool(enabled)
         self.dtype = _low_dtype(dtype) if self.enabled else None
         self._spec = dtype
 
     def _recreate_cm(self):
-        return type(self)(self._spec, self.enabled)
+        return type(self)(self._spec, self.enabled)  # (the dtype: PyTorch's spelling is resolved already)
 
     def __enter__(self):
         self._saved = _state.dtype

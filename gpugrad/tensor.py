@@ -9,6 +9,7 @@ from .backend import _CPU, Backend, backend_of, get_backend, is_cupy_array
 from .dtypes import FLOAT_DTYPES, bfloat16, check_numeric
 from .operands import DeviceMismatchError, _index_data, _shape, as_tensor_like
 from .ops import activation, arith, elementwise, indexing, matmul, reduce, shape as shape_ops
+from .tensor_idioms import TensorIdioms
 from .tensor_methods import TensorMethods
 
 
@@ -60,7 +61,7 @@ def _in_place(ufunc_name, op):
 _new = object.__new__
 
 
-class Tensor(TensorMethods, TensorBase):
+class Tensor(TensorMethods, TensorIdioms, TensorBase):
     """An n-dimensional array on one device, with reverse-mode autodiff.
 
     ``.data`` is the raw numpy or CuPy array. Changes through the Tensor API (``+=``, ``x[i] = v``,
@@ -378,9 +379,6 @@ class Tensor(TensorMethods, TensorBase):
     def broadcast_to(self, *shape):
         shape = _shape(shape, "broadcast_to")
         return self if shape == self.shape else shape_ops.BroadcastTo(shape)(self)
-
-    def flatten(self):
-        return self.reshape(-1)
 
     # -- in-place updates (outside the graph: optimizers, no_grad blocks); each bumps the version --
     __iadd__ = _in_place("add", "+=")

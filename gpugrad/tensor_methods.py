@@ -18,7 +18,7 @@ from .backend import is_cupy_array
 from .dtypes import check_numeric, is_float
 from .function import TensorBase
 from .seam import refuse_in_capture
-from .ops import activation, arith, elementwise, indexing, reduce
+from .ops import activation, arith, elementwise, reduce
 
 METHODS_AS_FUNCTIONS = (
     "max", "min", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "abs", "square", "neg", "reciprocal", "sin", "cos", "erf",
@@ -156,40 +156,6 @@ class TensorMethods:
         return arith.where(condition, self, other)
 
     # -- reductions ---------------------------------------------------------------------------
-    def size(self, dim=None):
-        """The shape (a tuple), or the size of dimension ``dim``, as PyTorch's ``size()`` (the element count is
-        ``numel()``)."""
-        if dim is None:
-            return self.shape
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not -max(self.ndim, 1) <= dim < max(
-                self.ndim, 1) or self.ndim == 0:
-            raise IndexError(f"size: dim {dim!r} is out of range for a tensor of shape {self.shape}")
-        return self.shape[dim]
-
-    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        """PyTorch's: the largest value (no ``dim``); with ``dim``, the named pair (values, indices) along it (the
-        gradient goes to each index returned); with a tensor, the elementwise maximum. numpy's ``axis=`` gives the
-        values alone (and splits the gradient among ties)."""
-        return self._extreme(reduce.Max, reduce.argmax, arith.Maximum, dim, keepdim, axis, keepdims)
-
-    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        """As ``max``, for the smallest."""
-        return self._extreme(reduce.Min, reduce.argmin, arith.Minimum, dim, keepdim, axis, keepdims)
-
-    def _extreme(self, reduction, arg, elementwise_op, dim, keepdim, axis, keepdims):
-        if isinstance(dim, TensorBase):
-            return elementwise_op()(self, dim)
-        keep = keepdim if keepdims is None else keepdims
-        if axis is not None or dim is None:
-            if axis is not None and dim is not None:
-                raise TypeError(f"{reduction.op}: give dim= or axis=, not both")
-            return reduction(axis, keep)(self)
-        index = arg(dim, True)(self)
-        values = indexing.gather(self, dim, index) if self.ndim else self * 1
-        if not keep and self.ndim:
-            values, index = values.squeeze(dim), index.squeeze(dim)
-        return indexing.ValuesIndices(values, index if self.ndim else index.reshape(()))
-
     def amax(self, dim=None, keepdim=False):
         return reduce.Max(dim, keepdim)(self)
 

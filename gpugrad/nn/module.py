@@ -166,12 +166,12 @@ class Module:
                     yield (f"{module_prefix}.{name}" if module_prefix else name), buffer
 
     def _named_state(self):
-        """Parameters, then buffers, module by module: PyTorch's state_dict order."""
-        state, seen = [], set()
+        """Parameters, then buffers, module by module: PyTorch's state_dict order. A module (or tensor) reached by
+        two paths is listed under both names, as PyTorch's state_dict keeps both key sets."""
+        state = []
         for prefix, module in self.named_modules():
             for name, value in [*module._parameters.items(), *module._buffers.items()]:
-                if value is not None and id(value) not in seen:
-                    seen.add(id(value))
+                if value is not None:
                     state.append((f"{prefix}.{name}" if prefix else name, value))
         return state
 

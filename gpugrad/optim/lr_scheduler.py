@@ -60,6 +60,52 @@ class LRScheduler:
         self.__dict__.update(state_dict)
 
 
+class LambdaLR(LRScheduler):
+    """lr = initial * lr_lambda(epoch) (one function, or one per parameter group), as PyTorch's."""
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        self.lr_lambdas = _per_group(self, optimizer, lr_lambda)
+        super().__init__(optimizer, last_epoch)
+
+    def step(self, epoch=None):
+        _outside_capture(self)
+        self._adopt_new_groups()
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+        self._last_lr = [base * self._factor(i, self.last_epoch) for i, base in enumerate(self.base_lrs)]
+        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
+            group["lr"] = lr
+
+    def _factor(self, i, epoch):
+        return self.lr_lambdas[min(i, len(self.lr_lambdas) - 1)](epoch)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * self._factor(0, epoch)
+
+    def state_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
+
+
+class MultiplicativeLR(LambdaLR):
+    """lr = the last lr * lr_lambda(epoch) from the first step on (initial * the product of the factors), as
+    PyTorch's."""
+
+    def _factor(self, i, epoch):
+        function, product = self.lr_lambdas[min(i, len(self.lr_lambdas) - 1)], 1.0
+        for e in range(1, epoch + 1):
+            product *= function(e)
+        return product
+
+
+def _per_group(scheduler, optimizer, lr_lambda):
+    name = type(scheduler).__name__
+    functions = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda]
+    if not all(callable(f) for f in functions):
+        raise TypeError(f"{name}: lr_lambda must be a function or a list of them, got {lr_lambda!r}")
+    if isinstance(lr_lambda, (list, tuple)) and len(functions) != len(optimizer.param_groups):
+        raise ValueError(f"{name}: {len(functions)} lr_lambda functions for {len(optimizer.param_groups)} groups")
+    return functions
+
+
 class StepLR(LRScheduler):
     """lr = initial * gamma ** (epoch // step_size)."""
 

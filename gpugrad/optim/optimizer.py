@@ -113,6 +113,11 @@ class Optimizer:
         """(scalars, switches): the group's hyperparameters as the update and the kernel take them."""
         raise NotImplementedError
 
+    def kernel_takes(self, group) -> bool:
+        """Whether the fused kernel does this group's update (where it fits the arrays): a family's options the
+        kernel lacks (Adam's amsgrad, maximize) keep the group on the formula, and out of a CUDA graph."""
+        return self.fused is not None
+
     def make_state(self, xp, param, state, group) -> bool:
         """Make what the update keeps in ``state`` for ``param`` where it is missing; True if this is its first
         update (the one place state is made, for the formula and the kernel alike)."""
@@ -146,7 +151,7 @@ class Optimizer:
                     found = None
                 xp = backend.xp
                 firsts = [self.make_state(xp, p, s, group) for p, s in zip(params, states)]
-                if backend.kernels is None or self.fused is None:
+                if backend.kernels is None or not self.kernel_takes(group):
                     left = range(len(params))
                 else:
                     left = self.fused(backend.kernels, params, grads, states, firsts,
@@ -179,7 +184,7 @@ class Optimizer:
         """Inside a CUDA graph capture: a refresh to run before every launch of the graph, when the whole step can
         join the graph (every parameter taken by the kernel, its state and device scalars made by an eager step);
         else None, and the step runs as a host call between two graphs."""
-        if self.fused is None:  # RMSprop, Adagrad: the formula, whose Python numbers a graph would freeze
+        if not all(self.kernel_takes(g) for g in self.param_groups):  # the formula: a graph would freeze its numbers
             return None
         held, captured = self._scalars, []
         for group in self.param_groups:

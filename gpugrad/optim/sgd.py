@@ -8,9 +8,9 @@ class SGD(Optimizer):
     """p -= lr * d, d = g + weight_decay * p, with momentum: b = momentum * b + (1 - dampening) * d,
     d = b (or d + momentum * b with Nesterov). PyTorch's formulation."""
 
-    def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, *, maximize=False):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
-                                      weight_decay=weight_decay))
+                                      weight_decay=weight_decay, maximize=maximize))
 
     def check(self, h):
         h["lr"] = check_hyperparameter("SGD", "lr", h["lr"], low_open=True)
@@ -28,7 +28,7 @@ class SGD(Optimizer):
 
     def arguments(self, group):
         return ((group["lr"], group["momentum"], group["dampening"], group["weight_decay"]),
-                (group["momentum"] != 0, bool(group["nesterov"])))
+                (group["momentum"] != 0, bool(group["nesterov"]), bool(group["maximize"])))
 
     def make_state(self, xp, param, state, group):
         """The momentum buffer, uninitialized: the first update writes d into it (PyTorch's b = d)."""
@@ -42,13 +42,19 @@ class SGD(Optimizer):
 
     def fused(self, kernels, params, grads, states, firsts, scalars, switches, found_inf, grad_scale):
         """The multi-tensor kernel (``gpugrad.cuda.kernels.sgd_step``)."""
-        return kernels.sgd_step(params, grads, [s.get("momentum_buffer") for s in states], firsts, scalars, *switches,
-                                found_inf, grad_scale)
+        momentum, nesterov, _ = switches
+        return kernels.sgd_step(params, grads, [s.get("momentum_buffer") for s in states], firsts, scalars, momentum,
+                                nesterov, found_inf, grad_scale)
+
+    def kernel_takes(self, group):
+        return not group["maximize"]  # the kernel steps down only: the formula
 
     def update(self, xp, param, grad, state, first, scalars, switches):
         """The rule on one parameter, in place: d = g + wd p; b = momentum b + (1 - dampening) d
         (b = d at the first step); d = b, or d + momentum b (Nesterov); p -= lr d."""
-        (lr, momentum, dampening, weight_decay), (_, nesterov) = scalars, switches
+        (lr, momentum, dampening, weight_decay), (_, nesterov, maximize) = scalars, switches
+        if maximize:
+            grad = -grad
         d = self.scratch(xp, state, param)
         if not weight_decay and not momentum:  # plain SGD: two passes, as p -= lr * g
             xp.multiply(grad, lr, out=d)

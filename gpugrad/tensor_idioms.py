@@ -1,0 +1,59 @@
+"""PyTorch's spellings whose meaning differs from numpy's, in one place (``Tensor`` inherits them): ``size()`` is
+the shape (``numel()`` the count), ``max(dim)`` / ``min(dim)`` the named pair (values, indices), ``flatten`` joins a
+range of dimensions. Each calls ops directly."""
+from __future__ import annotations
+
+import numpy as np
+
+from .function import TensorBase
+from .ops import arith, indexing, reduce
+from .ops.shape import check_axis
+
+
+class TensorIdioms:
+    __slots__ = ()
+
+    def size(self, dim=None):
+        """The shape (a tuple), or the size of dimension ``dim``, as PyTorch's ``size()`` (the element count is
+        ``numel()``)."""
+        if dim is None:
+            return self.shape
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not -max(self.ndim, 1) <= dim < max(
+                self.ndim, 1) or self.ndim == 0:
+            raise IndexError(f"size: dim {dim!r} is out of range for a tensor of shape {self.shape}")
+        return self.shape[dim]
+
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """PyTorch's: the largest value (no ``dim``); with ``dim``, the named pair (values, indices) along it (the
+        gradient goes to each index returned); with a tensor, the elementwise maximum. numpy's ``axis=`` gives the
+        values alone (and splits the gradient among ties)."""
+        return self._extreme(reduce.Max, reduce.argmax, arith.Maximum, dim, keepdim, axis, keepdims)
+
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """As ``max``, for the smallest."""
+        return self._extreme(reduce.Min, reduce.argmin, arith.Minimum, dim, keepdim, axis, keepdims)
+
+    def _extreme(self, reduction, arg, elementwise_op, dim, keepdim, axis, keepdims):
+        if isinstance(dim, TensorBase):
+            return elementwise_op()(self, dim)
+        keep = keepdim if keepdims is None else keepdims
+        if axis is not None or dim is None:
+            if axis is not None and dim is not None:
+                raise TypeError(f"{reduction.op}: give dim= or axis=, not both")
+            return reduction(axis, keep)(self)
+        index = arg(dim, True)(self)
+        values = indexing.gather(self, dim, index) if self.ndim else self * 1
+        if not keep and self.ndim:
+            values, index = values.squeeze(dim), index.squeeze(dim)
+        return indexing.ValuesIndices(values, index if self.ndim else index.reshape(()))
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        """Joins dimensions start_dim .. end_dim into one (all of them by default), as PyTorch's."""
+        if self.ndim == 0:
+            return self.reshape(1)
+        start = check_axis(start_dim, self.ndim, "flatten", self.shape)
+        end = check_axis(end_dim, self.ndim, "flatten", self.shape)
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
+        return self.reshape(*self.shape[:start], -1 if self.numel() else 0, *self.shape[end + 1:]) \
+            if start != end else self
