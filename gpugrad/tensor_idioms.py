@@ -57,3 +57,39 @@ class TensorIdioms:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
         return self.reshape(*self.shape[:start], -1 if self.numel() else 0, *self.shape[end + 1:]) \
             if start != end else self
+
+    def diag(self, diagonal=0):
+        return indexing.Diag(diagonal)(self)
+
+    def equal(self, other) -> bool:
+        """True if ``other`` has this tensor's shape and values (NaN equals nothing), as ``torch.equal``."""
+        if not isinstance(other, TensorBase):
+            raise TypeError(f"equal: expected a tensor, got {type(other).__name__}")
+        if other.backend is not self.backend:
+            raise ValueError(f"equal: tensors on {self.device} and {other.device}")
+        return self.shape == other.shape and bool((self.data == other.data).all())
+
+    def unique(self, sorted=True, return_inverse=False, return_counts=False, dim=None):
+        """The distinct values (sorted), and as PyTorch's, optionally the index of each element's value and each
+        value's count; ``dim``: distinct slices along it. No gradient."""
+        xp, data = self.backend.xp, self.data
+        if dim is not None:
+            dim = check_axis(dim, self.ndim, "unique", self.shape)
+        values, inverse, counts = xp.unique(data, return_inverse=True, return_counts=True, axis=dim)
+        inverse = inverse.reshape(self.shape if dim is None else (-1,)).astype(np.int64, copy=False)
+        results = [self._wrap(values)] + [self._wrap(inverse)] * bool(return_inverse) + \
+            [self._wrap(counts.astype(np.int64, copy=False))] * bool(return_counts)
+        return results[0] if len(results) == 1 else tuple(results)
+
+    def bincount(self, weights=None, minlength=0):
+        """How often each value 0, 1, ... occurs in this 1-d integer tensor (or the sum of ``weights`` there), at
+        least ``minlength`` bins, as PyTorch's. No gradient."""
+        if self.ndim != 1 or self.dtype.kind not in "iu":
+            raise TypeError(f"bincount: expected a 1-d integer tensor, got {self.dtype}{self.shape}")
+        if self.numel() and int(self.data.min()) < 0:
+            raise ValueError("bincount: the values must be >= 0")
+        xp = self.backend.xp
+        w = None if weights is None else (weights.data if isinstance(weights, TensorBase) else xp.asarray(weights))
+        counts = xp.bincount(self.data, weights=w, minlength=minlength)
+        return self._wrap(counts.astype(np.int64 if w is None else w.dtype, copy=False))
+

@@ -21,7 +21,7 @@ from .seam import refuse_in_capture
 from .ops import activation, arith, elementwise, reduce
 
 METHODS_AS_FUNCTIONS = (
-    "max", "min", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "abs", "square", "neg", "reciprocal", "sin", "cos", "erf",
+    "max", "min", "diag", "equal", "unique", "bincount", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "abs", "square", "neg", "reciprocal", "sin", "cos", "erf",
     "sign", "floor", "ceil", "round", "tanh", "sigmoid", "relu", "softmax", "log_softmax", "sum", "mean", "prod",
     "amax", "amin", "argmax", "argmin", "var", "std", "logsumexp", "norm", "cumsum", "clamp", "clip", "flatten",
     "squeeze", "unsqueeze", "reshape", "transpose", "permute", "t", "flip", "split", "chunk", "unbind", "narrow",

@@ -35,6 +35,24 @@ def _method_as_function(name):
 globals().update({name: _method_as_function(name) for name in METHODS_AS_FUNCTIONS})
 
 
+class device(str):
+    """PyTorch's ``torch.device``: ``device("cuda", 1)`` or ``device("cuda:1")``, with ``.type`` and ``.index``; it is the
+    device's name, so everything that takes a device name takes it."""
+
+    def __new__(cls, type, index=None):
+        name = str(type) if index is None else f"{type}:{builtins.int(index)}"
+        kind, _, number = name.partition(":")
+        if kind not in ("cpu", "cuda") or (number and not number.isdigit()) or (kind == "cpu" and number):
+            raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {name!r}")
+        return super().__new__(cls, name)
+
+    type = property(lambda self: self.partition(":")[0])
+    index = property(lambda self: builtins.int(self.partition(":")[2]) if ":" in self else None)
+
+    def __repr__(self):
+        return f"device(type={self.type!r}" + (f", index={self.index})" if self.index is not None else ")")
+
+
 def is_tensor(obj) -> bool:
     return isinstance(obj, Tensor)
 
@@ -66,7 +84,7 @@ inference_mode = autograd.no_grad  # gpugrad has one way to turn recording off
 
 # NOTE: names that would shadow Python's builtins (float, int, bool, sum, abs, all, any, round) are attributes
 # (gpugrad.float, gpugrad.sum) but stay out of __all__, so `from gpugrad import *` leaves the builtins alone.
-__all__ = [name for name in ["cat", "concat", "stack", "where", "maximum", "minimum", "is_tensor", "allclose",
+__all__ = [name for name in ["cat", "concat", "stack", "where", "maximum", "minimum", "is_tensor", "allclose", "device",
                              "linspace", "randperm", "set_grad_enabled", "inference_mode", "float", "double", "half",
                              "int8", "int16", "int32", "int64", "uint8", "short", "int", "long", "bool",
                              *METHODS_AS_FUNCTIONS] if not hasattr(builtins, name)]

@@ -170,6 +170,32 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
     return ValuesIndices(gather(x, axis, picked), picked)
 
 
+class Diag(Function):
+    """PyTorch's ``diag``: a 1-d tensor's values on diagonal ``k`` of a square matrix, or a matrix's diagonal ``k``;
+    the gradient goes back to the values."""
+    saves_inputs = ()
+
+    def __init__(self, diagonal=0):
+        if isinstance(diagonal, bool) or not isinstance(diagonal, (int, np.integer)):
+            raise TypeError(f"diag: diagonal must be an integer, got {diagonal!r}")
+        self.k = int(diagonal)
+
+    def forward(self, x):
+        if x.ndim not in (1, 2):
+            raise ValueError(f"diag: expected a 1-d or 2-d tensor, got shape {tuple(x.shape)}")
+        self.saved = x.shape
+        return self.backend.xp.diag(x, self.k).copy()
+
+    def backward(self, grad_output):
+        xp, shape = self.backend.xp, self.saved
+        if len(shape) == 1:
+            return xp.diag(grad_output, self.k).copy()
+        grad = xp.zeros(shape, dtype=grad_output.dtype)
+        n = grad_output.shape[0]
+        grad[xp.arange(n) + max(-self.k, 0), xp.arange(n) + max(self.k, 0)] = grad_output
+        return grad
+
+
 class Triangle(Function):
     """The lower (``upper=False``) or upper triangle of the last two axes from ``diagonal`` on; the
     gradient is masked the same way."""
