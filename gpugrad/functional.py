@@ -6,12 +6,13 @@ import math
 import numpy as np
 
 from . import autograd
+from .autograd import check_values
 from .amp import _cast, is_autocast_enabled
 from .ops import activation as act
 from .ops import arith, indexing, matmul, normalization, shape
 from .ops.arith import where  # noqa: F401 -- gpugrad.where, F.where
 from .dtypes import is_float
-from .ops.loss import MSE, BinaryCrossEntropy, CrossEntropy, check_labels
+from .ops.loss import MSE, BinaryCrossEntropy, CrossEntropy, _check_range, check_labels
 from .tensor import Tensor, as_tensor_like
 
 __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "softmax", "log_softmax",
@@ -130,17 +131,33 @@ def _labels(labels, like: Tensor):
     return data
 
 
-def cross_entropy(logits, labels, reduction="mean"):
-    """-log softmax(logits)[n, labels[n]], averaged over the batch ("mean"), summed or kept ("none").
+def cross_entropy(logits, labels, weight=None, ignore_index=None, reduction="mean", label_smoothing=0.0):
+    """-log softmax(logits)[n, labels[n]], averaged over the batch ("mean"), summed or kept ("none"), as PyTorch's.
 
-    ``logits`` (N, C), ``labels`` (N,) integer classes. Computed through log-softmax with the
-    row max subtracted (finite for logits of 1e8); the mean is one fused op whose gradient is
-    (softmax - onehot) / N.
+    ``logits`` (N, C); ``labels`` (N,) integer classes, or (N, C) class probabilities. ``weight`` (C,) weighs each
+    class (the mean divides by the weights of the rows taken); rows whose label is ``ignore_index`` count for
+    nothing (given explicitly: PyTorch's default -100 is not assumed, so a label out of [0, C) is refused, never
+    skipped silently); ``label_smoothing`` mixes the target with the uniform distribution. The plain case (integer
+    labels, none of these) is one fused op whose gradient is (softmax - onehot) / N.
     """
     _reduction(reduction, "cross_entropy")
-    if reduction == "mean":
-        return CrossEntropy(_labels(labels, logits))(logits)
-    return nll_loss(log_softmax(logits, dim=1), labels, reduction)
+    if isinstance(label_smoothing, bool) or not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    soft = isinstance(labels, Tensor) and is_float(labels.dtype)
+    if not soft and weight is None and ignore_index is None and not label_smoothing:
+        if reduction == "mean":
+            return CrossEntropy(_labels(labels, logits))(logits)
+        return nll_loss(log_softmax(logits, dim=1), labels, reduction=reduction)
+    (logits,) = _float32("cross_entropy", logits)
+    log_probs = log_softmax(logits, dim=1)
+    if soft:
+        if labels.shape != logits.shape:
+            raise ValueError(f"cross_entropy: probability targets of shape {labels.shape} for logits of shape "
+                             f"{logits.shape}")
+        target = labels if not label_smoothing else labels * (1 - label_smoothing) + label_smoothing / logits.shape[1]
+        terms = log_probs * target
+        return _reduce(-(terms if weight is None else terms * weight).sum(1), reduction)
+    return _class_nll(log_probs, labels, weight, ignore_index, reduction, label_smoothing, "cross_entropy")
 
 
 # -- losses built from ops (their gradients are the ops'); float32 under autocast, as PyTorch ------------
@@ -162,14 +179,45 @@ def _float32(op, *tensors):
     return tuple(_cast(t, np.dtype(np.float32)) for t in tensors) if is_autocast_enabled() else tensors
 
 
-def nll_loss(log_probs, labels, reduction="mean"):
-    """-log_probs[n, labels[n]] (``log_probs`` (N, C), e.g. from log_softmax), reduced."""
+def nll_loss(log_probs, labels, weight=None, ignore_index=None, reduction="mean"):
+    """-log_probs[n, labels[n]] (``log_probs`` (N, C), e.g. from log_softmax), reduced; ``weight`` and
+    ``ignore_index`` as in ``cross_entropy``."""
     _reduction(reduction, "nll_loss")
-    labels = _labels(labels, log_probs)
-    check_labels(log_probs.shape, labels, "nll_loss")
     (log_probs,) = _float32("nll_loss", log_probs)
-    picked = log_probs.gather(1, labels.reshape(-1, 1)).reshape(-1)
-    return _reduce(-picked, reduction)
+    if weight is None and ignore_index is None:
+        labels = _labels(labels, log_probs)
+        check_labels(log_probs.shape, labels, "nll_loss")
+        picked = log_probs.gather(1, labels.reshape(-1, 1)).reshape(-1)
+        return _reduce(-picked, reduction)
+    return _class_nll(log_probs, labels, weight, ignore_index, reduction, 0.0, "nll_loss")
+
+
+def _class_nll(log_probs, labels, weight, ignore_index, reduction, smoothing, op):
+    """PyTorch's weighted negative log-likelihood of class labels, rows of ``ignore_index`` left out, with label
+    smoothing: (1 - s) nll + s / C * (-sum_c w_c log p_c); "mean" divides both by the weights of the rows taken."""
+    if weight is not None and not isinstance(weight, Tensor):
+        raise TypeError(f"{op}: weight must be a tensor of one weight per class, got {weight!r} (pass reduction= "
+                        "by name: PyTorch's third argument is weight)")
+    data = _labels(labels, log_probs)
+    check_labels(log_probs.shape, data, op, skip_range=True)
+    classes, xp = log_probs.shape[1], log_probs.backend.xp
+    keep = None if ignore_index is None else data != ignore_index
+    safe = data if keep is None else xp.where(keep, data, 0)
+    if data.size:
+        check_values(lambda: _check_range(log_probs.shape, safe, op))
+    if weight is not None:
+        weight = as_tensor_like((weight, log_probs), op)[0]
+        if weight.shape != (classes,):
+            raise ValueError(f"{op}: weight of shape {weight.shape} for {classes} classes")
+    taken = log_probs._wrap(xp.ones(data.shape, log_probs.dtype)) if weight is None else weight[safe]
+    if keep is not None:
+        taken = taken * log_probs._wrap(keep.astype(log_probs.dtype))
+    loss = -log_probs.gather(1, safe.reshape(-1, 1)).reshape(-1) * taken
+    if smoothing:
+        spread = -(log_probs if weight is None else log_probs * weight).sum(1)
+        spread = spread if keep is None else spread * log_probs._wrap(keep.astype(log_probs.dtype))
+        loss = (1 - smoothing) * loss + smoothing / classes * spread
+    return loss.sum() / taken.sum() if reduction == "mean" else _reduce(loss, reduction)
 
 
 def binary_cross_entropy_with_logits(logits, target, weight=None, reduction="mean", pos_weight=None):

@@ -135,7 +135,7 @@ def test_composed_losses_and_new_math_run_in_float32_under_autocast(device):
         h = x @ w
         assert h.dtype == np.float16
         for loss in (F.binary_cross_entropy_with_logits(h, target), F.l1_loss(h, target), F.huber_loss(h, target),
-                     F.nll_loss(h, LABELS), F.normalize(h), h.abs().log1p(), h.expm1(), F.cross_entropy(h, LABELS, "none")):
+                     F.nll_loss(h, LABELS), F.normalize(h), h.abs().log1p(), h.expm1(), F.cross_entropy(h, LABELS, reduction="none")):
             assert loss.dtype == np.float32
     F.binary_cross_entropy_with_logits(h, target).backward()
     assert x.grad.dtype == np.float32 and w.grad.dtype == np.float32
