@@ -241,6 +241,10 @@ def test_the_deliberate_differences_from_pytorch_hold():
     assert gpugrad.tensor(three).transpose(2, 0, 1).shape == (4, 2, 3)  # numpy's permutation for other counts
     u8 = np.array([0, 3], np.uint8)
     assert gpugrad.tensor(u8, dtype=np.uint8).all().dtype == np.bool_ and torch.from_numpy(u8).all().dtype == torch.uint8
+    labels = gpugrad.tensor([0, -100], dtype=gpugrad.long)  # PyTorch's default ignore_index is not assumed: refused
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        F.cross_entropy(gpugrad.ones(2, 3), labels)
+    assert F.cross_entropy(gpugrad.ones(2, 3), labels, ignore_index=-100).item() == pytest.approx(np.log(3))
     for make in (lambda lib: lib.nn.LayerNorm(3, eps=-1.0), lambda lib: lib.nn.HuberLoss(delta=-1.0),
                  lambda lib: lib.nn.BatchNorm1d(3, momentum=2.0)):
         make(torch)  # PyTorch makes it
