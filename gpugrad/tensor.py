@@ -58,9 +58,6 @@ def _in_place(ufunc_name, op):
     return update
 
 
-_new = object.__new__
-
-
 class Tensor(TensorMethods, TensorIdioms, TensorBase):
     """An n-dimensional array on one device, with reverse-mode autodiff.
 
@@ -87,14 +84,7 @@ class Tensor(TensorMethods, TensorIdioms, TensorBase):
 
     def _wrap(self, data) -> "Tensor":
         """An op's result (never a subclass such as ``Parameter``), made from ``data`` (the engine calls this)."""
-        tensor = _new(Tensor)
-        tensor.data = data
-        tensor.grad = None
-        tensor.creator = None
-        tensor.name = None
-        tensor._version = [0, 0]
-        tensor.requires_grad = False
-        return tensor
+        return Tensor._make(data, False)
 
     @classmethod
     def _make(cls, data, requires_grad: bool):
