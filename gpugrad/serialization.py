@@ -98,7 +98,10 @@ def _rebuild(node, archive, path):
 
 def save(obj, path) -> None:
     """Write ``obj`` (a state dict, an optimizer state, nested dicts/lists/tuples of tensors, arrays,
-    numbers and strings) to ``path``, atomically. Anything else is refused before a byte is written."""
+    numbers and strings) to ``path``, atomically. Anything else is refused before a byte is written. A path
+    ending in ``.safetensors`` is written by the ``safetensors`` package (a flat dict of tensors only)."""
+    if Path(path).suffix == ".safetensors":
+        return _save_safetensors(obj, path)
     if _plain_state_dict(obj):  # a state dict: its own keys, no index (numpy and any npz reader see them)
         arrays = {key: tensor.numpy() for key, tensor in obj.items()}
     else:
@@ -106,6 +109,39 @@ def save(obj, path) -> None:
         structure = _flatten(obj, "", arrays)
         arrays[_STRUCTURE] = np.array(json.dumps({"format": _FORMAT, "root": structure}))
     write_atomically(path, lambda f: np.savez(f, **arrays), "gpugrad.save")
+
+
+def _save_safetensors(obj, path) -> None:
+    if not (isinstance(obj, dict) and obj and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())):
+        raise TypeError(f"gpugrad.save: a .safetensors file holds a flat dict of string keys to tensors (a state dict); "
+                        f"got {type(obj).__name__} for {path} (save anything else as .npz)")
+    try:
+        from safetensors.numpy import save_file
+    except ImportError:
+        raise ImportError("gpugrad.save: .safetensors files need the safetensors package: pip install "
+                          "'gpugrad[safetensors]'") from None
+    arrays = {key: np.ascontiguousarray(tensor.numpy()) for key, tensor in obj.items()}
+    temporary = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp")
+    try:
+        save_file(arrays, str(temporary))
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def _load_safetensors(path):
+    """A .safetensors file as a dict of CPU tensors (read through safetensors' memory map; never pickle)."""
+    try:
+        from safetensors import SafetensorError, safe_open
+    except ImportError:
+        raise ImportError("gpugrad.load: .safetensors files need the safetensors package: pip install "
+                          "'gpugrad[safetensors]'") from None
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return {key: Tensor(f.get_tensor(key)) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"gpugrad.load: cannot read {path} as .safetensors ({error})") from None
 
 
 def _plain_state_dict(obj) -> bool:
@@ -147,12 +183,14 @@ def _describe(path) -> str:
 
 
 def load(path):
-    """Read what ``save`` wrote (or a plain .npz of arrays); tensors come back on the CPU."""
+    """Read what ``save`` wrote (or a plain .npz of arrays, or a .safetensors file); tensors come back on the CPU."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"gpugrad.load: {path} is a folder, not a file")
     if not path.is_file():
         raise FileNotFoundError(f"gpugrad.load: no such file: {path}")
+    if path.suffix == ".safetensors":
+        return _load_safetensors(path)
     try:
         archive = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError):

@@ -159,3 +159,26 @@ def test_optimizers_without_the_options_keep_their_fused_kernel():
     assert not optim.SGD(p, lr=0.1, maximize=True).kernel_takes(optim.SGD(p, lr=0.1, maximize=True).param_groups[0])
     logits = gpugrad.ones(2, 3, requires_grad=True)
     assert F.cross_entropy(logits, gpugrad.tensor([0, 2], dtype=gpugrad.long)).creator.name == "CrossEntropy"
+
+
+def test_weights_travel_through_safetensors_both_ways(tmp_path):
+    """gpugrad.save / load of .safetensors through the safetensors package (its numpy API), against
+    safetensors.torch: a PyTorch state dict loads into the same gpugrad model, and back."""
+    st_torch = pytest.importorskip("safetensors.torch")
+    torch_model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    torch_model(torch.randn(5, 3))  # moves the running statistics
+    st_torch.save_file(torch_model.state_dict(), str(tmp_path / "torch.safetensors"))
+    ours = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    ours.load_state_dict(gpugrad.load(tmp_path / "torch.safetensors"))  # strict
+    for key, value in torch_model.state_dict().items():
+        assert np.array_equal(ours.state_dict()[key].numpy(), value.numpy()), key
+    gpugrad.save(ours.state_dict(), tmp_path / "ours.safetensors")
+    again = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    again.load_state_dict(st_torch.load_file(str(tmp_path / "ours.safetensors")))
+    for key, value in again.state_dict().items():
+        assert np.array_equal(value.numpy(), ours.state_dict()[key].numpy()), key
+    with pytest.raises(TypeError, match="a .safetensors file holds a flat dict"):
+        gpugrad.save({"epoch": 3}, tmp_path / "other.safetensors")
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(gpugrad.CheckpointError, match="bad.safetensors"):
+        gpugrad.load(tmp_path / "bad.safetensors")
