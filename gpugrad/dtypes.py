@@ -15,31 +15,47 @@ Promotion follows ``torch.result_type``:
 from __future__ import annotations
 
 import numbers
+import sys
 
 import numpy as np
 
-try:  # bfloat16 is ml_dtypes' type (CuPy 14 uses it too); an optional dependency
-    import ml_dtypes
-    BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
-except ImportError:
-    BFLOAT16 = None
-
-LOW_FLOATS = (np.dtype(np.float16),) + ((BFLOAT16,) if BFLOAT16 is not None else ())
-FLOAT_DTYPES = LOW_FLOATS + (np.dtype(np.float32), np.dtype(np.float64))
+# NOTE: bfloat16 is ml_dtypes' type (CuPy 14 uses it too), an optional dependency loaded only when bfloat16 is
+# asked for (``import gpugrad`` stays light): no bfloat16 array can exist before ml_dtypes is imported, and
+# ``known_bfloat16()`` adds it to these lists (shared, so every module's ``dtype in LOW_FLOATS`` sees it) the
+# first time one reaches gpugrad, whoever imported ml_dtypes.
+LOW_FLOATS = [np.dtype(np.float16)]
+FLOAT_DTYPES = [np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)]
 DEFAULT_FLOAT = np.dtype(np.float32)
+_BFLOAT16 = []  # [the dtype] once registered
+
+
+def known_bfloat16():
+    """ml_dtypes' bfloat16 if ml_dtypes is loaded (registered in LOW_FLOATS and FLOAT_DTYPES then), else None."""
+    if _BFLOAT16:
+        return _BFLOAT16[0]
+    module = sys.modules.get("ml_dtypes")
+    if module is None:
+        return None
+    dtype = np.dtype(module.bfloat16)
+    _BFLOAT16.append(dtype)
+    LOW_FLOATS.append(dtype)
+    FLOAT_DTYPES.insert(1, dtype)
+    return dtype
 
 
 def bfloat16() -> np.dtype:
-    """The bfloat16 dtype, or an ImportError naming what to install."""
-    if BFLOAT16 is None:
+    """The bfloat16 dtype (loading ml_dtypes), or an ImportError naming what to install."""
+    try:
+        import ml_dtypes  # noqa: F401 -- registers the dtype with numpy
+    except ImportError:
         raise ImportError("bfloat16 needs the ml_dtypes package: pip install 'gpugrad[bf16]' (the CUDA extras "
-                          "bring it too)")
-    return BFLOAT16
+                          "bring it too)") from None
+    return known_bfloat16()
 
 
 def is_float(dtype) -> bool:
     """A floating-point dtype: float16, bfloat16 (numpy's kind "V"), float32, float64."""
-    return dtype.kind == "f" or (BFLOAT16 is not None and dtype == BFLOAT16)
+    return dtype.kind == "f" or (dtype.kind == "V" and dtype == known_bfloat16())
 
 
 def accumulator(dtype):

@@ -134,9 +134,17 @@ def test_no_file_over_400_lines():
     assert not long
 
 
-def test_import_gpugrad_does_not_import_cupy():
-    code = "import sys, gpugrad, gpugrad.nn, gpugrad.optim, gpugrad.functional; print('cupy' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+def test_import_gpugrad_does_not_import_cupy_or_other_optional_dependencies():
+    """``import gpugrad`` stays light: ml_dtypes (0.75 s at import before), scipy, tqdm, matplotlib, torch, mpi4py
+    and CuPy load only when used; bfloat16 works once asked for, and an ml_dtypes array a user made is known."""
+    code = ("import sys, gpugrad, gpugrad.nn, gpugrad.optim, gpugrad.functional, gpugrad.utils.data; "
+            "print(sorted(m for m in ('cupy', 'ml_dtypes', 'scipy', 'tqdm', 'matplotlib', 'torch', 'mpi4py', "
+            "'safetensors') if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
+    code = ("import gpugrad, ml_dtypes, numpy as np; x = gpugrad.tensor(np.ones(2, ml_dtypes.bfloat16), "
+            "requires_grad=True); (x * 2).sum().backward(); print(x.grad.dtype, gpugrad.dtypes.is_float(x.dtype))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "bfloat16 True", done.stderr[-2000:]
 
 
 def test_the_activation_vocabulary_is_defined_once():

@@ -10,7 +10,13 @@ import numpy as np
 from cupy.cuda import cublas
 
 from ..seam import check_host_read
-from ..dtypes import BFLOAT16, LOW_FLOATS
+from ..dtypes import LOW_FLOATS, known_bfloat16
+
+try:  # CuPy's bfloat16 arrays are ml_dtypes' (an extra of the CUDA installs)
+    import ml_dtypes  # noqa: F401
+except ImportError:
+    pass
+BFLOAT16 = known_bfloat16()
 from ..cuda import kernels as kernel_launches
 from .device import Backend
 

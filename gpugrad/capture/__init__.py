@@ -20,7 +20,7 @@ import numpy as np
 from .. import autograd
 from ..autograd import CaptureError, HostReadError
 from ..backend import get_backend
-from ..dtypes import BFLOAT16
+from ..dtypes import known_bfloat16
 from ..tensor import Tensor
 from .cpu import Tape
 from .guards import Guards
@@ -327,8 +327,8 @@ class _Capture:
 
 # (rtol, atol) of the GPU's first-replay check per dtype: a few units in the last place of each, for reductions summed
 # in another order; float64 and the rest 1e-12
-_TOLERANCES = {np.dtype(np.float32): (1e-5, 1e-6), np.dtype(np.float16): (4e-3, 1e-5),
-               **({BFLOAT16: (3e-2, 1e-4)} if BFLOAT16 is not None else {})}
+_TOLERANCES = {np.dtype(np.float32): (1e-5, 1e-6), np.dtype(np.float16): (4e-3, 1e-5)}
+_BFLOAT16_TOLERANCE = (3e-2, 1e-4)
 
 
 def describe_difference(replayed, eager, exact) -> str:
@@ -340,7 +340,8 @@ def describe_difference(replayed, eager, exact) -> str:
     if np.array_equal(replayed, eager, equal_nan=True):
         return ""
     r, e = replayed.astype(np.float64), eager.astype(np.float64)  # bfloat16 (ml_dtypes) compares through float64
-    rtol, atol = _TOLERANCES.get(replayed.dtype, (1e-12, 1e-12))
+    rtol, atol = _BFLOAT16_TOLERANCE if replayed.dtype == known_bfloat16() else \
+        _TOLERANCES.get(replayed.dtype, (1e-12, 1e-12))
     if not exact and np.allclose(r, e, rtol=rtol, atol=atol, equal_nan=True):
         return ""
     gap = np.where(np.isnan(r) & np.isnan(e), 0.0, np.abs(r - e))

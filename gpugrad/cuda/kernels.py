@@ -19,7 +19,13 @@ from pathlib import Path
 import cupy
 import numpy as np
 
-from ..dtypes import BFLOAT16, LOW_FLOATS
+from ..dtypes import LOW_FLOATS, known_bfloat16
+
+try:  # CuPy's bfloat16 arrays are ml_dtypes' (an extra of the CUDA installs)
+    import ml_dtypes  # noqa: F401
+except ImportError:
+    pass
+BFLOAT16 = known_bfloat16()
 from ..ops.formulas import ACTIVATIONS, activation_code
 from . import sources
 from .sources import kernel_source  # noqa: F401 -- named here for the compile tests (tests/nvrtc_compile.py)
