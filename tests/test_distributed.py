@@ -211,7 +211,8 @@ def test_bench_nproc_reports_the_scaling_efficiency(tmp_path):
     assert result["nproc"] == 2 and result["one_ms"] > 0 and result["ranks_ms"] > 0
     # NOTE: a figure, not a bound: on a shared machine the two timings move apart by any factor
     assert np.isfinite(result["scaling_efficiency"]) and result["scaling_efficiency"] > 0
-    assert "scaling efficiency" in done.stdout
+    assert result["scaling_efficiency"] == pytest.approx(result["speedup"] / 2)  # speedup / N, perfect = 1.00
+    assert "speedup" in done.stdout and "scaling efficiency" in done.stdout and "(perfect 1.00)" in done.stdout
 
 
 @pytest.mark.parametrize("low", ["bfloat16", "float16"])

@@ -122,7 +122,7 @@ def test_cli_train_writes_its_files(tmp_path, capsys):
     (["--hidden", "0,3"], "layer sizes must be positive"),
     (["--hidden", "a"], "expected comma-separated layer sizes"),
     (["--loss", "hinge"], "unknown loss 'hinge'"),
-    (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
+    (["--optimizer", "lbfgs"], "unknown optimizer 'lbfgs'"),
     (["--epochs", "0"], "--epochs and --batch-size must be >= 1"),
     (["--weight-decay", "-1"], "--weight-decay must be a finite number >= 0"),
     (["--lr", "nan"], "--lr a finite number > 0"),
@@ -206,3 +206,15 @@ def test_bench_loss_difference_is_each_rows_own(tmp_path):
     rows = {r["impl"]: r["max_rel_loss_diff_vs_numpy"] for r in json.loads(out.read_text())["results"]}
     assert rows["numpy"] == 0.0 and set(rows) == {"gpugrad", "written", "numpy", "torch"}
     assert all(v < 1e-5 for v in rows.values())
+
+
+def test_the_cli_offers_every_activation_and_optimizer_and_names_the_run_on_its_first_line(tmp_path):
+    """gelu, silu, adamw, rmsprop and adagrad from the command line; the first line names the precision, the ranks
+    and the global batch."""
+    for option, value in (("--activation", "gelu"), ("--activation", "silu"), ("--optimizer", "adamw"),
+                          ("--optimizer", "rmsprop"), ("--optimizer", "adagrad")):
+        done = subprocess.run([sys.executable, "-m", "gpugrad", "train", option, value, "--epochs", "1", "--out",
+                               str(tmp_path / value)], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        first = done.stdout.splitlines()[0]
+        assert value in first and "precision fp32, 1 rank(s) x batch 64 = global batch 64" in first, first

@@ -1,11 +1,11 @@
-"""``gpugrad bench --nproc N``: the data-parallel step time and its scaling efficiency.
+"""``gpugrad bench --nproc N``: the data-parallel step time, its speedup and its scaling efficiency.
 
 The parent times the MLP step (784-1024-1024-10, SGD, cross-entropy) in one process at the per-rank
 batch, then starts N ranks under mpiexec (one BLAS thread each on the CPU), each taking that batch,
 so the global batch is N times larger; rank 0 prints the median step time of each, the samples per
-second and the scaling efficiency: (N x batch / step time with N) / (batch / step time with 1).
-On one machine with fewer cores than ranks, the ranks share the cores: efficiency then measures the
-sharing, not the communication.
+second, the speedup (N x batch / step time with N) / (batch / step time with 1), perfect = N, and the scaling
+efficiency, speedup / N, perfect = 1.00. On one machine with fewer cores than ranks, the ranks share the
+cores: the efficiency then measures the sharing, not the communication.
 """
 from __future__ import annotations
 
@@ -71,13 +71,15 @@ def run(args) -> int:
         print(f"gpugrad bench: error: the ranks failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
         return 1
     many = json.loads(done.stdout.strip().splitlines()[-1])["ms"]
-    efficiency = (args.nproc * BATCH / many) / (BATCH / one)
+    speedup = (args.nproc * BATCH / many) / (BATCH / one)  # samples/s with N ranks over one process's
+    efficiency = speedup / args.nproc
     print(f"MLP {'-'.join(map(str, SIZES))}, batch {BATCH} per rank, {device}:")
     print(f"  1 process:  {one:8.2f} ms per step, {BATCH / one * 1e3:8.0f} samples/s")
     print(f"  {args.nproc} ranks:    {many:8.2f} ms per step, {args.nproc * BATCH / many * 1e3:8.0f} samples/s "
-          f"(global batch {args.nproc * BATCH}); scaling efficiency {efficiency:.2f}")
+          f"(global batch {args.nproc * BATCH}); speedup {speedup:.2f} (perfect {args.nproc}), scaling efficiency "
+          f"{efficiency:.2f} (perfect 1.00)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"nproc": args.nproc, "device": device, "one_ms": one, "ranks_ms": many,
-                       "scaling_efficiency": efficiency, "sizes": SIZES, "batch_per_rank": BATCH}, f, indent=2)
+                       "speedup": speedup, "scaling_efficiency": efficiency, "sizes": SIZES, "batch_per_rank": BATCH}, f, indent=2)
     return 0

@@ -12,7 +12,7 @@ from .. import __version__
 from ..amp import PRECISIONS
 from ..backend import CudaUnavailableError
 from ..distributed import DistributedError, launcher_env
-from ..ops.activation import ACTIVATIONS
+from ..nn.layers import MLP_ACTIVATIONS
 from ..utils.data import DATASETS
 from .bench_dist import run as run_distributed
 from .benchmark import add_arguments as add_bench_arguments
@@ -57,7 +57,7 @@ def build_parser():
                             "split 80/20 stratified by class")
     train.add_argument("--label", default=None, help="the .csv column that holds the labels")
     train.add_argument("--hidden", type=_sizes, default=(256, 256), help="hidden layer sizes, e.g. 256,256")
-    train.add_argument("--activation", default="relu", help=choices(ACTIVATIONS))
+    train.add_argument("--activation", default="relu", help=choices(MLP_ACTIVATIONS))
     train.add_argument("--loss", default="cross_entropy", help=choices(LOSSES))
     train.add_argument("--optimizer", default="adam", help=choices(OPTIMIZERS) + " (sgd with momentum 0.9)")
     train.add_argument("--lr", type=float, default=None, help="learning rate (None: 1e-3 for adam, 0.1 for sgd)")

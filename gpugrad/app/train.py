@@ -33,7 +33,7 @@ from ..utils import data as datasets
 from .runs import _clock, finite_history, prepare_output, summary, write_history, write_outputs, write_text
 
 LOSSES = ("cross_entropy", "svm", "mse")
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")  # adam is AdamW (its weight decay decoupled), as adamw
 SCHEDULES = ("constant", "cosine")
 
 
@@ -75,8 +75,8 @@ class TrainConfig:
             raise ValueError(f"unknown data set {self.dataset!r} (choose from {', '.join(datasets.DATASETS)})")
         if not self.hidden or any(int(h) <= 0 for h in self.hidden):
             raise ValueError(f"--hidden needs positive layer sizes such as 256,256, got {self.hidden}")
-        if self.activation not in nn.layers.ACTIVATION_MODULES:
-            raise ValueError(f"unknown activation {self.activation!r} (choose from {', '.join(nn.layers.ACTIVATION_MODULES)})")
+        if self.activation not in nn.layers.MLP_ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r} (choose from {', '.join(nn.layers.MLP_ACTIVATIONS)})")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
         if self.optimizer not in OPTIMIZERS:
@@ -214,9 +214,13 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
     # Initialised on the CPU, then moved: the same seed gives the same weights on every device.
     model = nn.MLP(sizes, activation=config.activation).to(device)
     net = model if comm is None else nn.parallel.DistributedDataParallel(model, comm=comm)
-    lr = config.lr if config.lr is not None else (1e-3 if config.optimizer == "adam" else 0.1)
-    if config.optimizer == "adam":
+    lr = config.lr if config.lr is not None else {"sgd": 0.1, "adagrad": 1e-2}.get(config.optimizer, 1e-3)
+    if config.optimizer in ("adam", "adamw"):
         opt = optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    elif config.optimizer == "rmsprop":
+        opt = optim.RMSprop(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    elif config.optimizer == "adagrad":
+        opt = optim.Adagrad(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     else:
         opt = optim.SGD(model.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
     schedule = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs) if config.schedule == "cosine" else None
@@ -241,7 +245,8 @@ def train(config: TrainConfig, log=print, resume: str | None = None):
     log(f"gpugrad train: {data.name} ({len(data.X_train)} train / {len(data.X_test)} test), "
         f"MLP {sizes} {config.activation}, {config.loss}, "
         f"{config.optimizer} lr={lr} ({config.schedule}) weight decay {config.weight_decay}, "
-        f"batch {config.batch_size}, {config.epochs} epochs, on {device}"
+        f"precision {config.precision}, {comm.size if comm else 1} rank(s) x batch {config.batch_size} = global batch "
+        f"{config.batch_size * (comm.size if comm else 1)}, {config.epochs} epochs, on {device}"
         + (f", resumed at epoch {first_epoch} step {skip_steps}" if checkpoint is not None else ""))
 
     def write_checkpoint(epoch, step, loader_rng, partial_loss, partial_seen):

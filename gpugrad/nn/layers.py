@@ -309,6 +309,8 @@ class Maxout(Module):
 
 
 ACTIVATION_MODULES = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "leaky_relu": LeakyReLU, "elu": ELU}
+# every activation module the library has, by name (the fused vocabulary above, and those computed from their input)
+MLP_ACTIVATIONS = {**ACTIVATION_MODULES, "gelu": GELU, "silu": SiLU}
 
 
 def MLP(sizes, activation="relu", dtype=np.float32, device=None) -> Sequential:
@@ -317,11 +319,11 @@ def MLP(sizes, activation="relu", dtype=np.float32, device=None) -> Sequential:
     sizes = list(sizes)
     if len(sizes) < 2 or any(int(s) <= 0 for s in sizes):
         raise ValueError(f"MLP: sizes must be at least two positive integers, got {sizes}")
-    if activation not in ACTIVATION_MODULES:
-        raise ValueError(f"MLP: activation must be one of {sorted(ACTIVATION_MODULES)}, got {activation!r}")
+    if activation not in MLP_ACTIVATIONS:
+        raise ValueError(f"MLP: activation must be one of {sorted(MLP_ACTIVATIONS)}, got {activation!r}")
     layers = []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(Linear(fan_in, fan_out, dtype=dtype, device=device))
         if i < len(sizes) - 2:
-            layers.append(ACTIVATION_MODULES[activation]())
+            layers.append(MLP_ACTIVATIONS[activation]())
     return Sequential(*layers)
