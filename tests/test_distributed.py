@@ -140,6 +140,12 @@ def test_train_nproc_2_on_digits_writes_once_and_learns(tmp_path):
     assert {"config.json", "history.json", "checkpoint.npz", "model.npz"} <= {p.name for p in out.iterdir()}
     assert [p for p in tmp_path.iterdir()] == [out]  # no other rank made a run folder of its own
     assert json.loads((out / "config.json").read_text())["options"]["nproc"] == 2
+    # --resume of an --nproc 2 run resumes with 2 ranks without being told, and --epochs extends the finished run
+    done = subprocess.run([sys.executable, "-m", "gpugrad", "train", "--resume", str(out), "--epochs", "16"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 rank(s) x batch 64 = global batch 128" in done.stdout and done.stdout.count("epoch  16:") == 1
+    assert len(json.loads((out / "history.json").read_text())) == 16
 
 
 @pytest.mark.parametrize("n,world,drop_last", [(12, 3, False), (13, 4, False), (13, 4, True)])

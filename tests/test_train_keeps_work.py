@@ -115,3 +115,21 @@ def test_resume_of_a_folder_that_is_no_run_says_so(tmp_path):
     done = subprocess.run(RUN[:-2] + ["--resume", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "not a run folder with config.json and checkpoint.npz" in done.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_a_finished_run_is_extended_with_epochs_or_refused_saying_so(tmp_path):
+    out = tmp_path / "run"
+
+    def train(*args):
+        return subprocess.run([sys.executable, "-m", "gpugrad", "train", *args], capture_output=True, text=True,
+                              timeout=300)
+    assert train("--epochs", "2", "--out", str(out)).returncode == 0
+    refused = train("--resume", str(out))
+    assert refused.returncode == 2 and "finished its 2 epochs; add --epochs M" in refused.stderr
+    fewer = train("--resume", str(out), "--epochs", "2")
+    assert fewer.returncode == 2 and "has trained 2 epochs already" in fewer.stderr
+    extended = train("--resume", str(out), "--epochs", "4")
+    assert extended.returncode == 0, extended.stderr[-2000:]
+    assert [r["epoch"] for r in json.loads((out / "history.json").read_text())] == [1, 2, 3, 4]
+    assert json.loads((out / "config.json").read_text())["options"]["epochs"] == 4  # a later --resume goes on to 4
+

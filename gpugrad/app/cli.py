@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -63,7 +65,8 @@ def build_parser():
     train.add_argument("--lr", type=float, default=None, help="learning rate (None: 1e-3 for adam, 0.1 for sgd)")
     train.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled decay (adam) or L2 (sgd)")
     train.add_argument("--schedule", default="constant", help="learning rate per epoch: " + choices(SCHEDULES))
-    train.add_argument("--epochs", type=int, default=30, help="passes over the training set")
+    train.add_argument("--epochs", type=int, default=30, help="passes over the training set (with --resume, given: "
+                       "a finished run is trained further to that many)")
     train.add_argument("--batch-size", type=int, default=64, help="samples per step")
     train.add_argument("--device", default="auto", help="auto (a GPU when usable), cpu, cuda or cuda:N")
     train.add_argument("--precision", default="fp32", help=choices(PRECISIONS) + ": tf32 GEMMs on a GPU, bf16 autocast, "
@@ -147,7 +150,8 @@ def main(argv=None) -> int:
 
 def _train(args, argv=None) -> int:
     config = TrainConfig(dataset=args.dataset, data=args.data, label=args.label, hidden=args.hidden, activation=args.activation, loss=args.loss,
-                         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, epochs=args.epochs,
+                         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+                         epochs=args.epochs,
                          batch_size=args.batch_size, schedule=args.schedule,
                          device=args.device, compile=args.compile, precision=args.precision, nproc=args.nproc,
                          seed=args.seed, out=args.out)
@@ -156,10 +160,13 @@ def _train(args, argv=None) -> int:
             config.check()  # a bad option is reported before a run folder is made for it
             if config.out is None:
                 config.out = str(new_run_folder())
+        else:  # a run of N ranks resumes with N ranks, without being told
+            config.nproc = _saved_nproc(Path(args.resume))
         if config.nproc > 1 and launcher_env()[1] == 1:  # not started by a launcher yet: start the ranks
             return launch_ranks(config.nproc, list(argv or sys.argv[1:]) + (["--out", config.out] if
                                                                                        args.resume is None else []))
-        train(config, log=_print_or_stop, resume=args.resume)
+        given = any(a == "--epochs" or a.startswith("--epochs=") for a in (argv if argv is not None else sys.argv[1:]))
+        train(config, log=_print_or_stop, resume=args.resume, epochs=args.epochs if args.resume and given else None)
     except (ValueError, CudaUnavailableError, ImportError, DistributedError) as error:
         print(f"gpugrad train: error: {error}", file=sys.stderr)
         return 2
@@ -175,6 +182,14 @@ def _train(args, argv=None) -> int:
         print("gpugrad train: the output pipe was closed; stopped (files written so far are kept)", file=sys.stderr)
         return 1
     return 0
+
+
+def _saved_nproc(run) -> int:
+    """The ranks a run folder was trained with (1 where its config cannot be read: train() says what is wrong)."""
+    try:
+        return int(json.loads((run / "config.json").read_text())["options"].get("nproc", 1))
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1
 
 
 def _print_or_stop(*args):

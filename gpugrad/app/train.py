@@ -182,17 +182,29 @@ def _rng_state(backend):
     return json.dumps(rng.bit_generator.state) if isinstance(rng, np.random.Generator) else None
 
 
-def train(config: TrainConfig, log=print, resume: str | None = None):
+def train(config: TrainConfig, log=print, resume: str | None = None, epochs: int | None = None):
     """Train; return (model, history). With ``config.out`` (or ``resume``), writes config.json, then
-    after every epoch history.json/.csv and checkpoint.npz, and at the end model.npz and loss.png."""
+    after every epoch history.json/.csv and checkpoint.npz, and at the end model.npz and loss.png. ``epochs``
+    with ``resume``: train the run to that many epochs (a finished run is extended; fewer than done is refused)."""
     out = None
     checkpoint = None
     if resume is not None:
         out = prepare_output(Path(resume), resuming=True)
         saved = json.loads((out / "config.json").read_text())["options"]
         saved["hidden"] = tuple(saved["hidden"])
-        config = TrainConfig(**{**saved, "progress": config.progress, "out": str(out)})
         checkpoint = load(out / "checkpoint.npz")
+        if epochs is not None and epochs <= int(checkpoint["epoch"]) - 1:
+            raise ValueError(f"--resume {out} --epochs {epochs}: the run has trained {int(checkpoint['epoch']) - 1} "
+                             "epochs already; give more to extend it")
+        if epochs is None and int(checkpoint["epoch"]) > saved["epochs"]:
+            raise ValueError(f"--resume {out}: the run finished its {saved['epochs']} epochs; add --epochs M "
+                             f"(M > {saved['epochs']}) to train it further")
+        if epochs is not None and epochs != saved["epochs"]:
+            saved["epochs"] = epochs
+            whole = json.loads((out / "config.json").read_text())
+            whole["options"]["epochs"] = epochs  # a later --resume goes on to the new end
+            write_text(out / "config.json", json.dumps(whole, indent=2))
+        config = TrainConfig(**{**saved, "progress": config.progress, "out": str(out)})
     config.check()
     comm = distributed.init(device=config.device) if config.nproc > 1 else None
     if comm is not None and comm.size != config.nproc:
