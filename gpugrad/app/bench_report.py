@@ -59,15 +59,19 @@ def _fmt(value, spec):
     return format(value, spec) if value is not None else "-"
 
 
-def print_table(results):
+def print_header():
     header = (f"{'model':8s} {'device':7s} {'impl':8s} {'median ms':>10s} {'samples/s':>10s} {'GFLOP/s':>8s} "
               f"{'% ceil':>7s} {'/numpy':>7s} {'/torch':>7s} {'loss diff':>9s}")
     print(header)
-    print("-" * len(header))
-    for r in results:
-        print(f"{r['model']:8s} {r['device']:7s} {r['impl']:8s} {r['median_ms']:10.3f} {r['samples_per_s']:10.0f} "
-              f"{r['gflops']:8.1f} {r['pct_of_matmul_ceiling']:7.1f} {_fmt(r['ratio_to_numpy'], '7.3f')} "
-              f"{_fmt(r['ratio_to_torch'], '7.3f')} {_fmt(r.get('max_rel_loss_diff_vs_numpy'), '9.1e')}")
+    print("-" * len(header), flush=True)
+
+
+def print_row(r):
+    """One row, printed as soon as it is measured (a long benchmark is never silent)."""
+    print(f"{r['model']:8s} {r['device']:7s} {r['impl']:8s} {r['median_ms']:10.3f} {r['samples_per_s']:10.0f} "
+          f"{r['gflops']:8.1f} {r['pct_of_matmul_ceiling']:7.1f} {_fmt(r['ratio_to_numpy'], '7.3f')} "
+          f"{_fmt(r['ratio_to_torch'], '7.3f')} {_fmt(r.get('max_rel_loss_diff_vs_numpy'), '9.1e')}", flush=True)
+
 
 
 def plot(results, path):

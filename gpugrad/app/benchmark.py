@@ -22,7 +22,7 @@ from .. import optim
 from ..amp import PRECISIONS
 from ..backend import CudaUnavailableError, get_backend
 from ..ops.matmul import set_matmul_precision
-from .bench_report import matmul_ceiling_gflops, measure, plot, print_table
+from .bench_report import matmul_ceiling_gflops, measure, plot, print_header, print_row
 
 
 
@@ -315,6 +315,7 @@ def run(args) -> int:
         if torch is not None:
             torch.backends.cuda.matmul.allow_tf32 = True
     results = []
+    print_header()
     for model in models:
         sizes, batch, biases, loss_kind = MODELS[model]
         if args.quick and model != "lecture":
@@ -359,12 +360,10 @@ def run(args) -> int:
                     "statistic": "median step of each round" if per_step else "mean step of each round",
                     "round_means_ms": [t * 1e3 for t in means[name]],
                     "ratio_to_numpy_of_round_means": paired(name, "numpy", means),
+                    "max_rel_loss_diff_vs_numpy": loss_difference(model, args.activation, dtype, name, device,
+                                                                  precision=args.precision),
                 })
-        for r in results:
-            if r["model"] == model:
-                r["max_rel_loss_diff_vs_numpy"] = loss_difference(model, args.activation, dtype, r["impl"], r["device"],
-                                                                  precision=args.precision)
-    print_table(results)
+                print_row(results[-1])
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"results": results, "rounds": rounds, "quick": args.quick}, f, indent=2)
