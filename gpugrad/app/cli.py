@@ -173,6 +173,14 @@ def _train(args, argv=None) -> int:
     except TrainingStopped as stopped:
         print(f"gpugrad train: {stopped}", file=sys.stderr)
         return stopped.exit_code
+    except KeyboardInterrupt:  # a rank of an --nproc run (each gets the Ctrl-C): rank 0 alone says one line
+        rank, world, _ = launcher_env()
+        if world > 1 and rank == 0:
+            print(f"gpugrad train: interrupted; the last epoch's checkpoint is kept: continue with gpugrad train "
+                  f"--resume {args.resume or config.out}", file=sys.stderr)
+        elif world == 1:
+            raise
+        return 130
     except MemoryError as error:
         detail = str(error).splitlines()[0] if str(error) else "an allocation failed"
         print(f"gpugrad train: out of memory ({detail}); try smaller --hidden or --batch-size", file=sys.stderr)

@@ -11,7 +11,12 @@ def launch_ranks(nproc, argv) -> int:
     """``mpiexec -n N python -m gpugrad <argv>``: MPICH's launcher from the dist extra, else the system's;
     one BLAS thread per rank on the CPU (N ranks share the cores)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.run([mpiexec(), "-n", str(nproc), sys.executable, "-m", "gpugrad", *argv], env=env).returncode
+    ranks = subprocess.Popen([mpiexec(), "-n", str(nproc), sys.executable, "-m", "gpugrad", *argv], env=env)
+    while True:
+        try:
+            return ranks.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached the ranks too: they end and say how to resume; wait for them
+            continue
 
 
 def mpiexec() -> str:
