@@ -175,12 +175,14 @@ def _train(args, argv=None) -> int:
         return stopped.exit_code
     except KeyboardInterrupt:  # a rank of an --nproc run (each gets the Ctrl-C): rank 0 alone says one line
         rank, world, _ = launcher_env()
-        if world > 1 and rank == 0:
-            print(f"gpugrad train: interrupted; the last epoch's checkpoint is kept: continue with gpugrad train "
-                  f"--resume {args.resume or config.out}", file=sys.stderr)
-        elif world == 1:
+        if world == 1:
             raise
-        return 130
+        if rank == 0:
+            print(f"gpugrad train: interrupted; the last epoch's checkpoint is kept: continue with gpugrad train "
+                  f"--resume {args.resume or config.out}", file=sys.stderr, flush=True)
+        # NOTE: out at once, without MPI's finalize: a rank that finalizes while another waits in an all-reduce for
+        # it would wait forever; the launcher ends the others when one is gone
+        os._exit(130)
     except MemoryError as error:
         detail = str(error).splitlines()[0] if str(error) else "an allocation failed"
         print(f"gpugrad train: out of memory ({detail}); try smaller --hidden or --batch-size", file=sys.stderr)
