@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .dtypes import working
 from .function import TensorBase
 from .ops import arith, indexing, reduce
 from .ops.shape import check_axis
@@ -72,10 +73,11 @@ class TensorIdioms:
     def unique(self, sorted=True, return_inverse=False, return_counts=False, dim=None):
         """The distinct values (sorted), and as PyTorch's, optionally the index of each element's value and each
         value's count; ``dim``: distinct slices along it. No gradient."""
-        xp, data = self.backend.xp, self.data
+        xp, data = self.backend.xp, working(self.data)  # float16 / bfloat16 as exact float32 (CuPy sorts no bfloat16)
         if dim is not None:
             dim = check_axis(dim, self.ndim, "unique", self.shape)
         values, inverse, counts = xp.unique(data, return_inverse=True, return_counts=True, axis=dim)
+        values = values.astype(self.dtype, copy=False)
         inverse = inverse.reshape(self.shape if dim is None else (-1,)).astype(np.int64, copy=False)
         results = [self._wrap(values)] + [self._wrap(inverse)] * bool(return_inverse) + \
             [self._wrap(counts.astype(np.int64, copy=False))] * bool(return_counts)

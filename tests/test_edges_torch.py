@@ -251,3 +251,20 @@ def test_the_deliberate_differences_from_pytorch_hold():
         with pytest.raises(ValueError):
             make(gpugrad)
 
+
+
+def test_bfloat16_sorts_and_uniques_through_exact_float32(device):
+    """CuPy's thrust sort has no bfloat16 (the stand-in refuses it as CuPy does): the sort family and unique sort
+    float16 / bfloat16 as their exact float32 values and give back the tensor's own dtype."""
+    bfloat16 = gpugrad.bfloat16
+    a = np.array([[3.0, 1.0, 2.0, 1.0]], np.float32)
+    x = G(a.astype(bfloat16), device, requires_grad=True)
+    if device != "cpu":
+        with pytest.raises(NotImplementedError):
+            x.backend.xp.argsort(x.data)
+    values, indices = gpugrad.sort(x, 1, descending=True)
+    values.sum().backward()
+    assert values.dtype == bfloat16 and values.tolist() == [[3.0, 2.0, 1.0, 1.0]] and indices.tolist() == [[0, 2, 1, 3]]
+    assert x.grad.tolist() == [[1.0, 1.0, 1.0, 1.0]]
+    unique = x.unique()
+    assert unique.dtype == bfloat16 and unique.tolist() == [1.0, 2.0, 3.0]

@@ -8,6 +8,7 @@ import collections
 import numpy as np
 
 from ..autograd import Function, check_values
+from ..dtypes import working
 from .shape import check_axis
 
 
@@ -144,7 +145,8 @@ def argsort(x, dim=-1, descending=False, stable=False):
     order of the reversed array, reversed (NaN first, ties in their original order) -- never by sorting -x,
     which is wrong for unsigned integers, a signed type's minimum and bool."""
     axis = check_axis(dim, x.ndim, "argsort", x.shape)
-    xp, data = x.backend.xp, x.data if x.ndim else x.data.reshape(1)
+    # NOTE: float16 and bfloat16 sorted as their exact float32 values (CuPy's thrust sort has no bfloat16)
+    xp, data = x.backend.xp, working(x.data if x.ndim else x.data.reshape(1))
     kind = {"kind": "stable"} if x.backend.kind == "cpu" else {}  # NOTE: CuPy's argsort is stable, takes no kind=
     if not descending:
         order = xp.argsort(data, axis=axis, **kind)

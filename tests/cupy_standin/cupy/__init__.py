@@ -192,11 +192,18 @@ _einsum = einsum  # noqa: F821 -- numpy's, wrapped above
 _argsort = argsort  # noqa: F821 -- numpy's, wrapped above
 
 
+_THRUST_DTYPES = {_np.dtype(t) for t in (_np.int8, _np.uint8, _np.int16, _np.uint16, _np.int32, _np.uint32, _np.int64,
+                                          _np.uint64, _np.float16, _np.float32, _np.float64, _np.complex64,
+                                          _np.complex128, _np.bool_)}  # no bfloat16
+
+
 def argsort(a, axis=-1, kind=None):
     """CuPy's argsort is always stable (thrust), takes kind None or 'stable' only, and sorts a 0-d array as one of
     one element (cupy/_core/core.pyx ndarray.argsort, _check_kind_sort; _routines_sorting.pyx, atleast_1d)."""
     if kind is not None and kind != "stable":
         raise ValueError("kind can only be None or 'stable'")
+    if _np.dtype(a.dtype) not in _THRUST_DTYPES:  # cupy/cuda/thrust.pyx argsort, common._get_dtype_id
+        raise NotImplementedError(f"Sorting arrays with dtype '{a.dtype}' is not supported")
     return _argsort(a if _np.ndim(a) else _np.reshape(a, (1,)), axis=axis, kind="stable")
 
 
