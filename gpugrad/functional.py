@@ -187,7 +187,7 @@ def nll_loss(log_probs, labels, weight=None, ignore_index=None, reduction="mean"
     if weight is None and ignore_index is None:
         labels = _labels(labels, log_probs)
         check_labels(log_probs.shape, labels, "nll_loss")
-        picked = log_probs.gather(1, labels.reshape(-1, 1)).reshape(-1)
+        picked = indexing.gather(log_probs, 1, labels.reshape(-1, 1), in_range=True).reshape(-1)  # labels checked
         return _reduce(-picked, reduction)
     return _class_nll(log_probs, labels, weight, ignore_index, reduction, 0.0, "nll_loss")
 
@@ -212,7 +212,7 @@ def _class_nll(log_probs, labels, weight, ignore_index, reduction, smoothing, op
     taken = log_probs._wrap(xp.ones(data.shape, log_probs.dtype)) if weight is None else weight[safe]
     if keep is not None:
         taken = taken * log_probs._wrap(keep.astype(log_probs.dtype))
-    loss = -log_probs.gather(1, safe.reshape(-1, 1)).reshape(-1) * taken
+    loss = -indexing.gather(log_probs, 1, safe.reshape(-1, 1), in_range=True).reshape(-1) * taken
     if smoothing:
         spread = -(log_probs if weight is None else log_probs * weight).sum(1)
         spread = spread if keep is None else spread * log_probs._wrap(keep.astype(log_probs.dtype))

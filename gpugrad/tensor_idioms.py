@@ -43,7 +43,7 @@ class TensorIdioms:
                 raise TypeError(f"{reduction.op}: give dim= or axis=, not both")
             return reduction(axis, keep)(self)
         index = arg(dim, True)(self)
-        values = indexing.gather(self, dim, index) if self.ndim else self * 1
+        values = indexing.gather(self, dim, index, in_range=True) if self.ndim else self * 1
         if not keep and self.ndim:
             values, index = values.squeeze(dim), index.squeeze(dim)
         return indexing.ValuesIndices(values, index if self.ndim else index.reshape(()))

@@ -26,7 +26,7 @@ def _index(index, x, op):
     return data
 
 
-def _check_index(op, x_shape, axis, index, src_shape=None):
+def _check_index(op, x_shape, axis, index, src_shape=None, in_range=False):
     """PyTorch's rule for gather's and scatter_add's index: as many dimensions as the input, no larger than it
     apart from ``axis`` (nor than ``src`` anywhere, for scatter_add); values in [0, size of ``axis``), checked
     where the device allows a host read (inside a captured step, at every replay on the CPU)."""
@@ -39,12 +39,14 @@ def _check_index(op, x_shape, axis, index, src_shape=None):
                              f"{tuple(x_shape)}" + (f" or the source of shape {tuple(src_shape)}" if src_shape else "")
                              + f" in dimension {d} (dim={axis})")
     size = x_shape[axis] if x_shape else 1
+    if in_range:  # indices made by the library itself (argsort's, argmax's, checked labels): no host read
+        return
 
-    def in_range():
+    def check_range():
         if index.size and (bool((index < 0).any()) or bool((index >= size).any())):
             bad = int(index[(index < 0) | (index >= size)].reshape(-1)[0])
             raise IndexError(f"{op}: index {bad} is out of bounds for dimension {axis} with size {size}")
-    check_values(in_range)
+    check_values(check_range)
 
 
 def _within(x, index, axis):
@@ -65,12 +67,12 @@ class Gather(Function):
     """y[i][j] = x[i][index[i][j]] along ``axis`` (PyTorch's gather); dx adds dy back at the index."""
     saves_inputs = ()
 
-    def __init__(self, axis, index):
-        self.axis, self.index = axis, index
+    def __init__(self, axis, index, in_range=False):
+        self.axis, self.index, self.in_range = axis, index, in_range
 
     def forward(self, x):
         self.axis = check_axis(self.axis, x.ndim, "gather", x.shape)
-        _check_index("gather", x.shape, self.axis, self.index)
+        _check_index("gather", x.shape, self.axis, self.index, in_range=self.in_range)
         self.saved = (x.shape, x.dtype)
         if x.ndim == 0:
             return x.copy()
@@ -121,8 +123,9 @@ class ScatterAdd(Function):
         return grad_output, gsrc
 
 
-def gather(x, dim, index):
-    return Gather(dim, _index(index, x, "gather"))(x)
+def gather(x, dim, index, in_range=False):
+    """PyTorch's gather; ``in_range``: the caller made (or checked) the indices, so no host read checks them."""
+    return Gather(dim, _index(index, x, "gather"), in_range)(x)
 
 
 def scatter_add(x, dim, index, src):
@@ -136,7 +139,7 @@ def sort(x, dim=-1, descending=False, stable=False):
         values, indices = sort(x.reshape(1), 0, descending)
         return ValuesIndices(values.reshape(()), indices.reshape(()))
     indices = argsort(x, dim, descending)
-    return ValuesIndices(gather(x, dim, indices), indices)
+    return ValuesIndices(gather(x, dim, indices, in_range=True), indices)
 
 
 def argsort(x, dim=-1, descending=False, stable=False):
@@ -169,7 +172,7 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
         return ValuesIndices(values.reshape(()), indices.reshape(())) if k else ValuesIndices(values, indices)
     indices = argsort(x, axis, descending=largest)
     picked = type(x)._make(indices.data.take(np.arange(k), axis=axis), False)
-    return ValuesIndices(gather(x, axis, picked), picked)
+    return ValuesIndices(gather(x, axis, picked, in_range=True), picked)
 
 
 class Diag(Function):
