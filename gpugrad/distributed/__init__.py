@@ -12,7 +12,9 @@ Open MPI's ``OMPI_COMM_WORLD_RANK`` / ``_SIZE`` / ``_LOCAL_RANK``) or ``RANK`` /
 
 Each communicator has ``rank``, ``size``, ``local_rank``, in-place ``all_reduce(array, op="sum" | "mean")``,
 ``all_reduce_async`` (returns a handle; ``handle.wait()`` completes it), ``broadcast(array, root)``,
-``barrier()`` and ``finalize()``.
+``barrier()``, ``host_max(values)`` (the element-wise maximum over the ranks of a few integers, on the host: the
+GPU's streams are left alone), ``any_rank(flag)`` (True on every rank when it is True on one, e.g. to agree on
+the step to stop after) and ``finalize()``.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import time
 
 import numpy as np
 
-from .common import DistributedError, _check_op  # noqa: F401 -- DistributedError is public here
+from .common import DistributedError, _check_op, _host_max  # noqa: F401 -- DistributedError is public here
 
 __all__ = ["init", "get_world", "is_initialized", "finalize", "launcher_env", "LocalCommunicator",
            "MPICommunicator", "DistributedError"]
@@ -71,6 +73,12 @@ class LocalCommunicator:
 
     def barrier(self):
         pass
+
+    def host_max(self, values):
+        return np.array(values, np.int64).reshape(-1)
+
+    def any_rank(self, flag) -> bool:
+        return bool(flag)
 
     def abort(self, code=1):
         os._exit(code)
@@ -137,6 +145,12 @@ class MPICommunicator:
 
     def barrier(self):
         self.comm.Barrier()
+
+    def host_max(self, values):
+        return _host_max(self.MPI, self.comm, values)
+
+    def any_rank(self, flag) -> bool:
+        return bool(self.host_max([1 if flag else 0])[0])
 
     def abort(self, code=1):
         self.comm.Abort(code)

@@ -1,5 +1,7 @@
-"""What every communicator shares: the set-up error and the reduction ops."""
+"""What every communicator shares: the set-up error, the reduction ops and the host-side vote."""
 from __future__ import annotations
+
+import numpy as np
 
 
 class DistributedError(RuntimeError):
@@ -9,3 +11,10 @@ class DistributedError(RuntimeError):
 def _check_op(op):
     if op not in ("sum", "mean"):
         raise ValueError(f"all_reduce: op must be 'sum' or 'mean', got {op!r}")
+
+
+def _host_max(MPI, comm, values) -> np.ndarray:
+    """On the host, through MPI: the element-wise maximum over the ranks of a few integers."""
+    values = np.array(values, np.int64).reshape(-1)
+    comm.Allreduce(MPI.IN_PLACE, values, op=MPI.MAX)
+    return values

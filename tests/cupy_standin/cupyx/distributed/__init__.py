@@ -1,6 +1,7 @@
 """``cupyx.distributed`` (``cupyx/distributed/_init.py``, ``_nccl_comm.py``): one process's communicator whose
 collectives leave the array as it is (a world of one), refusing, as CuPy's NCCL backend does, the dtypes NCCL is not
-given (``_nccl_dtypes``: no bool, no bfloat16), non-contiguous arrays and unknown ops. ``init_process_group``'s
+given (``_nccl_dtypes``: no bool, no bfloat16), non-contiguous arrays, unknown ops, and host (numpy) arrays, whose
+``.data`` is a memoryview without the ``.ptr`` that ``_DenseNCCLCommunicator`` hands to NCCL (AttributeError). ``init_process_group``'s
 ``use_mpi`` is kept in ``_LAST`` for tests."""
 _NCCL_DTYPES = "bBiIlLqQefdFD"
 _LAST = {}
@@ -19,9 +20,11 @@ class _Comm:
             raise RuntimeError(f"Unknown op {op} for NCCL")
         _check(in_array)
         _check(out_array)
+        in_array.data.ptr, out_array.data.ptr  # noqa: B018 -- as CuPy reads them: a numpy array has no .ptr
 
     def broadcast(self, in_out_array, root=0, stream=None):
         _check(in_out_array)
+        in_out_array.data.ptr  # noqa: B018
 
     def barrier(self): pass
 
