@@ -133,3 +133,29 @@ def test_a_finished_run_is_extended_with_epochs_or_refused_saying_so(tmp_path):
     assert [r["epoch"] for r in json.loads((out / "history.json").read_text())] == [1, 2, 3, 4]
     assert json.loads((out / "config.json").read_text())["options"]["epochs"] == 4  # a later --resume goes on to 4
 
+
+
+@pytest.mark.parametrize("saved", [True, False])
+def test_a_second_ctrl_c_or_one_before_the_steps_prints_one_line_not_a_traceback(tmp_path, monkeypatch, capsys, saved):
+    """The first Ctrl-C is the loop's (above); one that raises (a second, or one before the first step) ends the
+    command with one line saying what is kept, status 130."""
+    from gpugrad.app import cli
+    out = tmp_path / "run"
+
+    def interrupted(config, **_):
+        out.mkdir()
+        if saved:
+            (out / "checkpoint.npz").write_bytes(b"")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "train", interrupted)
+    assert cli.main(["train", "--device", "cpu", "--out", str(out)]) == 130
+    assert capsys.readouterr().err.splitlines() == ["gpugrad train: interrupted at once; " + (
+        f"the last checkpoint is kept: continue with gpugrad train --resume {out}" if saved else
+        "before its first checkpoint")]
+
+    def bench(args):
+        print("a row")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "run_bench", bench)
+    assert cli.main(["bench"]) == 130
+    assert capsys.readouterr() == ("a row\n", "gpugrad bench: interrupted\n")

@@ -60,6 +60,12 @@ def data_parallel(out: Path):
             opt.step()
         runs.append(np.concatenate([p.numpy().ravel() for p in model.parameters()]))
     result["nccl_world_1_equals_plain"] = bool(np.array_equal(runs[0], runs[1]))
+    try:  # a host (numpy) array staged through the device (the epoch's loss totals of gpugrad train); the host vote
+        totals = np.array([3.5, 7.0])
+        result["nccl_host_array_staged"] = comm.all_reduce(totals) is totals and totals.tolist() == [3.5, 7.0]
+        result["nccl_host_max"] = comm.host_max([3, -1]).tolist() == [3, -1] and comm.any_rank(True)
+    except Exception as error:
+        result["nccl_host_paths_error"] = f"{type(error).__name__}: {error}"
     buffer = cupy.ones(25 * 2 ** 20, dtype=np.float32)  # 100 MB
     ms = gpu_time(lambda: comm.all_reduce(buffer), repeat=10, inner=5)
     result["allreduce_100MB_ms"] = ms

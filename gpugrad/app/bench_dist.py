@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from .. import distributed, nn, optim
 from .. import functional as F
 from ..backend import get_backend
 from ..creation import manual_seed, tensor
-from .launch import mpiexec
+from .launch import launch_ranks, ready
 
 
 SIZES, BATCH, STEPS = [784, 1024, 1024, 10], 256, 20
@@ -54,23 +55,27 @@ def _step_times(device, comm=None, steps=STEPS):
 
 def run(args) -> int:
     device = (args.device or "cpu").split(",")[0]
-    if os.environ.get("GPUGRAD_BENCH_RANK_OF"):  # one of the N ranks
+    if os.environ.get("GPUGRAD_BENCH_RANK_OF"):  # one of the N ranks: rank 0 writes the median
         comm = distributed.init(device=device)
+        ready(comm)
         if device.startswith("cuda"):
             device = f"cuda:{comm.local_rank}"
         median = statistics.median(_step_times(device, comm))
         if comm.rank == 0:
-            print(json.dumps({"ms": median * 1e3}))
+            Path(os.environ["GPUGRAD_BENCH_RANK_OF"]).write_text(json.dumps({"ms": median * 1e3}))
         return 0
     one = statistics.median(_step_times(device)) * 1e3
-    env = {**os.environ, "GPUGRAD_BENCH_RANK_OF": str(args.nproc), "OMP_NUM_THREADS": "1",
-           "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    done = subprocess.run([mpiexec(), "-n", str(args.nproc), sys.executable, "-m", "gpugrad", "bench", "--nproc",
-                           str(args.nproc), "--device", device], capture_output=True, text=True, env=env)
-    if done.returncode:
-        print(f"gpugrad bench: error: the ranks failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
-        return 1
-    many = json.loads(done.stdout.strip().splitlines()[-1])["ms"]
+    with tempfile.TemporaryDirectory(prefix="gpugrad-bench-") as folder:
+        result = Path(folder) / "ranks.json"
+        finished = launch_ranks(args.nproc, ["bench", "--nproc", str(args.nproc), "--device", device],
+                                env={"GPUGRAD_BENCH_RANK_OF": str(result)})
+        if finished.interrupted and finished.status:  # the ranks left on a Ctrl-C
+            raise KeyboardInterrupt
+        if finished.status or not result.exists():
+            print(f"gpugrad bench: error: the {args.nproc} ranks failed (mpiexec's exit status {finished.status}; "
+                  "their messages are above)", file=sys.stderr)
+            return 1
+        many = json.loads(result.read_text())["ms"]
     speedup = (args.nproc * BATCH / many) / (BATCH / one)  # samples/s with N ranks over one process's
     efficiency = speedup / args.nproc
     print(f"MLP {'-'.join(map(str, SIZES))}, batch {BATCH} per rank, {device}:")

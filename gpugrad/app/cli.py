@@ -19,10 +19,10 @@ from ..utils.data import DATASETS
 from .bench_dist import run as run_distributed
 from .benchmark import add_arguments as add_bench_arguments
 from .benchmark import run as run_bench
-from .launch import launch_ranks
+from .launch import as_rank, launch_ranks, launched, leave_as_rank, say
 from .lecture import run as run_lecture
 from .runs import new_run_folder
-from .train import LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig, TrainingStopped, train
+from .train import LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig, TrainingStopped, check_resume, train
 
 
 
@@ -136,16 +136,27 @@ def _blas() -> str:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    as_rank()  # a rank of --nproc: its launcher's Ctrl-C is handled from here on
+    try:
+        return _command(build_parser().parse_args(argv), argv)
+    finally:
+        leave_as_rank()
+
+
+def _command(args, argv) -> int:
     if args.command == "info":
         return info()
     if args.command == "train":
         return _train(args, argv)
-    if args.command == "bench":
-        if args.nproc > 1:
-            return run_distributed(args)
-        return run_bench(args)
-    return run_lecture(args)
+    try:
+        if args.command == "bench":
+            return run_distributed(args) if args.nproc > 1 else run_bench(args)
+        return run_lecture(args)
+    except KeyboardInterrupt:  # what was printed stays; one line, no traceback
+        if launcher_env()[1] > 1:
+            os._exit(130)  # a rank: its launcher says it (NOTE: no MPI finalize while another rank may wait)
+        print(f"gpugrad {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 def _train(args, argv=None) -> int:
@@ -162,26 +173,33 @@ def _train(args, argv=None) -> int:
                 config.out = str(new_run_folder())
         else:  # a run of N ranks resumes with N ranks, without being told
             config.nproc = _saved_nproc(Path(args.resume))
-        if config.nproc > 1 and launcher_env()[1] == 1:  # not started by a launcher yet: start the ranks
-            return launch_ranks(config.nproc, list(argv or sys.argv[1:]) + (["--out", config.out] if
-                                                                                       args.resume is None else []))
         given = any(a == "--epochs" or a.startswith("--epochs=") for a in (argv if argv is not None else sys.argv[1:]))
+        if config.nproc > 1 and launcher_env()[1] == 1:  # not started by a launcher yet: start the ranks
+            if args.resume is not None:
+                check_resume(args.resume, args.epochs if given else None)  # said once, not by every rank
+            finished = launch_ranks(config.nproc, list(argv or sys.argv[1:]) + (["--out", config.out] if
+                                                                                           args.resume is None else []))
+            if finished.interrupted and finished.status:
+                if not finished.said:  # the ranks were ended at once (a second Ctrl-C), or before their first step
+                    _interrupted_at_once(args.resume or config.out)
+                return finished.status if finished.status > 0 else 130
+            return finished.status
         train(config, log=_print_or_stop, resume=args.resume, epochs=args.epochs if args.resume and given else None)
     except (ValueError, CudaUnavailableError, ImportError, DistributedError) as error:
         print(f"gpugrad train: error: {error}", file=sys.stderr)
         return 2
     except TrainingStopped as stopped:
-        print(f"gpugrad train: {stopped}", file=sys.stderr)
+        if launcher_env()[0] == 0:  # every rank stops after the same step; rank 0 alone says so
+            say(f"gpugrad train: {stopped}")
         return stopped.exit_code
-    except KeyboardInterrupt:  # a rank of an --nproc run (each gets the Ctrl-C): rank 0 alone says one line
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before the steps began
         rank, world, _ = launcher_env()
+        if rank == 0 and not launched():  # a launched rank's launcher says it, once every rank has gone
+            _interrupted_at_once(args.resume or config.out)
         if world == 1:
-            raise
-        if rank == 0:
-            print(f"gpugrad train: interrupted; the last epoch's checkpoint is kept: continue with gpugrad train "
-                  f"--resume {args.resume or config.out}", file=sys.stderr, flush=True)
+            return 130
         # NOTE: out at once, without MPI's finalize: a rank that finalizes while another waits in an all-reduce for
-        # it would wait forever; the launcher ends the others when one is gone
+        # it would wait forever; hydra's proxy ends the others when one leaves without it
         os._exit(130)
     except MemoryError as error:
         detail = str(error).splitlines()[0] if str(error) else "an allocation failed"
@@ -192,6 +210,12 @@ def _train(args, argv=None) -> int:
         print("gpugrad train: the output pipe was closed; stopped (files written so far are kept)", file=sys.stderr)
         return 1
     return 0
+
+
+def _interrupted_at_once(run) -> None:
+    print("gpugrad train: interrupted at once; " + (
+        f"the last checkpoint is kept: continue with gpugrad train --resume {run}" if
+        run and Path(run, "checkpoint.npz").exists() else "before its first checkpoint"), file=sys.stderr, flush=True)
 
 
 def _saved_nproc(run) -> int:
