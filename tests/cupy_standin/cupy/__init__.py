@@ -153,9 +153,17 @@ _SETS = []  # host arrays written into device arrays with ndarray.set
 
 
 def _tag(value):
-    """What a kernel argument is, as the parameter types nvcc compiles are compared with it."""
-    if isinstance(value, _np.ndarray):
+    """What a kernel argument is, as the parameter types nvcc compiles are compared with it. As CuPy's ``_pointer``
+    (``cupy/cuda/function.pyx``): a cupy.ndarray is a pointer; a numpy.ndarray of size one goes by value; a larger one
+    is refused."""
+    if isinstance(value, ndarray):
         return f"pointer to {value.dtype.name}"
+    if isinstance(value, _np.ndarray):
+        if value.size != 1:
+            raise TypeError(f"You are trying to pass a numpy.ndarray of shape {value.shape} as a kernel parameter. "
+                            "Only numpy.ndarrays of size one can be passed by value. If you meant to pass a pointer "
+                            "to __global__ memory, you need to pass a cupy.ndarray instead.")
+        return value.dtype.name  # by value, as a scalar of its dtype: a pointer parameter fails the PTX check
     return {_np.uint64: "uint64", _np.int64: "int64", _np.int32: "int32", _np.float64: "float64",
             _np.float32: "float32"}.get(type(value), f"Python {type(value).__name__}")
 
