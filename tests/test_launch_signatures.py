@@ -171,3 +171,18 @@ def test_the_source_compiled_holds_the_header_so_cupys_cache_key_follows_it(tmp_
     assert '#include \\"common.cuh\\"' not in before and "Compute" in before
     (tmp_path / "common.cuh").write_text((tmp_path / "common.cuh").read_text() + "\n// a change to the header alone\n")
     assert compiled_source() != before
+
+
+def test_the_standin_takes_kernel_arguments_as_cupys_pointer_does():
+    """cupy/cuda/function.pyx ``_pointer``: a cupy.ndarray goes as a pointer, a numpy.ndarray of size one by value
+    (a pointer parameter then fails the PTX check above), a larger numpy.ndarray is refused."""
+    script = ("import numpy as np, cupy\n"
+              "from cupy import _tag\n"
+              "print(_tag(cupy.ones(3, np.float32)), _tag(np.ones(1, np.float32)), _tag(np.int64(2)))\n"
+              "try:\n    _tag(np.ones(3, np.float32))\nexcept TypeError as error:\n    print('refused:', error)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(STANDIN), str(ROOT)]))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert first == "pointer to float32 float32 int64"
+    assert second.startswith("refused: You are trying to pass a numpy.ndarray of shape (3,) as a kernel parameter")
