@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import backend_of, get_backend, is_cupy_array, seed_all
+from .backend import backend_of, get_backend, is_cupy_array, is_host_array, seed_all
 from .dtypes import check_numeric
 from .seam import refuse_in_capture
 from .tensor import Tensor, _shape
@@ -121,7 +121,7 @@ def full_like(other, fill_value, dtype=None, device=None, requires_grad=False) -
 
 def from_numpy(array: np.ndarray) -> Tensor:
     """A CPU tensor sharing ``array``'s memory (changes to one show in the other), as torch.from_numpy."""
-    if not isinstance(array, np.ndarray):
+    if not is_host_array(array):
         raise TypeError(f"from_numpy: expected a numpy array, got {type(array).__name__}")
     return Tensor(array)
 

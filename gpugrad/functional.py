@@ -7,6 +7,7 @@ import numpy as np
 
 from . import autograd
 from .autograd import check_values
+from .backend import is_host_array
 from .amp import _cast, is_autocast_enabled
 from .ops import activation as act
 from .ops import arith, indexing, matmul, normalization, shape
@@ -126,7 +127,7 @@ def mse_loss(pred, target, reduction="mean"):
 
 def _labels(labels, like: Tensor):
     data = labels.data if isinstance(labels, Tensor) else np.asarray(labels) if not hasattr(labels, "__cuda_array_interface__") else labels
-    if like.device != "cpu" and isinstance(data, np.ndarray):
+    if like.device != "cpu" and is_host_array(data):
         data = like.backend.asarray(data)
     return data
 

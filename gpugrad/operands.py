@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import autograd
+from .backend import is_host_array
 from .function import DeviceMismatchError, TensorBase, _is_python_number, as_tensor_like  # noqa: F401
 
 
@@ -20,7 +21,7 @@ def _index_data(index, tensor):
             raise IndexError(f"indexing a tensor of shape {tensor.shape}: float {item} is not a valid index")
         elif isinstance(item, list):
             item = np.asarray(item)
-        if isinstance(item, np.ndarray) and tensor.device != "cpu":
+        if is_host_array(item) and tensor.device != "cpu":
             item = tensor.backend.asarray(item)
         converted.append(item)
     return tuple(converted) if isinstance(index, tuple) else converted[0]

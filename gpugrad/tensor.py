@@ -5,7 +5,7 @@ import numpy as np
 
 from . import autograd, operands
 from .function import TensorBase
-from .backend import _CPU, Backend, backend_of, get_backend, is_cupy_array
+from .backend import _CPU, Backend, backend_of, get_backend, is_cupy_array, is_host_array
 from .dtypes import FLOAT_DTYPES, bfloat16, check_numeric
 from .operands import DeviceMismatchError, _index_data, _shape, as_tensor_like
 from .ops import activation, arith, elementwise, indexing, matmul, reduce, shape as shape_ops
@@ -195,7 +195,7 @@ class Tensor(TensorMethods, TensorIdioms, TensorBase):
     # -- conversion ---------------------------------------------------------------------------
     def __array__(self, dtype=None, copy=None):
         autograd.check_host_read("numpy's conversion of a tensor (np.asarray)")
-        if self.data.__class__ is not np.ndarray and not isinstance(self.data, np.ndarray):
+        if self.data.__class__ is not np.ndarray and not is_host_array(self.data):
             raise TypeError(f"can't convert a tensor on {self.device} to a numpy array: use .numpy() or .cpu() "
                             "to copy it to host memory first")
         if copy is False and dtype is not None and np.dtype(dtype) != self.data.dtype:

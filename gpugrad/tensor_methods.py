@@ -272,7 +272,7 @@ class TensorMethods:
 
     def index_select(self, dim, index):
         dim = _dim(dim, "index_select", self.ndim)
-        index = index.data if hasattr(index, "data") and not isinstance(index, np.ndarray) else index
+        index = index.data if isinstance(index, TensorBase) else index  # NOTE: a CuPy array's .data is its memory
         if index.ndim != 1 or index.dtype.kind not in "iu":
             raise TypeError(f"index_select: the index must be a 1-d integer tensor, got {index.dtype}{tuple(index.shape)}")
         return self[(slice(None),) * dim + (index,)]

@@ -173,13 +173,20 @@ def test_the_source_compiled_holds_the_header_so_cupys_cache_key_follows_it(tmp_
     assert compiled_source() != before
 
 
-def test_the_standin_takes_kernel_arguments_as_cupys_pointer_does():
+def test_the_standin_takes_arguments_as_cupy_does():
     """cupy/cuda/function.pyx ``_pointer``: a cupy.ndarray goes as a pointer, a numpy.ndarray of size one by value
-    (a pointer parameter then fails the PTX check above), a larger numpy.ndarray is refused."""
+    (a pointer parameter then fails the PTX check above), a larger numpy.ndarray is refused. A ufunc refuses a numpy
+    array among device arrays (``_preprocess_arg``), 0-d too; scalars pass."""
     script = ("import numpy as np, cupy\n"
               "from cupy import _tag\n"
               "print(_tag(cupy.ones(3, np.float32)), _tag(np.ones(1, np.float32)), _tag(np.int64(2)))\n"
-              "try:\n    _tag(np.ones(3, np.float32))\nexcept TypeError as error:\n    print('refused:', error)\n")
+              "try:\n    _tag(np.ones(3, np.float32))\nexcept TypeError as error:\n    print('refused:', error)\n"
+              "a = cupy.ones(3)\n"
+              "assert (a + 1).tolist() == (a * np.float32(2)).tolist() == [2.0] * 3\n"
+              "for mixed in (lambda: a + np.ones(3), lambda: np.ones(3) * a, lambda: cupy.add(a, np.asarray(1.0)),\n"
+              "              lambda: cupy.multiply(a, a, out=np.empty(3))):\n"
+              "    try:\n        mixed()\n        print('accepted')\n"
+              "    except TypeError as error:\n        assert 'Unsupported type' in str(error), error\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(STANDIN), str(ROOT)]))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr

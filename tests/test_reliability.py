@@ -442,3 +442,21 @@ def test_bfloat16_without_ml_dtypes_names_the_extra():
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert len(lines) == 4 and all("pip install 'gpugrad[bf16]'" in line for line in lines[:3]) and lines[3] == "float16"
+
+
+@pytest.mark.gpu
+def test_a_device_array_is_never_taken_for_a_host_one(cuda):
+    """The stand-in's device arrays are numpy subclasses (CuPy's are not): gpugrad tells host arrays apart by
+    ``is_host_array``, so that a path taken on the stand-in is the one a card takes."""
+    import cupy
+    from gpugrad.backend import is_host_array
+    a = cupy.ones(3, dtype=np.float32)
+    assert not is_host_array(a) and is_host_array(np.ones(3)) and not is_host_array(np.float32(1))
+    with pytest.raises(TypeError, match="from_numpy: expected a numpy array, got ndarray"):
+        gpugrad.from_numpy(a)
+    t = gpugrad.ones(3, device=cuda)
+    with pytest.raises(TypeError, match="can't convert a tensor on cuda:0 to a numpy array"):
+        np.asarray(t)
+    host = t.backend.to_numpy(t.data)
+    assert type(host) is np.ndarray and host.tolist() == [1.0, 1.0, 1.0]
+    assert t.index_select(0, gpugrad.tensor([2, 0], dtype=gpugrad.long, device=cuda)).numpy().tolist() == [1.0, 1.0]

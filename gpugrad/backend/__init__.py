@@ -91,6 +91,13 @@ def is_cupy_array(array) -> bool:
     return type(array).__module__.startswith("cupy")
 
 
+def is_host_array(array) -> bool:
+    """A numpy array (host memory), not a device array. NOTE: not ``isinstance(array, np.ndarray)`` alone: the tests'
+    CuPy stand-in makes its device arrays numpy subclasses, where real CuPy's are not, and the two would take
+    different paths."""
+    return isinstance(array, np.ndarray) and not is_cupy_array(array)
+
+
 def backend_of(array) -> Backend:
     if type(array) is np.ndarray:
         return _CPU

@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+from ..backend import is_host_array
 from .common import DistributedError, _check_op, _host_max  # noqa: F401 -- DistributedError is public here
 
 __all__ = ["init", "get_world", "is_initialized", "finalize", "launcher_env", "LocalCommunicator",
@@ -120,7 +121,7 @@ class MPICommunicator:
         self.local_rank = launcher_env()[2] if local_rank is None else local_rank
 
     def _host(self, array):
-        if isinstance(array, np.ndarray):
+        if is_host_array(array):
             if not array.flags.c_contiguous:
                 raise ValueError("all_reduce: the array must be C-contiguous (it is reduced in place)")
             return array

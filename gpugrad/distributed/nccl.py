@@ -17,6 +17,7 @@ import os
 import cupy
 import numpy as np
 
+from ..backend import is_host_array
 from .common import DistributedError, _check_op, _host_max
 
 
@@ -81,7 +82,7 @@ class NCCLCommunicator:
     def all_reduce_async(self, array, op="sum"):
         _check_op(op)
         host = None
-        if isinstance(array, np.ndarray):
+        if is_host_array(array):
             if not array.flags.c_contiguous:
                 raise ValueError("all_reduce: the array must be C-contiguous (it is reduced in place)")
             host, array = array, cupy.asarray(array)

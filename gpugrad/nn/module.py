@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import autograd
 from ..autograd import mark_changed
-from ..backend import backend_of, get_backend
+from ..backend import backend_of, get_backend, is_host_array
 from ..dtypes import bfloat16, is_float
 from ..seam import refuse_in_capture
 from ..tensor import Tensor
@@ -193,7 +193,7 @@ class Module:
                 continue
             value = state_dict[name]
             value = value.numpy() if isinstance(value, Tensor) else value.get() if hasattr(value, "get") and \
-                not isinstance(value, (dict, np.ndarray)) else np.asarray(value)
+                not isinstance(value, dict) and not is_host_array(value) else np.asarray(value)
             if tuple(value.shape) != param.shape:
                 problems.append(f"{name} has shape {tuple(value.shape)} in the state dict and {param.shape} in the model")
             elif value.dtype.kind not in "biuf":

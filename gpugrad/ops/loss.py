@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function, check_values
+from ..backend import is_host_array
 from ..dtypes import is_float, working
 
 
@@ -112,7 +113,7 @@ class BinaryCrossEntropy(Function):
     def forward(self, p, y):
         check_float(p, "binary_cross_entropy", "probabilities")
         xp = self.backend.xp
-        if isinstance(p, np.ndarray) and p.size:  # a capture's recording module is not np: test the array
+        if is_host_array(p) and p.size:  # a capture's recording module is not np: test the array
             check_values(lambda: _check_probabilities(p))
         with np.errstate(divide="ignore"):
             log_p, log_q = xp.maximum(xp.log(p), -100), xp.maximum(xp.log(1 - p), -100)

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from ..backend import is_host_array
 from .optimizer import Optimizer, check_hyperparameter
 
 
@@ -63,7 +64,7 @@ class Adam(Optimizer):
         (lr, beta1, beta2, eps, weight_decay), (decoupled, amsgrad, maximize) = scalars, switches
         if maximize:
             grad = -grad
-        on_host = isinstance(param, np.ndarray)  # NOTE: not `xp is np`: a capture hands the CPU a recording module
+        on_host = is_host_array(param)  # NOTE: not `xp is np`: a capture hands the CPU a recording module
         step = float(state["step"]) if on_host else state["step"].astype(np.float64)  # on a GPU, no host read
         sqrt = math.sqrt if on_host else xp.sqrt
         s = self.scratch(xp, state, param)

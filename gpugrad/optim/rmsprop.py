@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import is_host_array
 from .optimizer import Optimizer, check_hyperparameter
 
 
@@ -88,7 +89,7 @@ class Adagrad(Optimizer):
 
     def update(self, xp, param, grad, state, first, scalars, switches):
         lr, lr_decay, weight_decay, _, eps = scalars
-        step = float(state["step"]) if isinstance(param, np.ndarray) else state["step"].astype(np.float64)
+        step = float(state["step"]) if is_host_array(param) else state["step"].astype(np.float64)
         if weight_decay:
             grad = grad + weight_decay * param
         total = state["sum"]

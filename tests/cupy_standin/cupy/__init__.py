@@ -78,6 +78,9 @@ class ndarray(_np.ndarray):
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         call = dict(kwargs)
         out = kwargs.get("out")
+        for value in inputs + tuple(out or ()):  # CuPy's _preprocess_arg: a cupy array, else a scalar (CScalar)
+            if isinstance(value, _np.ndarray) and not isinstance(value, ndarray):
+                raise TypeError(f"Unsupported type {type(value)}")
         if out is not None:
             call["out"] = tuple(_graphs.plain(o) for o in out)
         with _graphs.quiet():
