@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .backend import is_host_array
 from .tensor import Tensor
 
 _STRUCTURE = "__gpugrad_structure__"
@@ -59,7 +60,7 @@ def _flatten(obj, where, arrays):
         return {"tensor": name, "requires_grad": bool(obj.requires_grad)}
     if isinstance(obj, np.generic):
         array, kind = np.asarray(obj), "scalar"
-    elif isinstance(obj, np.ndarray):
+    elif is_host_array(obj):
         array, kind = obj, "array"
     elif type(obj).__module__.startswith("cupy"):
         array, kind = obj.get(), "array"

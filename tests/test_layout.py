@@ -134,6 +134,30 @@ def test_no_file_over_400_lines():
     assert not long
 
 
+def test_host_arrays_are_told_apart_by_is_host_array():
+    """``isinstance(x, np.ndarray)`` holds for the CuPy stand-in's device arrays (numpy subclasses) and not for
+    CuPy's, so a path chosen by it alone differs between the stand-in and a card. Every such test either is
+    ``gpugrad.backend.is_host_array`` or asks about CuPy arrays in the same expression; the CPU capture (host
+    arrays only) is exempt."""
+    loose = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).as_posix() in ("capture/cpu.py",):
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.BoolOp, ast.Call)):
+                for child in ast.walk(node):
+                    child.bool_parent = getattr(child, "bool_parent", None) or (node if isinstance(node, ast.BoolOp)
+                                                                                  else None)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance" and len(node.args) == 2 \
+                    and "np.ndarray" in ast.unparse(node.args[1]):
+                context = ast.unparse(node.bool_parent) if getattr(node, "bool_parent", None) else ""
+                if "is_cupy_array" not in context:
+                    loose.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {ast.unparse(node)}")
+    assert loose == ["backend/__init__.py:108: isinstance(array, (np.ndarray, np.generic))"], loose
+
+
 def test_import_gpugrad_does_not_import_cupy_or_other_optional_dependencies():
     """``import gpugrad`` stays light: ml_dtypes (0.75 s at import before), scipy, tqdm, matplotlib, torch, mpi4py
     and CuPy load only when used; bfloat16 works once asked for, and an ml_dtypes array a user made is known."""
