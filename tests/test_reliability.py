@@ -460,3 +460,15 @@ def test_a_device_array_is_never_taken_for_a_host_one(cuda):
     host = t.backend.to_numpy(t.data)
     assert type(host) is np.ndarray and host.tolist() == [1.0, 1.0, 1.0]
     assert t.index_select(0, gpugrad.tensor([2, 0], dtype=gpugrad.long, device=cuda)).numpy().tolist() == [1.0, 1.0]
+
+
+@pytest.mark.gpu
+def test_where_and_masked_fill_refuse_a_condition_on_another_device(cuda):
+    """CuPy refuses a numpy array among its arguments (TypeError 'Unsupported type'); PyTorch says the devices differ."""
+    x = gpugrad.ones((2, 3), device=cuda)
+    mask = gpugrad.tensor(np.array([True, False, True]))
+    for call in (lambda: x.masked_fill(mask, 0.5), lambda: gpugrad.where(mask, x, 0.0)):
+        with pytest.raises(gpugrad.DeviceMismatchError, match=r"where: the condition is on cpu and the values on "
+                                                             r"cuda:0 \(condition \(3,\)\); move it with .to\('cuda:0'\)"):
+            call()
+    assert x.masked_fill(mask.to(cuda), 0.5).numpy().tolist() == [[0.5, 1.0, 0.5]] * 2

@@ -63,8 +63,8 @@ OPS = {
                           lambda t: t.split([1, 2], dim=0)[1].sum() + t.chunk(3, dim=1)[-1].sum(), (3, 5), "any"),
     "unbind+narrow+flip": (lambda x: x.unbind(1)[2] * x.narrow(0, 1, 2).flip(0).sum(),
                            lambda t: t.unbind(1)[2] * t.narrow(0, 1, 2).flip(0).sum(), (3, 4), "any"),
-    "index_select+masked_fill": (lambda x: x.index_select(1, gpugrad.tensor(np.array([3, 0, 3]))).masked_fill(
-        gpugrad.tensor(np.array([True, False, True])), 0.5),
+    "index_select+masked_fill": (lambda x: x.index_select(1, gpugrad.tensor(np.array([3, 0, 3]), device=x.device))
+                                 .masked_fill(gpugrad.tensor(np.array([True, False, True]), device=x.device), 0.5),
         lambda t: t.index_select(1, torch.tensor([3, 0, 3])).masked_fill(torch.tensor([True, False, True]), 0.5),
         (2, 4), "any"),
     "transpose-two-axes": (lambda x: x.transpose(0, 2).transpose(0, 1) * 1.0,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function, TensorBase, sum_to
+from ..autograd import DeviceMismatchError, Function, TensorBase, sum_to
 from ..dtypes import result_type
 
 
@@ -318,7 +318,11 @@ def where(condition, a, b):
     if first is None:
         raise TypeError(f"where: expected a tensor among condition, a and b, got {type(condition).__name__}, "
                         f"{type(a).__name__} and {type(b).__name__}")
-    backend = first.backend
+    backend = next((v for v in (a, b) if isinstance(v, TensorBase)), first).backend
+    if isinstance(condition, TensorBase) and condition.backend is not backend:
+        raise DeviceMismatchError(f"where: the condition is on {condition.backend.name} and the values on "
+                                  f"{backend.name} (condition {tuple(condition.shape)}); move it with "
+                                  f".to({backend.name!r})")
     cond = condition.data if isinstance(condition, TensorBase) else backend.asarray(condition)
     if not isinstance(a, TensorBase) and not isinstance(b, TensorBase):
         a = first._wrap(backend.asarray(np.asarray(a, dtype=result_type(a, b))))

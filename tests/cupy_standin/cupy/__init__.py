@@ -4,6 +4,7 @@ in numpy from the memory its arguments point at (``_kernels.py``), as are cuBLAS
 stream capture records what runs and a graph's launch redoes it (``_graphs.py``). It checks glue -- what
 gpugrad passes to kernels, cuBLAS and CUDA graphs -- by the results, never what a GPU computes. README.md
 here lists each CuPy behaviour it imitates and the CuPy source it comes from."""
+import builtins as _builtins
 import numpy as _np
 import functools as _functools
 from ._cupy_names import NAMES as _NAMES
@@ -60,6 +61,17 @@ def _method(name, in_place=False):
     return method
 
 
+_DEPTH = [0]  # > 0 inside a call already checked, or inside the stand-in's own numpy (kernels, graph launches)
+
+
+class _internal:
+    def __enter__(self):
+        _DEPTH[0] += 1
+
+    def __exit__(self, *exc):
+        _DEPTH[0] -= 1
+
+
 class ndarray(_np.ndarray):
     def __array_finalize__(self, obj):
         if not isinstance(self.base, ndarray):
@@ -78,8 +90,8 @@ class ndarray(_np.ndarray):
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         call = dict(kwargs)
         out = kwargs.get("out")
-        for value in inputs + tuple(out or ()):  # CuPy's _preprocess_arg: a cupy array, else a scalar (CScalar)
-            if isinstance(value, _np.ndarray) and not isinstance(value, ndarray):
+        for value in inputs + tuple(out or ()) if not _DEPTH[0] else ():  # CuPy's _preprocess_arg: a cupy array,
+            if isinstance(value, _np.ndarray) and not isinstance(value, ndarray):  # else a scalar (CScalar)
                 raise TypeError(f"Unsupported type {type(value)}")
         if out is not None:
             call["out"] = tuple(_graphs.plain(o) for o in out)
@@ -100,7 +112,14 @@ class ndarray(_np.ndarray):
         return wrapped
 
     def __array_function__(self, func, types, args, kwargs):
-        with _graphs.quiet():
+        def hosts(value):
+            if isinstance(value, (list, tuple)):
+                return _builtins.any(hosts(v) for v in value)  # NOTE: the module's own `any` is numpy's
+            return isinstance(value, _np.ndarray) and not isinstance(value, ndarray)
+        if not _DEPTH[0] and (hosts(list(args)) or hosts(list(kwargs.values()))):
+            raise TypeError(f"cupy.{func.__name__}: Unsupported type {_np.ndarray} (a numpy array among CuPy "
+                            "arrays: CuPy takes device arrays and scalars; move it with cupy.asarray)")
+        with _internal(), _graphs.quiet():
             result = super().__array_function__(func, types, args, kwargs)
         wrapped = _rewrap(result)
         if _graphs.recording():
@@ -177,7 +196,8 @@ class RawModule:
     def get_function(self, name):
         def launch(grid, block, args):
             _CALLS.append((name, [_tag(a) for a in args]))
-            _kernels.run(name, grid, args)  # what the kernel computes (cupy/_kernels.py)
+            with _internal():
+                _kernels.run(name, grid, args)  # what the kernel computes (cupy/_kernels.py)
             if _graphs.recording():
                 _graphs.record(lambda: _kernels.run(name, grid, args))
         return launch
