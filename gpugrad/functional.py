@@ -14,7 +14,7 @@ from .ops import arith, indexing, matmul, normalization, shape
 from .ops.arith import where  # noqa: F401 -- gpugrad.where, F.where
 from .dtypes import is_float
 from .ops.loss import MSE, BinaryCrossEntropy, CrossEntropy, _check_range, check_labels
-from .tensor import Tensor, as_tensor_like
+from .tensor import DeviceMismatchError, Tensor, as_tensor_like
 
 __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "softmax", "log_softmax",
            "maximum", "minimum", "maxout", "linear", "concatenate", "cat", "stack", "where", "mse_loss", "cross_entropy",
@@ -125,8 +125,16 @@ def mse_loss(pred, target, reduction="mean"):
     return MSE(reduction)(pred, target)
 
 
-def _labels(labels, like: Tensor):
-    data = labels.data if isinstance(labels, Tensor) else np.asarray(labels) if not hasattr(labels, "__cuda_array_interface__") else labels
+def _labels(labels, like: Tensor, op: str, role="labels", of="logits"):
+    """The labels' (or indices') array on ``like``'s device: a tensor on another device is refused as PyTorch does
+    (a CPU label tensor for CUDA logits would be copied at every step, and cannot be inside a captured one);
+    arrays and lists are moved."""
+    if isinstance(labels, Tensor):
+        if labels.backend is not like.backend:
+            raise DeviceMismatchError(f"{op}: the {role} are on {labels.backend.name} and the {of} on "
+                                      f"{like.backend.name}; move them with .to({like.backend.name!r})")
+        return labels.data
+    data = np.asarray(labels) if not hasattr(labels, "__cuda_array_interface__") else labels
     if like.device != "cpu" and is_host_array(data):
         data = like.backend.asarray(data)
     return data
@@ -147,7 +155,7 @@ def cross_entropy(logits, labels, weight=None, ignore_index=None, reduction="mea
     soft = isinstance(labels, Tensor) and is_float(labels.dtype)
     if not soft and weight is None and ignore_index is None and not label_smoothing:
         if reduction == "mean":
-            return CrossEntropy(_labels(labels, logits))(logits)
+            return CrossEntropy(_labels(labels, logits, "cross_entropy"))(logits)
         return nll_loss(log_softmax(logits, dim=1), labels, reduction=reduction)
     (logits,) = _float32("cross_entropy", logits)
     log_probs = log_softmax(logits, dim=1)
@@ -186,7 +194,7 @@ def nll_loss(log_probs, labels, weight=None, ignore_index=None, reduction="mean"
     _reduction(reduction, "nll_loss")
     (log_probs,) = _float32("nll_loss", log_probs)
     if weight is None and ignore_index is None:
-        labels = _labels(labels, log_probs)
+        labels = _labels(labels, log_probs, "nll_loss", of="log-probabilities")
         check_labels(log_probs.shape, labels, "nll_loss")
         picked = indexing.gather(log_probs, 1, labels.reshape(-1, 1), in_range=True).reshape(-1)  # labels checked
         return _reduce(-picked, reduction)
@@ -199,7 +207,7 @@ def _class_nll(log_probs, labels, weight, ignore_index, reduction, smoothing, op
     if weight is not None and not isinstance(weight, Tensor):
         raise TypeError(f"{op}: weight must be a tensor of one weight per class, got {weight!r} (pass reduction= "
                         "by name: PyTorch's third argument is weight)")
-    data = _labels(labels, log_probs)
+    data = _labels(labels, log_probs, op, of="logits" if op == "cross_entropy" else "log-probabilities")
     check_labels(log_probs.shape, data, op, skip_range=True)
     classes, xp = log_probs.shape[1], log_probs.backend.xp
     keep = None if ignore_index is None else data != ignore_index
@@ -278,7 +286,7 @@ def normalize(x, p=2.0, dim=1, eps=1e-12):
 
 def svm_loss(scores, labels, margin=1.0):
     """Multiclass SVM loss: mean over n of sum over j != y_n of max(0, s_j - s_y + margin)."""
-    labels = _labels(labels, scores)
+    labels = _labels(labels, scores, "svm_loss", of="scores")
     if not is_float(scores.dtype):
         raise TypeError(f"svm_loss: scores must be floating point, got dtype {scores.dtype}; convert with .float()")
     check_labels(scores.shape, labels, "svm_loss")
@@ -359,7 +367,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
 
 def embedding(indices, weight, padding_idx=None):
     """Rows of ``weight`` (num_embeddings, dim) at integer ``indices`` of any shape."""
-    index = _labels(indices, weight)
+    index = _labels(indices, weight, "embedding", role="indices", of="weight")
     return shape.Embedding(index, padding_idx)(weight)
 
 

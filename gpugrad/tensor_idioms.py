@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .dtypes import working
-from .function import TensorBase
+from .function import DeviceMismatchError, TensorBase
 from .ops import arith, indexing, reduce
 from .ops.shape import check_axis
 
@@ -91,6 +91,9 @@ class TensorIdioms:
         if self.numel() and int(self.data.min()) < 0:
             raise ValueError("bincount: the values must be >= 0")
         xp = self.backend.xp
+        if isinstance(weights, TensorBase) and weights.backend is not self.backend:
+            raise DeviceMismatchError(f"bincount: the weights are on {weights.backend.name} and the input on "
+                                      f"{self.backend.name}; move them with .to({self.backend.name!r})")
         w = None if weights is None else (weights.data if isinstance(weights, TensorBase) else xp.asarray(weights))
         counts = xp.bincount(self.data, weights=w, minlength=minlength)
         return self._wrap(counts.astype(np.int64 if w is None else w.dtype, copy=False))

@@ -472,3 +472,32 @@ def test_where_and_masked_fill_refuse_a_condition_on_another_device(cuda):
                                                              r"cuda:0 \(condition \(3,\)\); move it with .to\('cuda:0'\)"):
             call()
     assert x.masked_fill(mask.to(cuda), 0.5).numpy().tolist() == [[0.5, 1.0, 0.5]] * 2
+
+
+@pytest.mark.gpu
+def test_an_index_or_labels_on_another_device_are_refused_as_pytorch_does(cuda):
+    """PyTorch: 'Expected all tensors to be on the same device' for gather, scatter_add, index_select, the losses'
+    labels, an embedding's indices, bincount's weights. A CPU label tensor for CUDA logits was copied to the device
+    at every step (and cannot be inside a captured one); refused now, naming the op, the role and both devices.
+    Indexing with a CPU tensor stays allowed (PyTorch allows it); arrays and lists are moved."""
+    x = gpugrad.randn(4, 5, device=cuda, requires_grad=True)
+    index = gpugrad.tensor(np.array([[0, 1], [2, 3], [4, 0], [1, 1]]), dtype=gpugrad.long)
+    labels = gpugrad.tensor(np.array([0, 1, 2, 3]), dtype=gpugrad.long)
+    refused = {
+        "gather: the index": lambda: x.gather(1, index),
+        "scatter_add: the index": lambda: x.scatter_add(1, index, gpugrad.ones(4, 2, device=cuda)),
+        "index_select: the index": lambda: x.index_select(1, labels),
+        "cross_entropy: the labels": lambda: F.cross_entropy(x, labels),
+        "cross_entropy: the labels ": lambda: F.cross_entropy(x, labels, label_smoothing=0.1),
+        "nll_loss: the labels": lambda: F.nll_loss(F.log_softmax(x, dim=1), labels),
+        "svm_loss: the labels": lambda: F.svm_loss(x, labels),
+        "embedding: the indices": lambda: nn.Embedding(10, 3).to(cuda)(labels),
+        "bincount: the weights": lambda: labels.to(cuda).bincount(weights=gpugrad.ones(4)),
+    }
+    for start, call in refused.items():
+        with pytest.raises(gpugrad.DeviceMismatchError, match=rf"^{start.strip()} (is|are) on cpu and the \S+ on "
+                                                             r"cuda:0; move (it|them) with .to\('cuda:0'\)$"):
+            call()
+    assert x[labels].shape == (4, 5) and x[labels].device == "cuda:0"
+    assert F.cross_entropy(x, np.array([0, 1, 2, 3])).device == "cuda:0"
+    assert F.cross_entropy(x, labels.to(cuda)).device == "cuda:0"
