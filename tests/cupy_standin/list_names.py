@@ -2,7 +2,8 @@
 the public names each imitated module defines, and the public attributes of the classes the stand-in defines in
 them. Run with ``--missing`` by a Python with the real packages (cupy-cuda13x, cuda-pathfinder; ``python -P``, so
 that this folder does not shadow them): read that JSON on stdin and print the names the real packages lack
-(``hasattr``: CuPy loads its library bindings, cupy.cuda.cublas among them, on first access)."""
+(``hasattr``: CuPy loads its library bindings, cupy.cuda.cublas among them, on first access); with ``--parameters``,
+read a JSON list of ``cupy`` function names and print each one's parameters."""
 import importlib
 import inspect
 import json
@@ -47,5 +48,30 @@ def missing(standin):
     return lacking
 
 
+def parameters(names):
+    """For each ``cupy`` function named: its parameters and whether it takes ``**kwargs`` (from its signature, or a
+    ufunc's ``nin`` and numpy's ufunc keywords), or None where neither can be read."""
+    import cupy
+    found = {}
+    for name in names:
+        function = getattr(cupy, name, None)
+        try:
+            signature = inspect.signature(function)
+            found[name] = {"parameters": list(signature.parameters), "var_keyword": any(
+                p.kind is p.VAR_KEYWORD for p in signature.parameters.values())}
+        except (TypeError, ValueError):
+            if isinstance(function, cupy.ufunc):  # out=, dtype=, casting= are every ufunc's (cupy/_core/_kernel.pyx)
+                found[name] = {"parameters": [f"x{i}" for i in range(function.nin)] + ["out", "dtype", "casting"],
+                               "var_keyword": False}
+            else:
+                found[name] = None
+    return found
+
+
 if __name__ == "__main__":
-    print(json.dumps(missing(json.load(sys.stdin)) if "--missing" in sys.argv else defined()))
+    if "--missing" in sys.argv:
+        print(json.dumps(missing(json.load(sys.stdin))))
+    elif "--parameters" in sys.argv:
+        print(json.dumps(parameters(json.load(sys.stdin))))
+    else:
+        print(json.dumps(defined()))

@@ -191,7 +191,16 @@ def _tag(value):
 
 
 class RawModule:
-    def __init__(self, code, options, name_expressions): self.code, self.options = code, options
+    def __init__(self, *, code=None, path=None, options=(), backend="nvrtc", translate_cucomplex=False,
+                 enable_cooperative_groups=False, name_expressions=None, jitify=None):
+        # as cupy/_core/raw.pyx's typed keyword-only __init__ (str code, tuple options): what Cython refuses
+        for argument, value, kind in (("code", code, str), ("path", path, str), ("options", options, tuple)):
+            if value is not None and not isinstance(value, kind):
+                raise TypeError(f"Argument '{argument}' has incorrect type (expected {kind.__name__}, got "
+                                f"{type(value).__name__})")
+        if (code is None) == (path is None):
+            raise TypeError("Exactly one of `code` and `path` keyword arguments must be given.")
+        self.code, self.options = code, options
     def compile(self): pass
     def get_function(self, name):
         def launch(grid, block, args):
