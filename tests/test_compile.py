@@ -386,7 +386,7 @@ def _random_program(seed):
              lambda a: F.log_softmax(a, dim=0), lambda a: a.cumsum(dim=1) * 0.1, lambda a: a.sort(dim=1)[0],
              lambda a: a.T.reshape(4, 6), lambda a: F.pad(a, (1, 1))[:, 1:-1], lambda a: a - a.mean(dim=0, keepdim=True),
              lambda a: a * a.norm(dim=1, keepdim=True), lambda a: a.amax(dim=1, keepdim=True) + a,
-             lambda a: F.gelu(a, approximate="tanh"), lambda a: F.layer_norm(a, 6), lambda a: a.gather(1, a.argsort(dim=1)),
+             lambda a: F.gelu(a, approximate="tanh"), F.gelu, lambda a: F.layer_norm(a, 6), lambda a: a.gather(1, a.argsort(dim=1)),
              lambda a: F.concatenate([a[:, :3], a[:, 3:] * 2], axis=1), lambda a: a.topk(2, dim=1)[0].repeat(1, 3),
              lambda a: a ** 2, lambda a: (a[:, :4] @ a[:, :4].T)[:, :1] * 0.1 + a]
     binary = [lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b, lambda a, b: a / (b.abs() + 1),

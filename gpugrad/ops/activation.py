@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from ..autograd import Function
+from ..backend import is_host_array
 from ..dtypes import working
 from .formulas import (ACTIVATIONS, Activation, _sigmoid, activation_code, activation_param, apply_backward,  # noqa: F401
                        apply_forward, keyword_param)
@@ -107,14 +108,16 @@ class LogSoftmax(Softmax):
 
 
 def _erf(xp, x):
-    """erf elementwise: CuPy's and scipy's where present, else Python's math.erf per element."""
-    if xp is not np:
+    """erf elementwise: CuPy's for a device array, scipy's where present, else Python's math.erf per element. Told by
+    the array, not ``xp``: inside a CPU capture ``xp`` is a recording module (it imported cupyx there)."""
+    if not is_host_array(x):
         from cupyx.scipy.special import erf
         return erf(x)
     try:
         from scipy.special import erf
     except ImportError:
-        return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=x.dtype)  # (0-d: frompyfunc gives a float)
+        y = np.frompyfunc(math.erf, 1, 1)(x)  # a ufunc, so a CPU capture records it; then astype, recorded too
+        return y.astype(x.dtype) if isinstance(y, np.ndarray) else np.asarray(y, dtype=x.dtype)  # 0-d: a float
     return erf(x)
 
 
