@@ -146,6 +146,7 @@ def test_dataloader_batches_are_copies_and_shuffles_follow_manual_seed(device):
     assert np.array_equal(X, np.arange(20, dtype=np.float32).reshape(10, 2))
     dataset = data.TensorDataset(G(X, device), G(y, device))
     for xb, _ in data.DataLoader(dataset, batch_size=4, shuffle=False):
+        assert xb.device == dataset.tensors[0].device  # where the data is, as PyTorch's (a CUDA dataset: CUDA batches)
         xb += 1.0
     assert np.array_equal(dataset.tensors[0].numpy(), X)
 

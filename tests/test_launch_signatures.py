@@ -176,7 +176,8 @@ def test_the_source_compiled_holds_the_header_so_cupys_cache_key_follows_it(tmp_
 def test_the_standin_takes_arguments_as_cupy_does():
     """cupy/cuda/function.pyx ``_pointer``: a cupy.ndarray goes as a pointer, a numpy.ndarray of size one by value
     (a pointer parameter then fails the PTX check above), a larger numpy.ndarray is refused. A ufunc refuses a numpy
-    array among device arrays (``_preprocess_arg``), 0-d too; scalars pass."""
+    array among device arrays (``_preprocess_arg``), 0-d too; scalars pass. A device array never becomes a host
+    one implicitly (``__array__``), and a numpy function CuPy lacks has no implementation (``__array_function__``)."""
     script = ("import numpy as np, cupy\n"
               "from cupy import _tag\n"
               "print(_tag(cupy.ones(3, np.float32)), _tag(np.ones(1, np.float32)), _tag(np.int64(2)))\n"
@@ -188,7 +189,13 @@ def test_the_standin_takes_arguments_as_cupy_does():
               "              lambda: cupy.where(np.ones(3, bool), a, a)):\n"
               "    try:\n        mixed()\n        print('accepted')\n"
               "    except TypeError as error:\n        assert 'Unsupported type' in str(error), error\n"
-              "assert cupy.concatenate([a, a]).shape == (6,) and cupy.where(a > 0, a, 0.0).shape == (3,)\n")
+              "assert cupy.concatenate([a, a]).shape == (6,) and cupy.where(a > 0, a, 0.0).shape == (3,)\n"
+              "for refused, says in ((lambda: np.asarray(a), 'Implicit conversion to a NumPy array is not allowed'),\n"
+              "                      (lambda: np.array(a * 2), 'Implicit conversion'),\n"
+              "                      (lambda: np.insert(a, 0, 1.0), \"no implementation found for 'numpy.insert'\")):\n"
+              "    try:\n        refused()\n        print('accepted')\n"
+              "    except TypeError as error:\n        assert says in str(error), error\n"
+              "assert np.array_equal(a.get(), np.ones(3)) and np.asarray(a.get()).shape == (3,)\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(STANDIN), str(ROOT)]))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr

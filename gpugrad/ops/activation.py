@@ -117,7 +117,7 @@ def _erf(xp, x):
         from scipy.special import erf
     except ImportError:
         y = np.frompyfunc(math.erf, 1, 1)(x)  # a ufunc, so a CPU capture records it; then astype, recorded too
-        return y.astype(x.dtype) if isinstance(y, np.ndarray) else np.asarray(y, dtype=x.dtype)  # 0-d: a float
+        return y.astype(x.dtype) if is_host_array(y) else np.asarray(y, dtype=x.dtype)  # 0-d: a float
     return erf(x)
 
 

@@ -34,7 +34,7 @@ def main():
             for name_a, a, da in layouts(rng, shape_a, dtype):
                 for name_b, b, db in layouts(rng, shape_b, dtype):
                     cublas._GEMMS.clear()
-                    got = np.asarray(gpu.matmul(da, db)).astype(np.float64)
+                    got = gpu.matmul(da, db).get().astype(np.float64)
                     want = np.matmul(a.astype(np.float64), b.astype(np.float64))
                     scale = max(np.abs(want).max(initial=0.0), 1.0)
                     out.append({"dtype": np.dtype(dtype).name, "a": [list(shape_a), name_a], "b": [list(shape_b), name_b],

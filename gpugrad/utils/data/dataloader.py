@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...backend import get_backend
+from ...backend import backend_of, get_backend, is_cupy_array
 from ...generator import host_rng
 from ...tensor import Tensor
 
@@ -49,9 +49,9 @@ class DataLoader:
             raise ValueError(f"DataLoader: X has {len(X)} samples but y has {len(y)}")
         if batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
-        self.backend = get_backend(device)
-        self.X = self.backend.asarray(X if self.backend.kind == "cpu" else np.asarray(X))
-        self.y = self.backend.asarray(y if self.backend.kind == "cpu" else np.asarray(y))
+        # device None: where the data is (a TensorDataset of CUDA tensors gives CUDA batches, as PyTorch's)
+        self.backend = get_backend(device) if device is not None or not is_cupy_array(X) else backend_of(X)
+        self.X, self.y = _on(self.backend, X), _on(self.backend, y)
         if not (isinstance(world_size, (int, np.integer)) and isinstance(rank, (int, np.integer)) and 0 <= rank < world_size):
             raise ValueError(f"DataLoader: rank must lie in [0, world_size), got rank {rank!r}, world_size {world_size!r}")
         if world_size > 1 and shuffle and seed is None:
@@ -97,3 +97,10 @@ class DataLoader:
             else:
                 index = order[start:stop]
                 yield Tensor._make(self.X[index], False), Tensor._make(self.y[index], False)
+
+
+def _on(backend, array):
+    """``array`` on ``backend``'s device: a device array comes to the host by ``.get()`` (never implicitly)."""
+    if backend.kind == "cpu":
+        return array.get() if is_cupy_array(array) else np.asarray(array)
+    return backend.asarray(array)

@@ -5,6 +5,7 @@ stream capture records what runs and a graph's launch redoes it (``_graphs.py``)
 gpugrad passes to kernels, cuBLAS and CUDA graphs -- by the results, never what a GPU computes. README.md
 here lists each CuPy behaviour it imitates and the CuPy source it comes from."""
 import builtins as _builtins
+import sys as _sys
 import numpy as _np
 import functools as _functools
 from ._cupy_names import NAMES as _NAMES
@@ -64,6 +65,20 @@ def _method(name, in_place=False):
 _DEPTH = [0]  # > 0 inside a call already checked, or inside the stand-in's own numpy (kernels, graph launches)
 
 
+def _implicit_conversion_refused(original):
+    """numpy's asarray / array / asanyarray as CuPy leaves them: a device array refuses to become a host one
+    implicitly (``ndarray.__array__`` raises in cupy/_core/core.pyx); the stand-in's own modules (cupy.*, cupyx.*)
+    and numpy inside a call CuPy handles still convert. NOTE: numpy's C code calls the originals, untouched."""
+    def convert(a, *args, **kwargs):
+        if isinstance(a, ndarray) and not _DEPTH[0] and not _sys._getframe(1).f_globals.get(
+                "__name__", "").startswith(("cupy", "cupyx")):
+            raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a "
+                            "NumPy array explicitly.")
+        return original(a, *args, **kwargs)
+    convert.__name__, convert.__doc__ = original.__name__, original.__doc__
+    return convert
+
+
 class _internal:
     def __enter__(self):
         _DEPTH[0] += 1
@@ -116,6 +131,11 @@ class ndarray(_np.ndarray):
             if isinstance(value, (list, tuple)):
                 return _builtins.any(hosts(v) for v in value)  # NOTE: the module's own `any` is numpy's
             return isinstance(value, _np.ndarray) and not isinstance(value, ndarray)
+        if not _DEPTH[0] and func.__module__ == "numpy" and func.__name__ not in _NAMES:
+            # CuPy's __array_function__ (cupy/_core/core.pyx) hands numpy's call to CuPy's function of the same name,
+            # and answers NotImplemented where CuPy has none: numpy then raises this
+            raise TypeError(f"no implementation found for 'numpy.{func.__name__}' on types that implement "
+                            f"__array_function__: {[t for t in types]}")
         if not _DEPTH[0] and (hosts(list(args)) or hosts(list(kwargs.values()))):
             raise TypeError(f"cupy.{func.__name__}: Unsupported type {_np.ndarray} (a numpy array among CuPy "
                             "arrays: CuPy takes device arrays and scalars; move it with cupy.asarray)")
@@ -256,3 +276,7 @@ def einsum(subscripts, *operands, **kwargs):
     if contracted and operands[0].dtype.kind in "fcV":
         cuda.cublas._setStream(cuda.device.get_cublas_handle())
     return _einsum(subscripts, *operands, **kwargs)
+
+for _name in ("asarray", "array", "asanyarray"):
+    setattr(_np, _name, _implicit_conversion_refused(getattr(_np, _name)))
+del _name
