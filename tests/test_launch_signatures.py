@@ -186,7 +186,7 @@ def test_the_standin_takes_arguments_as_cupy_does():
               "assert (a + 1).tolist() == (a * np.float32(2)).tolist() == [2.0] * 3\n"
               "for mixed in (lambda: a + np.ones(3), lambda: np.ones(3) * a, lambda: cupy.add(a, np.asarray(1.0)),\n"
               "              lambda: cupy.multiply(a, a, out=np.empty(3)), lambda: cupy.concatenate([a, np.ones(3)]),\n"
-              "              lambda: cupy.where(np.ones(3, bool), a, a)):\n"
+              "              lambda: cupy.where(np.ones(3, bool), a, a), lambda: a + [1.0, 2.0, 3.0]):\n"
               "    try:\n        mixed()\n        print('accepted')\n"
               "    except TypeError as error:\n        assert 'Unsupported type' in str(error), error\n"
               "assert cupy.concatenate([a, a]).shape == (6,) and cupy.where(a > 0, a, 0.0).shape == (3,)\n"
@@ -195,7 +195,11 @@ def test_the_standin_takes_arguments_as_cupy_does():
               "                      (lambda: np.insert(a, 0, 1.0), \"no implementation found for 'numpy.insert'\")):\n"
               "    try:\n        refused()\n        print('accepted')\n"
               "    except TypeError as error:\n        assert says in str(error), error\n"
-              "assert np.array_equal(a.get(), np.ones(3)) and np.asarray(a.get()).shape == (3,)\n")
+              "assert np.array_equal(a.get(), np.ones(3)) and np.asarray(a.get()).shape == (3,)\n"
+              "cupy.add.at(a, np.array([0, 0]), 1.0)\n"
+              "assert a.get().tolist() == [3.0, 1.0, 1.0]\n"
+              "try:\n    cupy.multiply.at(a, [0], 2.0)\n    print('accepted')\n"
+              "except NotImplementedError as error:\n    assert 'cupy_multiply.at' in str(error)\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(STANDIN), str(ROOT)]))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -62,6 +62,7 @@ def _method(name, in_place=False):
     return method
 
 
+_SCATTER_OPS = {"add", "subtract", "maximum", "minimum", "bitwise_and", "bitwise_or", "bitwise_xor"}  # scatter_op=
 _DEPTH = [0]  # > 0 inside a call already checked, or inside the stand-in's own numpy (kernels, graph launches)
 
 
@@ -105,9 +106,12 @@ class ndarray(_np.ndarray):
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         call = dict(kwargs)
         out = kwargs.get("out")
-        for value in inputs + tuple(out or ()) if not _DEPTH[0] else ():  # CuPy's _preprocess_arg: a cupy array,
-            if isinstance(value, _np.ndarray) and not isinstance(value, ndarray):  # else a scalar (CScalar)
-                raise TypeError(f"Unsupported type {type(value)}")
+        if method == "at" and ufunc.__name__ not in _SCATTER_OPS:  # CuPy's ufunc.at: a._scatter_op, where there is one
+            raise NotImplementedError(f"`cupy_{ufunc.__name__}.at` is not supported yet")
+        checked = inputs[:1] if method == "at" else inputs  # at's indices and values go as in a[indices] = values
+        for value in checked + tuple(out or ()) if not _DEPTH[0] else ():  # CuPy's _preprocess_arg: a cupy array,
+            if not isinstance(value, (ndarray, int, float, complex, _np.generic)):  # else a scalar (CScalar): a
+                raise TypeError(f"Unsupported type {type(value)}")  # numpy array, a list, a tuple are refused
         if out is not None:
             call["out"] = tuple(_graphs.plain(o) for o in out)
         with _graphs.quiet():
