@@ -199,7 +199,15 @@ def test_the_standin_takes_arguments_as_cupy_does():
               "cupy.add.at(a, np.array([0, 0]), 1.0)\n"
               "assert a.get().tolist() == [3.0, 1.0, 1.0]\n"
               "try:\n    cupy.multiply.at(a, [0], 2.0)\n    print('accepted')\n"
-              "except NotImplementedError as error:\n    assert 'cupy_multiply.at' in str(error)\n")
+              "except NotImplementedError as error:\n    assert 'cupy_multiply.at' in str(error)\n"
+              "stream = cupy.cuda.Stream(non_blocking=True)\n"
+              "with stream:\n"
+              "    stream.begin_capture()\n"
+              "    for read in (a.get, lambda: float(a[0]), lambda: a.tolist(), lambda: bool(a[0]), stream.synchronize):\n"
+              "        try:\n            read()\n            print('accepted')\n"
+              "        except RuntimeError as error:\n            assert 'while' in str(error) or 'captures' in str(error)\n"
+              "    stream.end_capture()\n"
+              "assert float(a[0]) == 3.0\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(STANDIN), str(ROOT)]))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr

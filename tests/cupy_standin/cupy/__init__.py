@@ -62,6 +62,14 @@ def _method(name, in_place=False):
     return method
 
 
+def _refuse_read(what):
+    """A device-to-host copy and a wait for it, while the current stream captures: on a card cudaMemcpy of pageable
+    memory and synchronizing a capturing stream fail (cudaErrorStreamCaptureUnsupported)."""
+    from .cuda import get_current_stream
+    if get_current_stream()._capturing and not _DEPTH[0]:
+        raise RuntimeError(f"cupy stand-in: {what} (a device-to-host copy) while the current stream captures")
+
+
 _SCATTER_OPS = {"add", "subtract", "maximum", "minimum", "bitwise_and", "bitwise_or", "bitwise_xor"}  # scatter_op=
 _DEPTH = [0]  # > 0 inside a call already checked, or inside the stand-in's own numpy (kernels, graph launches)
 
@@ -167,7 +175,34 @@ class ndarray(_np.ndarray):
         _SETS.append(_np.array(arr))
         self[...] = arr
     def get(self, stream=None):
+        _refuse_read("ndarray.get")
         return _np.asarray(self).view(_np.ndarray).copy()
+
+    # a host read of a device value goes through get() in CuPy (cupy/_core/core.pyx: __float__ is
+    # float(self.get()), item and tolist likewise): refused while the current stream captures
+    def __float__(self):
+        _refuse_read("float()")
+        return _np.ndarray.__float__(self)
+
+    def __int__(self):
+        _refuse_read("int()")
+        return _np.ndarray.__int__(self)
+
+    def __index__(self):
+        _refuse_read("an index")
+        return _np.ndarray.__index__(self)
+
+    def __bool__(self):
+        _refuse_read("bool()")
+        return _np.ndarray.__bool__(self)
+
+    def item(self, *args):
+        _refuse_read("ndarray.item")
+        return _np.ndarray.item(self, *args)
+
+    def tolist(self):
+        _refuse_read("ndarray.tolist")
+        return _np.ndarray.tolist(self)
     @property
     def data(self):
         _graphs.keep(self)

@@ -50,7 +50,9 @@ class Stream:
         self._capturing = False
         return Graph(_graphs.end())
     def is_capturing(self): return self._capturing
-    def synchronize(self): pass
+    def synchronize(self):
+        if self._capturing:  # cudaStreamSynchronize on a capturing stream: cudaErrorStreamCaptureUnsupported
+            raise RuntimeError("cupy stand-in: synchronize() of a stream that captures")
 
 
 _null = Stream(null=True)
