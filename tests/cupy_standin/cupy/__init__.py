@@ -10,6 +10,7 @@ import numpy as _np
 import functools as _functools
 from ._cupy_names import NAMES as _NAMES
 globals().update({_n: getattr(_np, _n) for _n in _NAMES if hasattr(_np, _n)})  # numpy's, where CuPy has the name
+__version__ = "14.2.0"  # the CuPy it imitates
 from . import cuda  # noqa
 from . import _graphs, _kernels
 import importlib as _il

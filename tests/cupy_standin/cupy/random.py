@@ -7,3 +7,9 @@ class RandomState:
         import cupy; return cupy._wrap(self.r.random(shape).astype(dtype))
     def permutation(self, n):
         import cupy; return cupy._wrap(self.r.permutation(n))
+    def randint(self, low, high=None, size=None, dtype=int):
+        import cupy; return cupy._wrap(_np.asarray(self.r.integers(low, high, size), dtype=dtype))
+
+
+def random(size=None, dtype=float):
+    import cupy; return cupy._wrap(_np.random.default_rng().random(size).astype(dtype))
