@@ -228,3 +228,16 @@ def test_nccl_stages_host_arrays_and_votes(cuda):
     assert comm.any_rank(True) is True and comm.any_rank(False) is False
     assert comm.host_max([3, -1]).tolist() == [3, -1]
     assert isinstance(comm.all_reduce(cupy.ones(2)), cupy.ndarray)
+
+
+def test_a_non_finite_loss_stops_every_rank_with_one_line(tmp_path):
+    """Any stop of train() is rank 0's line, printed by the launcher once every rank has gone."""
+    _mpi()
+    out = tmp_path / "nan"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(TRAIN + ["--hidden", "16", "--optimizer", "sgd", "--lr", "1e30", "--epochs", "3", "--out",
+                                   str(out)], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 3, done.stderr[-3000:]
+    assert done.stderr.splitlines() == [f"gpugrad train: the training loss became nan in epoch 1: lower the learning "
+                                        f"rate (--lr 1e+30 now) or check the data for NaN or inf; config and history "
+                                        f"are in {out}"]
