@@ -241,3 +241,18 @@ def test_a_non_finite_loss_stops_every_rank_with_one_line(tmp_path):
     assert done.stderr.splitlines() == [f"gpugrad train: the training loss became nan in epoch 1: lower the learning "
                                         f"rate (--lr 1e+30 now) or check the data for NaN or inf; config and history "
                                         f"are in {out}"]
+
+
+def test_a_closed_output_pipe_stops_an_nproc_run_as_it_stops_one_process(tmp_path):
+    """gpugrad train --nproc 2 | head -2: mpiexec, writing the ranks' lines, meets the closed pipe and ends; the
+    launcher says what one process says, status 1, files kept."""
+    _mpi()
+    out = tmp_path / "run"
+    run = subprocess.Popen(TRAIN + ["--epochs", "500", "--out", str(out)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.stdout.readline().startswith("gpugrad train: digits") and run.stdout.readline().startswith("epoch")
+    run.stdout.close()
+    stderr = run.stderr.read()
+    assert run.wait(timeout=120) == 1
+    assert stderr.splitlines() == ["gpugrad train: the output pipe was closed; stopped (files written so far are kept)"]
+    assert (out / "checkpoint.npz").exists()

@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import sys
 from pathlib import Path
 
@@ -183,6 +184,12 @@ def _train(args, argv=None) -> int:
                 if not finished.said:  # the ranks were ended at once (a second Ctrl-C), or before their first step
                     _interrupted_at_once(args.resume or config.out)
                 return finished.status if finished.status > 0 else 130
+            if finished.status == -signal.SIGPIPE:  # mpiexec wrote to a closed pipe (gpugrad train | head)
+                raise BrokenPipeError
+            if finished.status < 0:
+                print(f"gpugrad train: mpiexec was ended by {signal.Signals(-finished.status).name}; the ranks with it"
+                      + _kept(args.resume or config.out), file=sys.stderr)
+                return 1
             return finished.status
         train(config, log=_print_or_stop, resume=args.resume, epochs=args.epochs if args.resume and given else None)
     except (ValueError, CudaUnavailableError, ImportError, DistributedError) as error:
@@ -213,9 +220,12 @@ def _train(args, argv=None) -> int:
 
 
 def _interrupted_at_once(run) -> None:
-    print("gpugrad train: interrupted at once; " + (
-        f"the last checkpoint is kept: continue with gpugrad train --resume {run}" if
-        run and Path(run, "checkpoint.npz").exists() else "before its first checkpoint"), file=sys.stderr, flush=True)
+    print("gpugrad train: interrupted at once" + _kept(run), file=sys.stderr, flush=True)
+
+
+def _kept(run) -> str:
+    return "; " + (f"the last checkpoint is kept: continue with gpugrad train --resume {run}" if
+                   run and Path(run, "checkpoint.npz").exists() else "before its first checkpoint")
 
 
 def _saved_nproc(run) -> int:
