@@ -246,6 +246,9 @@ def test_the_deliberate_differences_from_pytorch_hold():
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
         F.cross_entropy(gpugrad.ones(2, 3), labels)
     assert F.cross_entropy(gpugrad.ones(2, 3), labels, ignore_index=-100).item() == pytest.approx(np.log(3))
+    assert F.cross_entropy(gpugrad.ones(2, 3), np.array([0, 2])).item() == pytest.approx(np.log(3))  # an array taken
+    with pytest.raises(TypeError):
+        torch.nn.functional.cross_entropy(torch.ones(2, 3), np.array([0, 2]))
     for make in (lambda lib: lib.nn.LayerNorm(3, eps=-1.0), lambda lib: lib.nn.HuberLoss(delta=-1.0),
                  lambda lib: lib.nn.BatchNorm1d(3, momentum=2.0)):
         make(torch)  # PyTorch makes it
