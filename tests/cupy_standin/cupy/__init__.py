@@ -228,7 +228,8 @@ def full(shape, value, dtype=None): return _filled(_wrap(_np.full(shape, value, 
 def zeros(*a, **k): return _filled(_wrap(_np.zeros(*a, **k)), 0)
 def ones(*a, **k): return _filled(_wrap(_np.ones(*a, **k)), 1)
 def ascontiguousarray(a): return _wrap(_np.ascontiguousarray(a))
-def asnumpy(a): return _np.asarray(a).view(_np.ndarray).copy()
+def asnumpy(a, stream=None, order="C", out=None, *, blocking=True):  # a device array through get(), as CuPy's
+    return a.get() if isinstance(a, ndarray) else _np.asarray(a, order=order)
 def matmul(a, b): return _wrap(_np.matmul(a, b))
 _CALLS = []  # (kernel name expression, [argument type tags]) per launch
 _SETS = []  # host arrays written into device arrays with ndarray.set
