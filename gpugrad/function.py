@@ -32,6 +32,15 @@ class DeviceMismatchError(RuntimeError):
     """An operation got tensors that live on different devices."""
 
 
+def check_device(op, what, tensor, backend, of="input", plural=False, detail=""):
+    """A tensor an op takes beside its input (an index, labels, a condition) must be on the input's ``backend``, as
+    PyTorch requires: else one line naming the op, the role and both devices."""
+    if tensor.backend is not backend:
+        raise DeviceMismatchError(
+            f"{op}: the {what} {'are' if plural else 'is'} on {tensor.backend.name} and the {of} on {backend.name}"
+            f"{detail}; move {'them' if plural else 'it'} with .to({backend.name!r})")
+
+
 _FREED = object()  # what a function saved, once a backward without retain_graph freed it
 _serials = itertools.count()
 # NOTE: one clock for every in-place change. A function notes the clock when recorded; a tensor's

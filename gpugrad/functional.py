@@ -14,7 +14,8 @@ from .ops import arith, indexing, matmul, normalization, shape
 from .ops.arith import where  # noqa: F401 -- gpugrad.where, F.where
 from .dtypes import is_float
 from .ops.loss import MSE, BinaryCrossEntropy, CrossEntropy, _check_range, check_labels
-from .tensor import DeviceMismatchError, Tensor, as_tensor_like
+from .function import check_device
+from .tensor import Tensor, as_tensor_like
 
 __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "softmax", "log_softmax",
            "maximum", "minimum", "maxout", "linear", "concatenate", "cat", "stack", "where", "mse_loss", "cross_entropy",
@@ -130,9 +131,7 @@ def _labels(labels, like: Tensor, op: str, role="labels", of="logits"):
     (a CPU label tensor for CUDA logits would be copied at every step, and cannot be inside a captured one);
     arrays and lists are moved."""
     if isinstance(labels, Tensor):
-        if labels.backend is not like.backend:
-            raise DeviceMismatchError(f"{op}: the {role} are on {labels.backend.name} and the {of} on "
-                                      f"{like.backend.name}; move them with .to({like.backend.name!r})")
+        check_device(op, role, labels, like.backend, of=of, plural=True)
         return labels.data
     data = np.asarray(labels) if not hasattr(labels, "__cuda_array_interface__") else labels
     if like.device != "cpu" and is_host_array(data):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .dtypes import working
-from .function import DeviceMismatchError, TensorBase
+from .function import TensorBase, check_device
 from .ops import arith, indexing, reduce
 from .ops.shape import check_axis
 
@@ -91,9 +91,8 @@ class TensorIdioms:
         if self.numel() and int(self.data.min()) < 0:
             raise ValueError("bincount: the values must be >= 0")
         xp = self.backend.xp
-        if isinstance(weights, TensorBase) and weights.backend is not self.backend:
-            raise DeviceMismatchError(f"bincount: the weights are on {weights.backend.name} and the input on "
-                                      f"{self.backend.name}; move them with .to({self.backend.name!r})")
+        if isinstance(weights, TensorBase):
+            check_device("bincount", "weights", weights, self.backend, plural=True)
         w = None if weights is None else (weights.data if isinstance(weights, TensorBase) else xp.asarray(weights))
         counts = xp.bincount(self.data, weights=w, minlength=minlength)
         return self._wrap(counts.astype(np.int64 if w is None else w.dtype, copy=False))

@@ -16,7 +16,7 @@ import numpy as np
 from . import autograd, operands
 from .backend import is_cupy_array
 from .dtypes import check_numeric, is_float
-from .function import DeviceMismatchError, TensorBase
+from .function import TensorBase, check_device
 from .seam import refuse_in_capture
 from .ops import activation, arith, elementwise, reduce
 
@@ -272,9 +272,8 @@ class TensorMethods:
 
     def index_select(self, dim, index):
         dim = _dim(dim, "index_select", self.ndim)
-        if isinstance(index, TensorBase) and index.backend is not self.backend:
-            raise DeviceMismatchError(f"index_select: the index is on {index.backend.name} and the input on "
-                                      f"{self.backend.name}; move it with .to({self.backend.name!r})")
+        if isinstance(index, TensorBase):
+            check_device("index_select", "index", index, self.backend)
         index = index.data if isinstance(index, TensorBase) else index  # NOTE: a CuPy array's .data is its memory
         if index.ndim != 1 or index.dtype.kind not in "iu":
             raise TypeError(f"index_select: the index must be a 1-d integer tensor, got {index.dtype}{tuple(index.shape)}")

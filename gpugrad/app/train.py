@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import platform
 import signal
 import sys
@@ -31,7 +30,7 @@ from ..creation import manual_seed, tensor
 from ..ops.matmul import matmul_precision
 from ..serialization import load, save
 from ..utils import data as datasets
-from .launch import READY, STOP, ready
+from .launch import STOP, launched, ready
 from .runs import _clock, finite_history, prepare_output, summary, write_history, write_outputs, write_text
 
 LOSSES = ("cross_entropy", "svm", "mse")
@@ -166,7 +165,7 @@ class _StopRequest:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            numbers = [signal.SIGINT] + ([STOP] if self.comm is not None and os.environ.get(READY) else [])
+            numbers = [signal.SIGINT] + ([STOP] if self.comm is not None and launched() else [])
             self._previous = {number: signal.signal(number, self._handle) for number in numbers}
         return self
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import DeviceMismatchError, Function, TensorBase, sum_to
+from ..autograd import Function, TensorBase, sum_to
+from ..function import check_device
 from ..dtypes import result_type
 
 
@@ -319,10 +320,9 @@ def where(condition, a, b):
         raise TypeError(f"where: expected a tensor among condition, a and b, got {type(condition).__name__}, "
                         f"{type(a).__name__} and {type(b).__name__}")
     backend = next((v for v in (a, b) if isinstance(v, TensorBase)), first).backend
-    if isinstance(condition, TensorBase) and condition.backend is not backend:
-        raise DeviceMismatchError(f"where: the condition is on {condition.backend.name} and the values on "
-                                  f"{backend.name} (condition {tuple(condition.shape)}); move it with "
-                                  f".to({backend.name!r})")
+    if isinstance(condition, TensorBase):
+        check_device("where", "condition", condition, backend, of="values", detail=f" (condition "
+                     f"{tuple(condition.shape)})")
     cond = condition.data if isinstance(condition, TensorBase) else backend.asarray(condition)
     if not isinstance(a, TensorBase) and not isinstance(b, TensorBase):
         a = first._wrap(backend.asarray(np.asarray(a, dtype=result_type(a, b))))

@@ -7,7 +7,8 @@ import collections
 
 import numpy as np
 
-from ..autograd import DeviceMismatchError, Function, check_values
+from ..autograd import Function, check_values
+from ..function import check_device
 from ..dtypes import working
 from .shape import check_axis
 
@@ -19,9 +20,8 @@ ValuesIndices = collections.namedtuple("ValuesIndices", ["values", "indices"])
 def _index(index, x, op):
     # NOTE: a tensor's array, or the index itself: an array's own .data is its buffer (numpy's memoryview,
     # CuPy's MemoryPointer), never the values
-    if isinstance(index, type(x)) and index.backend is not x.backend:
-        raise DeviceMismatchError(f"{op}: the index is on {index.backend.name} and the input on {x.backend.name}; "
-                                  f"move it with .to({x.backend.name!r})")
+    if isinstance(index, type(x)):
+        check_device(op, "index", index, x.backend)
     data = index.data if isinstance(index, type(x)) else index
     data = x.backend.asarray(data) if not isinstance(data, type(x.data)) else data
     if data.dtype.kind not in "iu":

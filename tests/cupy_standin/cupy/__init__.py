@@ -97,6 +97,17 @@ class _internal:
         _DEPTH[0] -= 1
 
 
+def _host_read(name):
+    """An ndarray method that reads the value on the host: refused while the current stream captures."""
+    base = getattr(_np.ndarray, name)
+
+    def method(self, *args):
+        _refuse_read(name)
+        return base(self, *args)
+    method.__name__ = name
+    return method
+
+
 class ndarray(_np.ndarray):
     def __array_finalize__(self, obj):
         if not isinstance(self.base, ndarray):
@@ -181,29 +192,10 @@ class ndarray(_np.ndarray):
 
     # a host read of a device value goes through get() in CuPy (cupy/_core/core.pyx: __float__ is
     # float(self.get()), item and tolist likewise): refused while the current stream captures
-    def __float__(self):
-        _refuse_read("float()")
-        return _np.ndarray.__float__(self)
+    for _name in ("__float__", "__int__", "__index__", "__bool__", "item", "tolist"):
+        locals()[_name] = _host_read(_name)
+    del _name
 
-    def __int__(self):
-        _refuse_read("int()")
-        return _np.ndarray.__int__(self)
-
-    def __index__(self):
-        _refuse_read("an index")
-        return _np.ndarray.__index__(self)
-
-    def __bool__(self):
-        _refuse_read("bool()")
-        return _np.ndarray.__bool__(self)
-
-    def item(self, *args):
-        _refuse_read("ndarray.item")
-        return _np.ndarray.item(self, *args)
-
-    def tolist(self):
-        _refuse_read("ndarray.tolist")
-        return _np.ndarray.tolist(self)
     @property
     def data(self):
         _graphs.keep(self)
